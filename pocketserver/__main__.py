@@ -1,0 +1,293 @@
+"""The pocketserver command line: serve, user, token, backup.
+
+One entry point for `python -m pocketserver`, the installed script and the frozen executable.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from pocketserver import __version__
+from pocketserver.config import CONFIG_FILE_NAME, Config, ConfigError, load, render_toml
+from pocketserver.errors import MatrixError
+from pocketserver.storage.database import DatabaseError
+
+log = logging.getLogger("pocketserver")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: DATA_DIR/pocketserver.toml)")
+    p.add_argument("--data-dir", metavar="DIR", help="data directory (default ./pocketserver-data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pocketserver",
+                                     description="A small Matrix homeserver in one executable.")
+    parser.add_argument("--version", action="version", version=f"pocketserver {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the homeserver (the default command)")
+    _add_serve_flags(serve)
+
+    user = sub.add_parser("user", help="manage local users")
+    user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    add = user_sub.add_parser("add", help="create a user")
+    add.add_argument("name", help="the user name (localpart), e.g. alice")
+    add.add_argument("--admin", action="store_true", help="make the user a server admin")
+    add.add_argument("--password-file", metavar="F", help="read the password from F (else prompt)")
+    _add_config_flags(add)
+    lst = user_sub.add_parser("list", help="list users")
+    _add_config_flags(lst)
+    passwd = user_sub.add_parser("passwd", help="set a user's password (logs out their devices)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-file", metavar="F", help="read the password from F (else prompt)")
+    _add_config_flags(passwd)
+    deact = user_sub.add_parser("deactivate", help="deactivate a user and log out every device")
+    deact.add_argument("name")
+    _add_config_flags(deact)
+
+    token = sub.add_parser("token", help="manage registration tokens")
+    token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    create = token_sub.add_parser("create", help="create a registration token")
+    create.add_argument("--uses", type=int, metavar="N", help="how many registrations it allows (default unlimited)")
+    create.add_argument("--expires", metavar="DURATION", help="lifetime such as 7d, 12h, 30m (default never)")
+    create.add_argument("--token", metavar="T", help="use this token text instead of a random one")
+    _add_config_flags(create)
+    tlist = token_sub.add_parser("list", help="list registration tokens")
+    _add_config_flags(tlist)
+    revoke = token_sub.add_parser("revoke", help="delete a registration token")
+    revoke.add_argument("token")
+    _add_config_flags(revoke)
+
+    backup = sub.add_parser("backup", help="write a consistent copy of the database (safe while serving)")
+    backup.add_argument("file", help="where to write the copy (must not exist)")
+    _add_config_flags(backup)
+    return parser
+
+
+def _add_serve_flags(p: argparse.ArgumentParser) -> None:
+    _add_config_flags(p)
+    p.add_argument("--host", help="listen address (default 0.0.0.0)")
+    p.add_argument("--port", type=int, help="listen port (default 8008)")
+    p.add_argument("--server-name", help="the server name in user IDs (default: host name)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds in a duration like 90s, 30m, 12h, 7d or 2w."""
+    m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
+    if not m:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 12h, 7d)")
+    unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+    return int(m.group(1)) * unit
+
+
+def _load_config(args: argparse.Namespace) -> Config:
+    flags = {"data_dir": getattr(args, "data_dir", None), "host": getattr(args, "host", None),
+             "port": getattr(args, "port", None), "server_name": getattr(args, "server_name", None),
+             "log_level": getattr(args, "log_level", None)}
+    return load(args.config, flags=flags)
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_file:
+        password = Path(args.password_file).read_text(encoding="utf-8").splitlines()[0]
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise SystemExit("error: the passwords do not match")
+    if not password:
+        raise SystemExit("error: the password is empty")
+    return password
+
+
+async def _with_server(config: Config, action: Callable[[Any], Awaitable[int]]) -> int:
+    from pocketserver.server import Server
+    server = Server(config)
+    await server.db.open()
+    try:
+        return await action(server)
+    finally:
+        await server.db.close()
+
+
+def _user_command(args: argparse.Namespace, config: Config) -> int:
+    from pocketserver.accounts.account import deactivate_user
+    from pocketserver.storage import accounts as store
+    user_id = f"@{getattr(args, 'name', '').lower()}:{config.server_name}"
+
+    async def action(server: Any) -> int:
+        if args.user_command == "add":
+            password = _read_password(args)
+            await server.registration.create_user(args.name.lower(), password, admin=args.admin)
+            print(f"created {user_id}{' (admin)' if args.admin else ''}")
+        elif args.user_command == "list":
+            for u in await store.list_users(server.db):
+                flags = [f for f, on in (("admin", u.admin), ("guest", u.is_guest),
+                                         ("deactivated", u.deactivated)) if on]
+                print(u.user_id + (f"  [{', '.join(flags)}]" if flags else ""))
+        elif await store.get_user(server.db, user_id) is None:
+            print(f"error: no such user {user_id}", file=sys.stderr)
+            return 1
+        elif args.user_command == "passwd":
+            password_hash = await server.hasher.hash(_read_password(args))
+
+            async def job(tx: Any) -> None:
+                await store.set_password_hash(tx, user_id, password_hash)
+                await server.sessions.delete_devices(tx, user_id, await store.list_device_ids_tx(tx, user_id))
+            await server.db.write(job)
+            print(f"password changed for {user_id}; its devices were logged out")
+        elif args.user_command == "deactivate":
+            await server.db.write(lambda tx: deactivate_user(tx, user_id, erase=False))
+            print(f"deactivated {user_id}")
+        return 0
+
+    return asyncio.run(_with_server(config, action))
+
+
+def _token_command(args: argparse.Namespace, config: Config) -> int:
+    from pocketserver.storage import registration_tokens as tokens
+
+    async def action(server: Any) -> int:
+        if args.token_command == "create":
+            if args.uses is not None and args.uses < 1:
+                raise SystemExit("error: --uses must be at least 1")
+            expiry = None
+            if args.expires:
+                try:
+                    expiry = int((time.time() + parse_duration(args.expires)) * 1000)
+                except ValueError as exc:
+                    raise SystemExit(f"error: {exc}") from None
+            token = await server.registration.create_token(args.token, args.uses, expiry)
+            print(token)
+            if not config.enable_registration:
+                print("note: registration is off; set enable_registration = true in the config "
+                      "(or POCKETSERVER_ENABLE_REGISTRATION=true) so people can sign up with this token",
+                      file=sys.stderr)
+        elif args.token_command == "list":
+            now = int(time.time() * 1000)
+            for t in await tokens.list_registration_tokens(server.db):
+                uses = "unlimited" if t.uses_allowed is None else f"{t.completed}/{t.uses_allowed} used"
+                expiry = "never expires" if t.expiry_ts is None else time.strftime(
+                    "expires %Y-%m-%d %H:%M", time.localtime(t.expiry_ts / 1000))
+                state = "" if t.usable(now) else "  [not usable]"
+                print(f"{t.token}  {uses}  {expiry}{state}")
+        elif args.token_command == "revoke":
+            if not await server.db.write(lambda tx: tokens.delete_registration_token(tx, args.token)):
+                print(f"error: no such token {args.token}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.token}")
+        return 0
+
+    return asyncio.run(_with_server(config, action))
+
+
+def _backup_command(args: argparse.Namespace, config: Config) -> int:
+    from pocketserver.storage.database import backup
+    if not config.database_path.exists():
+        print(f"error: no database at {config.database_path}", file=sys.stderr)
+        return 1
+    try:
+        backup(config.database_path, Path(args.file))
+    except FileExistsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {config.database_path} to {args.file}")
+    return 0
+
+
+def _first_run(config: Config, args: argparse.Namespace) -> bool:
+    """Write the data directory's config file on the first start without one."""
+    if args.config:
+        return False
+    path = config.data_path / CONFIG_FILE_NAME
+    if path.exists():
+        return False
+    config.data_path.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_toml(config, skip=("data_dir",)), encoding="utf-8")
+    return True
+
+
+def _welcome(config: Config, first_run: bool) -> str:
+    data = config.data_path.resolve()
+    exe = "pocketserver" if getattr(sys, "frozen", False) or "pocketserver" in Path(sys.argv[0]).name \
+        else f"{Path(sys.executable).name} -m pocketserver"
+    dd = f" --data-dir {config.data_dir}" if config.data_dir != "pocketserver-data" else ""
+    lines = [f"pocketserver {__version__} is serving {config.server_name}",
+             f"  Put this homeserver URL into your Matrix client: {config.client_base_url()}",
+             f"  Data directory: {data}" + ("  (created now, with its config file)" if first_run else "")]
+    lines += ["  Create the first user:   " + f"{exe} user add alice --admin{dd}",
+              "  Invite people to sign up: " + f"{exe} token create --uses 1{dd}"
+              + ("" if config.enable_registration else "   (and set enable_registration = true)")]
+    return "\n".join(lines)
+
+
+def serve(config: Config, first_run: bool) -> int:
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config as HypercornConfig
+
+    from pocketserver.app import create_app
+
+    app = create_app(config)
+    hc = HypercornConfig()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    hc.bind = [f"{host}:{config.port}"]
+    hc.accesslog = None
+    hc.errorlog = logging.getLogger("hypercorn.error")
+    hc.graceful_timeout = 10
+    hc.keep_alive_timeout = 75
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(_welcome(config, first_run), flush=True)
+        await hypercorn_serve(app, hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+    asyncio.run(run())
+    log.info("stopped cleanly")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("serve", "user", "token", "backup", "-h", "--help", "--version"):
+        argv.insert(0, "serve")   # serving is the default command
+    args = build_parser().parse_args(argv)
+    try:
+        config = _load_config(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return serve(config, _first_run(config, args))
+        if args.command == "user":
+            return _user_command(args, config)
+        if args.command == "token":
+            return _token_command(args, config)
+        if args.command == "backup":
+            return _backup_command(args, config)
+    except (DatabaseError, MatrixError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

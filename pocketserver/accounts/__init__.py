@@ -1,0 +1,1 @@
+"""Accounts: users, devices, access tokens, passwords and user-interactive auth."""

@@ -1,0 +1,121 @@
+"""Access tokens: issuing, hashing and authenticating requests.
+
+Spec: client-server-api, "Client Authentication" and "Using access tokens".
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+import string
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pocketserver.errors import GuestAccessForbidden, MissingToken, UnknownToken
+from pocketserver.storage import accounts as store
+from pocketserver.storage.database import Database
+
+log = logging.getLogger(__name__)
+LAST_SEEN_FLUSH_S = 60.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def hash_token(token: str) -> bytes:
+    """SHA-256 of a token: only this is stored, so a copied database holds no usable token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_access_token() -> str:
+    return "psat_" + secrets.token_urlsafe(32)
+
+
+def new_refresh_token() -> str:
+    return "psrt_" + secrets.token_urlsafe(32)
+
+
+def new_device_id() -> str:
+    return "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
+
+
+@dataclass(frozen=True, slots=True)
+class Requester:
+    """Who is making a request: the user and the device its access token belongs to."""
+
+    user_id: str
+    device_id: str
+    is_guest: bool
+    access_token_hash: bytes
+
+
+def token_from_request(request: Any) -> str | None:
+    """The access token from `Authorization: Bearer` or the deprecated `access_token` query."""
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+        return None
+    token = request.args.get("access_token")
+    return token or None
+
+
+class Authenticator:
+    """Checks access tokens and records each device's last use in memory."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._last_seen: dict[tuple[str, str], tuple[str, int]] = {}
+
+    async def get_user(self, request: Any, *, allow_guest: bool = False) -> Requester | None:
+        """The requester if the request carries a token, else None; bad tokens raise."""
+        token = token_from_request(request)
+        if token is None:
+            if request.headers.get("Authorization"):
+                raise UnknownToken("Invalid Authorization header", soft_logout=False)
+            return None
+        token_hash = hash_token(token)
+        owner = await store.get_token_owner(self._db, token_hash)
+        if owner is None:
+            raise UnknownToken("Unknown access token", soft_logout=False)
+        now = now_ms()
+        if owner.expires_ts is not None and owner.expires_ts <= now:
+            raise UnknownToken("Access token has expired", soft_logout=True)
+        if owner.is_guest and not allow_guest:
+            raise GuestAccessForbidden("Guest access is not allowed here")
+        self._last_seen[(owner.user_id, owner.device_id)] = (request.remote_addr or "", now)
+        return Requester(owner.user_id, owner.device_id, owner.is_guest, token_hash)
+
+    async def require_user(self, request: Any, *, allow_guest: bool = False) -> Requester:
+        """The authenticated requester; raises M_MISSING_TOKEN or M_UNKNOWN_TOKEN otherwise."""
+        requester = await self.get_user(request, allow_guest=allow_guest)
+        if requester is None:
+            raise MissingToken("Missing access token")
+        return requester
+
+    def forget_device(self, user_id: str, device_id: str) -> None:
+        self._last_seen.pop((user_id, device_id), None)
+
+    async def flush_last_seen(self) -> None:
+        """Write the remembered last-seen times in one job (not one write per request)."""
+        if not self._last_seen:
+            return
+        rows = [(u, d, ip, ts) for (u, d), (ip, ts) in self._last_seen.items()]
+        self._last_seen = {}
+        await self._db.write(lambda tx: store.set_last_seen(tx, rows))
+
+    async def run_last_seen_flusher(self) -> None:
+        while True:
+            await asyncio.sleep(LAST_SEEN_FLUSH_S)
+            try:
+                await self.flush_last_seen()
+            except Exception:
+                log.exception("flushing device last-seen times failed")
+
+    def last_seen(self, user_id: str, device_id: str) -> tuple[str, int] | None:
+        """The in-memory last use of a device not yet flushed to the database."""
+        return self._last_seen.get((user_id, device_id))

@@ -1,0 +1,64 @@
+"""create_app(config): the Quart app with every blueprint, CORS, error handling and lifecycle."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import AsyncIterator
+
+from quart import Quart, Response, request
+
+from pocketserver.client import (account, account_data, devices, filter, login, profile,
+                                 registration, versions)
+from pocketserver.config import Config
+from pocketserver.errors import register_error_handlers
+from pocketserver import metrics
+from pocketserver.server import Server
+
+log = logging.getLogger("pocketserver.access")
+
+BLUEPRINTS = (versions.bp, registration.bp, login.bp, account.bp, devices.bp, profile.bp,
+              filter.bp, account_data.bp, metrics.bp)
+
+# Spec: client-server-api, "Web Browser Clients" (CORS headers on every response).
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization",
+}
+
+
+def create_app(config: Config, server: Server | None = None) -> Quart:
+    """Build the app for `config`; the Server starts and stops with the app's serving."""
+    app = Quart("pocketserver", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    the_server = server or Server(config)
+    app.config["POCKETSERVER"] = the_server
+    register_error_handlers(app)
+    for bp in BLUEPRINTS:
+        app.register_blueprint(bp)
+
+    @app.while_serving
+    async def lifecycle() -> AsyncIterator[None]:
+        await the_server.start()
+        yield
+        await the_server.stop()
+
+    @app.before_request
+    async def _start_timer() -> None:
+        request.started = time.perf_counter()  # type: ignore[attr-defined]
+
+    @app.after_request
+    async def _finish(response: Response) -> Response:
+        for name, value in CORS_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if log.isEnabledFor(logging.INFO):
+            elapsed = time.perf_counter() - getattr(request, "started", time.perf_counter())
+            # request.path never holds the query string, so access tokens are not logged.
+            log.info("%s %s %s %d %.1fms", request.remote_addr, request.method, request.path,
+                     response.status_code, elapsed * 1000)
+        return response
+
+    return app

@@ -1,0 +1,57 @@
+"""Server discovery: /versions, .well-known and capabilities.
+
+Spec: client-server-api, "Server Discovery", "Capabilities negotiation".
+"""
+from __future__ import annotations
+
+from quart import Blueprint, request
+
+from pocketserver.errors import NotFound
+from pocketserver.server import current_server
+
+bp = Blueprint("versions", __name__)
+
+# Spec versions are listed here only once every required part of them is served. The
+# foundation serves accounts, devices, profiles, filters and account data; rooms and /sync
+# arrive with their issues, and with them the version strings clients look for.
+SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = ()
+UNSTABLE_FEATURES: dict[str, bool] = {}
+
+
+@bp.get("/_matrix/client/versions")
+async def get_versions() -> dict:
+    """operationId getVersions. Spec: client-server-api, "GET /_matrix/client/versions"."""
+    return {"versions": list(SUPPORTED_SPEC_VERSIONS), "unstable_features": UNSTABLE_FEATURES}
+
+
+@bp.get("/.well-known/matrix/client")
+async def get_wellknown() -> dict:
+    """operationId getWellknown. Spec: client-server-api, "GET /.well-known/matrix/client"."""
+    return {"m.homeserver": {"base_url": current_server().config.client_base_url() + "/"}}
+
+
+@bp.get("/.well-known/matrix/server")
+async def get_wellknown_server() -> dict:
+    """Delegation of federation traffic to port 443, only when configured (as Synapse does).
+
+    Spec: server-server-api, "GET /.well-known/matrix/server".
+    """
+    config = current_server().config
+    if not config.serve_server_wellknown:
+        raise NotFound(".well-known/matrix/server is not served by this server")
+    return {"m.server": f"{config.server_name}:443"}
+
+
+@bp.get("/_matrix/client/v3/capabilities")
+async def get_capabilities() -> dict:
+    """operationId getCapabilities. Spec: client-server-api, "Capabilities negotiation"."""
+    server = current_server()
+    await server.auth.require_user(request, allow_guest=True)
+    return {"capabilities": {
+        "m.change_password": {"enabled": True},
+        "m.set_displayname": {"enabled": True},
+        "m.set_avatar_url": {"enabled": True},
+        "m.3pid_changes": {"enabled": False},
+        "m.get_login_token": {"enabled": False},
+        "m.profile_fields": {"enabled": True},
+    }}

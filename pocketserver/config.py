@@ -1,0 +1,249 @@
+"""Configuration: built-in defaults < TOML file < POCKETSERVER_<KEY> environment < flags."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from pocketserver.ids import is_valid_server_name
+
+CONFIG_FILE_NAME = "pocketserver.toml"
+ENV_PREFIX = "POCKETSERVER_"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message lists every problem found."""
+
+
+def default_server_name() -> str:
+    """The host's name, lower-cased, when it is a valid server name; else 'localhost'."""
+    name = re.sub(r"[^a-z0-9.-]", "-", socket.gethostname().lower()).strip("-.")
+    return name if name and is_valid_server_name(name) else "localhost"
+
+
+def _key(default: Any, doc: str) -> Any:
+    """A config key with its default and a one-line description (written into new config files)."""
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    server_name: str = _key("",
+        'The domain in user and room IDs; cannot change once users exist. Default: the host name.')
+    host: str = _key("0.0.0.0",
+        'Address the client API listens on. Default 0.0.0.0 (every interface).')
+    port: int = _key(8008,
+        'Port of the client API. Default 8008.')
+    data_dir: str = _key("pocketserver-data",
+        'Where the database, signing key, media and written config live. Default ./pocketserver-data.')
+    public_baseurl: str = _key("",
+        'The URL clients use to reach this server. Default: derived from the LAN address and port.')
+    enable_registration: bool = _key(False,
+        'Whether anyone may register through /register. Default false.')
+    registration_requires_token: bool = _key(True,
+        'With registration on, whether a registration token is required. Default true.')
+    registration_shared_secret: str = _key("",
+        'Secret for Synapse-compatible shared-secret registration; empty disables it. Default empty.')
+    allow_guest_access: bool = _key(False,
+        'Whether guests may register (kind=guest). Default false.')
+    max_request_bytes: int = _key(1_048_576,
+        'Largest request body accepted, in bytes. Default 1 MiB.')
+    rc_login_per_second: float = _key(0.17,
+        'Login attempts per second allowed per client address and per account. Default 0.17.')
+    rc_login_burst: int = _key(5,
+        'Burst of login attempts before the rate applies. Default 5.')
+    rc_registration_per_second: float = _key(0.17,
+        'Registration requests per second allowed per client address. Default 0.17.')
+    rc_registration_burst: int = _key(5,
+        'Burst of registrations before the rate applies. Default 5.')
+    rc_failed_auth_per_second: float = _key(0.17,
+        'Failed password checks (login and user-interactive auth) per second per account. Default 0.17.')
+    rc_failed_auth_burst: int = _key(5,
+        'Burst of failed password checks before the rate applies. Default 5.')
+    refreshable_access_token_lifetime_ms: int = _key(300_000,
+        'Lifetime of access tokens issued with a refresh token, in ms. Default 300000 (5 min).')
+    password_hash_opslimit: int = _key(2,
+        'Argon2id passes for password hashes. Default 2.')
+    password_hash_memlimit_kib: int = _key(19_456,
+        'Argon2id memory per hash in KiB. Default 19456 (19 MiB): ~0.2 s on a Raspberry Pi 4.')
+    enable_metrics: bool = _key(False,
+        'Serve Prometheus-format counters at /_pocketserver/metrics to loopback callers. Default false.')
+    serve_server_wellknown: bool = _key(False,
+        'Serve /.well-known/matrix/server delegating to server_name:443. Default false.')
+    default_room_version: str = _key("12",
+        'Room version for new rooms. Default "12".')
+    log_level: str = _key("info",
+        'Logging level: debug, info, warning, error. Default info.')
+    writer_max_batch_jobs: int = _key(256,
+        'Largest group-commit batch, in jobs. Default 256.')
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_path / "homeserver.db"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_path / "signing.key"
+
+    @property
+    def media_path(self) -> Path:
+        return self.data_path / "media"
+
+    def client_base_url(self) -> str:
+        """The base URL to give to clients, without a trailing slash."""
+        if self.public_baseurl:
+            return self.public_baseurl.rstrip("/")
+        return f"http://{_reachable_host(self.host)}:{self.port}"
+
+    def with_overrides(self, **changes: Any) -> "Config":
+        return dataclasses.replace(self, **changes)
+
+
+KEYS: Mapping[str, dataclasses.Field[Any]] = {f.name: f for f in fields(Config)}
+
+
+def _reachable_host(host: str) -> str:
+    """A host clients can connect to: the LAN address when listening on every interface."""
+    if host not in ("0.0.0.0", "::", ""):
+        return f"[{host}]" if ":" in host else host
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            # No packet is sent: connect() on UDP only selects the outgoing interface.
+            s.connect(("192.0.2.1", 9))
+            return s.getsockname()[0]
+    except OSError:
+        return "127.0.0.1"
+
+
+def _coerce(key: str, value: Any, problems: list[str]) -> Any:
+    """Convert a TOML or environment value to the type of the config key."""
+    kind = KEYS[key].type
+    if isinstance(value, str) and kind != "str":
+        text = value.strip().lower()
+        if kind == "bool":
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            problems.append(f"{key}: expected true or false, got {value!r}")
+            return None
+        try:
+            return int(text) if kind == "int" else float(text)
+        except ValueError:
+            problems.append(f"{key}: expected a number, got {value!r}")
+            return None
+    ok = {
+        "str": isinstance(value, str),
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+    }[str(kind)]
+    if not ok:
+        problems.append(f"{key}: expected {kind}, got {type(value).__name__} {value!r}")
+        return None
+    return float(value) if kind == "float" else value
+
+
+def validate(config: Config) -> list[str]:
+    """Every problem with `config`, as 'key: problem' strings."""
+    problems = []
+    if not is_valid_server_name(config.server_name):
+        problems.append(f"server_name: {config.server_name!r} is not a valid server name")
+    if not 1 <= config.port <= 65535:
+        problems.append(f"port: {config.port} is not between 1 and 65535")
+    if not config.data_dir:
+        problems.append("data_dir: must not be empty")
+    if config.public_baseurl and not re.match(r"^https?://[^/\s]+(/.*)?$", config.public_baseurl):
+        problems.append(f"public_baseurl: {config.public_baseurl!r} is not an http(s) URL")
+    if config.max_request_bytes < 65_536:
+        problems.append("max_request_bytes: must be at least 65536 (one event)")
+    for key in ("rc_login_per_second", "rc_registration_per_second", "rc_failed_auth_per_second"):
+        if getattr(config, key) <= 0:
+            problems.append(f"{key}: must be greater than 0")
+    for key in ("rc_login_burst", "rc_registration_burst", "rc_failed_auth_burst",
+                "writer_max_batch_jobs", "password_hash_opslimit"):
+        if getattr(config, key) < 1:
+            problems.append(f"{key}: must be at least 1")
+    if config.refreshable_access_token_lifetime_ms < 1000:
+        problems.append("refreshable_access_token_lifetime_ms: must be at least 1000")
+    if config.password_hash_memlimit_kib < 8:
+        problems.append("password_hash_memlimit_kib: must be at least 8")
+    if config.log_level.lower() not in ("debug", "info", "warning", "error"):
+        problems.append(f"log_level: {config.log_level!r} is not debug, info, warning or error")
+    return problems
+
+
+def _apply(values: dict[str, Any], source: Mapping[str, Any], origin: str, problems: list[str]) -> None:
+    for key, value in source.items():
+        if key not in KEYS:
+            problems.append(f"{key}: unknown key ({origin})")
+            continue
+        coerced = _coerce(key, value, problems)
+        if coerced is not None:
+            values[key] = coerced
+
+
+def load(config_file: str | os.PathLike[str] | None = None,
+         environ: Mapping[str, str] | None = None,
+         flags: Mapping[str, Any] | None = None) -> Config:
+    """Build the config from defaults, the TOML file, the environment and flags, then validate.
+
+    With no file given, `<data_dir>/pocketserver.toml` is read when it exists.
+    """
+    environ = os.environ if environ is None else environ
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    problems: list[str] = []
+    env_values = {key.lower()[len(ENV_PREFIX):]: value for key, value in environ.items()
+                  if key.startswith(ENV_PREFIX) and key.lower()[len(ENV_PREFIX):] in KEYS}
+    file_values: dict[str, Any] = {}
+    path = Path(config_file) if config_file else None
+    if path is None:
+        data_dir = flags.get("data_dir") or env_values.get("data_dir") or KEYS["data_dir"].default
+        candidate = Path(data_dir) / CONFIG_FILE_NAME
+        path = candidate if candidate.exists() else None
+    if path is not None:
+        try:
+            file_values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+    values: dict[str, Any] = {}
+    _apply(values, file_values, f"in {path}", problems)
+    _apply(values, env_values, "environment", problems)
+    _apply(values, flags, "command line", problems)
+    if not values.get("server_name"):
+        values["server_name"] = default_server_name()
+    config = Config(**values)
+    problems += validate(config)
+    if problems:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+    return config
+
+
+def render_toml(config: Config, *, skip: tuple[str, ...] = ()) -> str:
+    """The config as a commented TOML file, every key (but `skip`) with its value."""
+    lines = ["# pocketserver configuration. Environment variables POCKETSERVER_<KEY> and",
+             "# command-line flags override these values.", ""]
+    for f in fields(Config):
+        if f.name in skip:
+            continue
+        value = getattr(config, f.name)
+        lines.append(f"# {f.metadata['doc']}")
+        if isinstance(value, bool):
+            rendered = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            rendered = repr(value)
+        else:
+            rendered = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        lines.append(f"{f.name} = {rendered}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,67 @@
+"""The Server object: every long-lived service of one running homeserver, built from its config."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from quart import current_app
+
+from pocketserver.accounts.account import Account
+from pocketserver.accounts.auth import Authenticator
+from pocketserver.accounts.passwords import PasswordHasher
+from pocketserver.accounts.profile import Profiles
+from pocketserver.accounts.registration import Registration
+from pocketserver.accounts.sessions import Sessions
+from pocketserver.accounts.uia import UserInteractiveAuth
+from pocketserver.config import Config
+from pocketserver.ratelimit import RateLimiter
+from pocketserver.server_key import ServerSigningKey, load_or_create_signing_key
+from pocketserver.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+class Server:
+    """One homeserver: config, database, signing key and the account services."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        config.data_path.mkdir(parents=True, exist_ok=True)
+        config.media_path.mkdir(parents=True, exist_ok=True)
+        self.signing_key: ServerSigningKey = load_or_create_signing_key(config.signing_key_path)
+        self.db = Database(config.database_path, max_batch_jobs=config.writer_max_batch_jobs)
+        self.hasher = PasswordHasher(config.password_hash_opslimit, config.password_hash_memlimit_kib)
+        self.auth = Authenticator(self.db)
+        self.uia = UserInteractiveAuth()
+        login_limit = RateLimiter(config.rc_login_per_second, config.rc_login_burst)
+        failed_auth_limit = RateLimiter(config.rc_failed_auth_per_second, config.rc_failed_auth_burst)
+        self.registration_limit = RateLimiter(config.rc_registration_per_second,
+                                              config.rc_registration_burst)
+        self.sessions = Sessions(config, self.db, self.hasher, self.auth, login_limit, failed_auth_limit)
+        self.registration = Registration(config, self.db, self.hasher, self.sessions, self.uia,
+                                         self.registration_limit)
+        self.account = Account(self.db, self.hasher, self.sessions, self.uia, self.auth)
+        self.profiles = Profiles(config, self.db)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Open the database and start the background tasks."""
+        await self.db.open()
+        self._tasks.append(asyncio.create_task(self.auth.run_last_seen_flusher(), name="last-seen"))
+
+    async def stop(self) -> None:
+        """Stop background tasks, write what is kept in memory, drain the writer, close."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.auth.flush_last_seen()
+        except Exception:
+            log.exception("flushing last-seen times at shutdown failed")
+        await self.db.close()
+
+
+def current_server() -> Server:
+    """The Server of the app handling the current request."""
+    return current_app.config["POCKETSERVER"]

@@ -1,0 +1,1 @@
+"""Storage: the group-commit writer, read connections, migrations, one module per table group."""

@@ -1,0 +1,33 @@
+"""Global and per-room account data, each change at a new stream position.
+
+Spec: client-server-api, "Client Config".
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Transaction
+
+STREAM = "account_data"
+GLOBAL = ""
+
+
+async def set_account_data(tx: Transaction, user_id: str, room_id: str, data_type: str,
+                           content: Any) -> int:
+    position = await tx.next_stream_position(STREAM)
+    await tx.execute(
+        "INSERT INTO account_data (user_id, room_id, type, content_json, stream_position) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, room_id, type) DO UPDATE SET "
+        "content_json = excluded.content_json, stream_position = excluded.stream_position",
+        (user_id, room_id, data_type, json.dumps(content, ensure_ascii=False), position))
+    tx.changes.users.add(user_id)
+    return position
+
+
+async def get_account_data(db: Database, user_id: str, room_id: str, data_type: str) -> Any | None:
+    row = await db.fetchone("SELECT content_json FROM account_data "
+                            "WHERE user_id = ? AND room_id = ? AND type = ?",
+                            (user_id, room_id, data_type))
+    return json.loads(row[0]) if row else None

@@ -1,0 +1,179 @@
+"""Users, devices, access tokens and refresh tokens.
+
+Spec: client-server-api, "Client Authentication", "Device management".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    user_id: str
+    password_hash: str | None
+    admin: bool
+    is_guest: bool
+    deactivated: bool
+    created_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class TokenOwner:
+    user_id: str
+    device_id: str
+    is_guest: bool
+    expires_ts: int | None
+    refresh_token_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    device_id: str
+    display_name: str | None
+    last_seen_ip: str | None
+    last_seen_ts: int | None
+
+
+_GET_USER = """SELECT user_id, password_hash, admin, is_guest, deactivated, created_ts
+FROM users WHERE user_id = ?"""
+_INSERT_USER = """INSERT INTO users (user_id, password_hash, admin, is_guest, user_type, created_ts)
+VALUES (?, ?, ?, ?, ?, ?)"""
+_LIST_USERS = """SELECT user_id, password_hash, admin, is_guest, deactivated, created_ts
+FROM users ORDER BY user_id"""
+_SET_PASSWORD = "UPDATE users SET password_hash = ? WHERE user_id = ?"
+_DEACTIVATE = "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?"
+_GET_TOKEN_OWNER = """SELECT t.user_id, t.device_id, u.is_guest, t.expires_ts, t.refresh_token_id
+FROM access_tokens t JOIN users u ON u.user_id = t.user_id
+WHERE t.token_hash = ? AND u.deactivated = 0"""
+_UPSERT_DEVICE = """INSERT INTO devices (user_id, device_id, display_name, created_ts)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (user_id, device_id) DO UPDATE
+SET display_name = COALESCE(excluded.display_name, devices.display_name)"""
+_INSERT_ACCESS_TOKEN = """INSERT INTO access_tokens
+(token_hash, user_id, device_id, created_ts, expires_ts, refresh_token_id) VALUES (?, ?, ?, ?, ?, ?)"""
+_INSERT_REFRESH_TOKEN = """INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ts)
+VALUES (?, ?, ?, ?) RETURNING id"""
+_GET_REFRESH_TOKEN = """SELECT r.id, r.user_id, r.device_id, r.next_token_id
+FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id
+WHERE r.token_hash = ? AND u.deactivated = 0"""
+_SET_NEXT_REFRESH = "UPDATE refresh_tokens SET next_token_id = ? WHERE id = ?"
+_DELETE_ACCESS_TOKENS_OF_REFRESH = "DELETE FROM access_tokens WHERE refresh_token_id = ?"
+_DELETE_REFRESH_TOKEN = "DELETE FROM refresh_tokens WHERE id = ?"
+_DELETE_ACCESS_TOKENS_OF_DEVICE = "DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?"
+_DELETE_REFRESH_TOKENS_OF_DEVICE = "DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?"
+_DELETE_DEVICE = "DELETE FROM devices WHERE user_id = ? AND device_id = ?"
+_LIST_DEVICES = """SELECT device_id, display_name, last_seen_ip, last_seen_ts
+FROM devices WHERE user_id = ? ORDER BY device_id"""
+_GET_DEVICE = """SELECT device_id, display_name, last_seen_ip, last_seen_ts
+FROM devices WHERE user_id = ? AND device_id = ?"""
+_SET_DEVICE_NAME = "UPDATE devices SET display_name = ? WHERE user_id = ? AND device_id = ?"
+_SET_LAST_SEEN = """UPDATE devices SET last_seen_ip = ?, last_seen_ts = ?
+WHERE user_id = ? AND device_id = ? AND (last_seen_ts IS NULL OR last_seen_ts < ?)"""
+
+
+def _user(row) -> UserRow:
+    return UserRow(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5])
+
+
+async def get_user(db: Database, user_id: str) -> UserRow | None:
+    row = await db.fetchone(_GET_USER, (user_id,))
+    return _user(row) if row else None
+
+
+async def get_user_tx(tx: Transaction, user_id: str) -> UserRow | None:
+    row = await tx.fetchone(_GET_USER, (user_id,))
+    return _user(row) if row else None
+
+
+async def list_users(db: Database) -> list[UserRow]:
+    return [_user(r) for r in await db.fetchall(_LIST_USERS)]
+
+
+async def insert_user(tx: Transaction, user_id: str, password_hash: str | None, *, admin: bool,
+                      is_guest: bool, user_type: str | None, now_ms: int) -> None:
+    await tx.execute(_INSERT_USER, (user_id, password_hash, int(admin), int(is_guest), user_type, now_ms))
+
+
+async def set_password_hash(tx: Transaction, user_id: str, password_hash: str) -> None:
+    await tx.execute(_SET_PASSWORD, (password_hash, user_id))
+
+
+async def deactivate_user(tx: Transaction, user_id: str) -> None:
+    """Mark the user deactivated and remove every device and token."""
+    await tx.execute(_DEACTIVATE, (user_id,))
+    await tx.execute("DELETE FROM access_tokens WHERE user_id = ?", (user_id,))
+    await tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?", (user_id,))
+    await tx.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
+
+
+async def get_token_owner(db: Database, token_hash: bytes) -> TokenOwner | None:
+    row = await db.fetchone(_GET_TOKEN_OWNER, (token_hash,))
+    return TokenOwner(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+
+
+async def upsert_device(tx: Transaction, user_id: str, device_id: str, display_name: str | None,
+                        now_ms: int) -> None:
+    await tx.execute(_UPSERT_DEVICE, (user_id, device_id, display_name, now_ms))
+
+
+async def insert_access_token(tx: Transaction, token_hash: bytes, user_id: str, device_id: str,
+                              now_ms: int, expires_ts: int | None,
+                              refresh_token_id: int | None) -> None:
+    await tx.execute(_INSERT_ACCESS_TOKEN,
+                     (token_hash, user_id, device_id, now_ms, expires_ts, refresh_token_id))
+
+
+async def insert_refresh_token(tx: Transaction, token_hash: bytes, user_id: str, device_id: str,
+                               now_ms: int) -> int:
+    row = await tx.fetchone(_INSERT_REFRESH_TOKEN, (token_hash, user_id, device_id, now_ms))
+    assert row is not None
+    return int(row[0])
+
+
+async def get_refresh_token(tx: Transaction, token_hash: bytes) -> tuple[int, str, str, int | None] | None:
+    row = await tx.fetchone(_GET_REFRESH_TOKEN, (token_hash,))
+    return (row[0], row[1], row[2], row[3]) if row else None
+
+
+async def retire_refresh_token(tx: Transaction, old_id: int, new_id: int) -> None:
+    """Point the old refresh token at its successor and drop the access tokens it issued."""
+    await tx.execute(_SET_NEXT_REFRESH, (new_id, old_id))
+    await tx.execute(_DELETE_ACCESS_TOKENS_OF_REFRESH, (old_id,))
+
+
+async def delete_refresh_token(tx: Transaction, token_id: int) -> None:
+    await tx.execute(_DELETE_ACCESS_TOKENS_OF_REFRESH, (token_id,))
+    await tx.execute(_DELETE_REFRESH_TOKEN, (token_id,))
+
+
+async def delete_device(tx: Transaction, user_id: str, device_id: str) -> None:
+    """Delete a device with its access and refresh tokens."""
+    await tx.execute(_DELETE_ACCESS_TOKENS_OF_DEVICE, (user_id, device_id))
+    await tx.execute(_DELETE_REFRESH_TOKENS_OF_DEVICE, (user_id, device_id))
+    await tx.execute(_DELETE_DEVICE, (user_id, device_id))
+
+
+async def list_device_ids_tx(tx: Transaction, user_id: str) -> list[str]:
+    return [r[0] for r in await tx.fetchall("SELECT device_id FROM devices WHERE user_id = ?", (user_id,))]
+
+
+async def list_devices(db: Database, user_id: str) -> list[DeviceRow]:
+    return [DeviceRow(*r) for r in await db.fetchall(_LIST_DEVICES, (user_id,))]
+
+
+async def get_device(db: Database, user_id: str, device_id: str) -> DeviceRow | None:
+    row = await db.fetchone(_GET_DEVICE, (user_id, device_id))
+    return DeviceRow(*row) if row else None
+
+
+async def set_device_display_name(tx: Transaction, user_id: str, device_id: str, name: str) -> bool:
+    cur = await tx.execute(_SET_DEVICE_NAME, (name, user_id, device_id))
+    return cur.rowcount > 0
+
+
+async def set_last_seen(tx: Transaction, rows: list[tuple[str, str, str, int]]) -> None:
+    """Record (user_id, device_id, ip, ts) rows, never moving last_seen_ts backwards."""
+    await tx.executemany(_SET_LAST_SEEN, [(ip, ts, u, d, ts) for u, d, ip, ts in rows])

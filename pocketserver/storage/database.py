@@ -1,0 +1,175 @@
+"""The database: one SQLite file in WAL mode, one writer connection, a pool of readers."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import sqlite3
+from importlib import resources
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterable
+
+import aiosqlite
+
+from pocketserver.storage.writer import Job, T, Writer
+
+log = logging.getLogger(__name__)
+BUSY_TIMEOUT_MS = 10_000
+
+
+class DatabaseError(Exception):
+    """The database cannot be used (newer schema, failed migration)."""
+
+
+def _migrations() -> list[tuple[int, str, str]]:
+    """The numbered migration scripts shipped in the package, in order."""
+    found = []
+    for entry in resources.files("pocketserver.storage.migrations").iterdir():
+        m = re.match(r"^(\d{4})_[\w]+\.sql$", entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+SCHEMA_VERSION = max(n for n, _, _ in _migrations())
+
+
+def migrate(path: Path) -> int:
+    """Apply pending migrations in one transaction each; refuse a database from a newer version.
+
+    Returns the schema version. Runs synchronously, before the server starts serving.
+    """
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        if current > SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{path} has schema version {current}, but this pocketserver only knows up to "
+                f"{SCHEMA_VERSION}: it was used by a newer pocketserver. Upgrade pocketserver, "
+                "or restore a backup made with this version.")
+        for number, name, sql in _migrations():
+            if number <= current:
+                continue
+            log.info("applying migration %s", name)
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _split_statements(sql):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise DatabaseError(f"migration {name} failed and was rolled back: {exc}") from exc
+            current = number
+        return current
+    finally:
+        conn.close()
+
+
+def _split_statements(sql: str) -> Iterable[str]:
+    """Split a migration script into complete statements (sqlite3.complete_statement)."""
+    buffer = ""
+    for line in sql.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer
+            buffer = ""
+    if buffer.strip() and not buffer.strip().startswith("--"):
+        raise DatabaseError(f"incomplete SQL statement in migration: {buffer.strip()[:80]}")
+
+
+async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
+    if readonly:
+        conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    else:
+        conn = await aiosqlite.connect(path, isolation_level=None)
+    conn.row_factory = aiosqlite.Row
+    await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    await conn.execute("PRAGMA foreign_keys = ON")
+    if not readonly:
+        await conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
+        await conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+class Database:
+    """The writer plus read-only connections over one SQLite file.
+
+    Spec: not a spec concept; see DESIGN.md, "The write path".
+    """
+
+    def __init__(self, path: Path, *, readers: int = 2, max_batch_jobs: int = 256) -> None:
+        self.path = path
+        self._n_readers = readers
+        self._max_batch_jobs = max_batch_jobs
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+        self._write_conn: aiosqlite.Connection | None = None
+        self.writer: Writer | None = None
+
+    async def open(self) -> None:
+        """Migrate, open the connections and start the writer."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(migrate, self.path)
+        self._write_conn = await _connect(self.path, readonly=False)
+        self.writer = Writer(self._write_conn, max_batch_jobs=self._max_batch_jobs)
+        self.writer.start()
+        for _ in range(self._n_readers):
+            conn = await _connect(self.path, readonly=True)
+            self._all_readers.append(conn)
+            self._readers.put_nowait(conn)
+
+    async def close(self) -> None:
+        """Drain the writer, then close every connection."""
+        if self.writer is not None:
+            await self.writer.stop()
+        for conn in self._all_readers:
+            await conn.close()
+        self._all_readers.clear()
+        if self._write_conn is not None:
+            await self._write_conn.close()
+            self._write_conn = None
+
+    async def write(self, job: Job[T], *, size: int = 0) -> T:
+        """Run `job` in the writer's next batch; returns once it is durably committed."""
+        assert self.writer is not None, "database is not open"
+        return await self.writer.submit(job, size=size)
+
+    @contextlib.asynccontextmanager
+    async def reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Borrow a read-only connection (sees every committed write)."""
+        conn = await self._readers.get()
+        try:
+            yield conn
+        finally:
+            self._readers.put_nowait(conn)
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self.reader() as conn, conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self.reader() as conn, conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+
+def backup(source: Path, destination: Path) -> None:
+    """Copy the live database consistently with SQLite's online backup API."""
+    if destination.exists():
+        raise FileExistsError(f"{destination} already exists")
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    try:
+        src.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        dst = sqlite3.connect(destination)
+        try:
+            src.backup(dst, pages=1024)
+        finally:
+            dst.close()
+    finally:
+        src.close()

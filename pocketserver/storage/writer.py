@@ -1,0 +1,219 @@
+"""The single writer: every write job runs here, batched into one transaction per commit.
+
+Jobs queued while a commit is in flight form the next batch, so one disk sync is shared by
+every request that arrived meanwhile. Each job runs in its own SAVEPOINT, so a failing job is
+rolled back alone. Waiters are resolved only after COMMIT returns (synchronous=FULL in WAL
+mode makes that commit durable), and listeners hear about changes only after that.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterable, TypeVar
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Changes:
+    """What a batch changed, for the notifier: rooms, users and streams touched."""
+
+    rooms: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+    streams: dict[str, int] = field(default_factory=dict)
+
+    def merge(self, other: "Changes") -> None:
+        self.rooms |= other.rooms
+        self.users |= other.users
+        for name, pos in other.streams.items():
+            self.streams[name] = max(pos, self.streams.get(name, 0))
+
+
+class Transaction:
+    """The handle a write job receives: statements on the write connection, plus its changes."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self.changes = Changes()
+
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
+        return await self._conn.execute(sql, tuple(params))
+
+    async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+        await self._conn.executemany(sql, [tuple(r) for r in rows])
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return await cur.fetchone()
+
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, tuple(params)) as cur:
+            return list(await cur.fetchall())
+
+    async def next_stream_position(self, stream: str) -> int:
+        """Allocate the next position of `stream` inside this transaction."""
+        row = await self.fetchone(_NEXT_POSITION, (stream,))
+        assert row is not None
+        self.changes.streams[stream] = max(row[0], self.changes.streams.get(stream, 0))
+        return int(row[0])
+
+
+_NEXT_POSITION = """
+INSERT INTO stream_positions (stream, position) VALUES (?, 1)
+ON CONFLICT (stream) DO UPDATE SET position = position + 1
+RETURNING position
+"""
+
+Job = Callable[[Transaction], Awaitable[T]]
+Listener = Callable[[Changes], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    job: Job[Any]
+    future: asyncio.Future[Any]
+    size: int
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters the metrics endpoint and the benchmark read."""
+
+    commits: int = 0
+    jobs: int = 0
+    failed_jobs: int = 0
+    failed_commits: int = 0
+    largest_batch: int = 0
+    commit_seconds: float = 0.0
+
+
+class _Stop:
+    pass
+
+
+class Writer:
+    """Owns the only write connection and commits queued jobs in groups.
+
+    Spec: not a spec concept; see DESIGN.md, "The write path: one writer, group commit".
+    """
+
+    def __init__(self, conn: aiosqlite.Connection, *, max_batch_jobs: int = 256,
+                 max_batch_bytes: int = 8 * 1024 * 1024) -> None:
+        self._conn = conn
+        self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
+        self._max_jobs = max_batch_jobs
+        self._max_bytes = max_batch_bytes
+        self._listeners: list[Listener] = []
+        self._task: asyncio.Task[None] | None = None
+        self._carry: _Pending | None = None
+        self.stats = WriterStats()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call `listener` with each batch's changes after its commit."""
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self.run(), name="writer")
+
+    async def stop(self) -> None:
+        """Commit everything already queued, then stop the writer task."""
+        if self._task is None:
+            return
+        self._queue.put_nowait(_Stop())
+        await self._task
+        self._task = None
+
+    async def submit(self, job: Job[T], *, size: int = 0) -> T:
+        """Queue `job`, wait for the commit that holds it, and return its result."""
+        if self._task is None or self._task.done():
+            raise RuntimeError("the writer is not running")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(job, future, size))
+        return await future
+
+    async def run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._carry or await self._queue.get()
+            self._carry = None
+            if isinstance(first, _Stop):
+                break
+            batch, size = [first], first.size
+            while not self._queue.empty() and len(batch) < self._max_jobs:
+                item = self._queue.get_nowait()
+                if isinstance(item, _Stop):
+                    stopping = True
+                    break
+                if size + item.size > self._max_bytes:
+                    self._carry = item
+                    break
+                batch.append(item)
+                size += item.size
+            await self._commit(batch)
+        # Drain whatever was queued behind the stop request.
+        rest = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, _Pending):
+                rest.append(item)
+        if self._carry:
+            rest.insert(0, self._carry)
+        for i in range(0, len(rest), self._max_jobs):
+            await self._commit(rest[i : i + self._max_jobs])
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        changes = Changes()
+        try:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            for p in batch:
+                if p.future.cancelled():
+                    continue
+                tx = Transaction(self._conn)
+                await self._conn.execute("SAVEPOINT job")
+                try:
+                    value = await p.job(tx)
+                    await self._conn.execute("RELEASE job")
+                    outcomes.append((p, value, None))
+                    changes.merge(tx.changes)
+                except Exception as exc:  # one bad job must not sink the batch
+                    await self._conn.execute("ROLLBACK TO job")
+                    await self._conn.execute("RELEASE job")
+                    outcomes.append((p, None, exc))
+            await self._conn.execute("COMMIT")
+        except Exception as exc:  # BEGIN or COMMIT failed (disk full, I/O error): nothing landed
+            log.error("write batch of %d jobs failed: %s", len(batch), exc)
+            self.stats.failed_commits += 1
+            if self._conn.in_transaction:
+                try:
+                    await self._conn.execute("ROLLBACK")
+                except Exception:
+                    log.exception("rollback after failed commit failed")
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(exc)
+            return
+        self.stats.commits += 1
+        self.stats.jobs += len(outcomes)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(outcomes))
+        self.stats.commit_seconds += time.perf_counter() - started
+        for p, value, exc in outcomes:
+            if p.future.done():
+                continue
+            if exc is None:
+                p.future.set_result(value)
+            else:
+                self.stats.failed_jobs += 1
+                p.future.set_exception(exc)
+        for listener in self._listeners:
+            try:
+                listener(changes)
+            except Exception:
+                log.exception("writer listener failed")

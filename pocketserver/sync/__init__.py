@@ -1,0 +1,1 @@
+"""Sync: stream positions, tokens, filters and the notifier that wakes long-polls."""

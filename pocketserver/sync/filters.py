@@ -1,0 +1,65 @@
+"""Validating filter definitions before they are stored.
+
+Spec: client-server-api, "Filtering" and "POST /_matrix/client/v3/user/{userId}/filter".
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pocketserver.errors import BadJson
+
+MAX_FILTER_LIST = 1000
+MAX_LIMIT = 10_000
+
+
+def _strings(name: str, value: Any) -> None:
+    if not isinstance(value, list) or len(value) > MAX_FILTER_LIST or not all(
+            isinstance(v, str) for v in value):
+        raise BadJson(f"{name} must be a list of strings")
+
+
+def _event_filter(name: str, value: Any, *, room_event: bool) -> None:
+    if not isinstance(value, dict):
+        raise BadJson(f"{name} must be an object")
+    for key in ("types", "not_types", "senders", "not_senders"):
+        if key in value:
+            _strings(f"{name}.{key}", value[key])
+    if room_event:
+        for key in ("rooms", "not_rooms"):
+            if key in value:
+                _strings(f"{name}.{key}", value[key])
+        for key in ("contains_url", "include_redundant_members", "lazy_load_members",
+                    "unread_thread_notifications"):
+            if key in value and not isinstance(value[key], bool):
+                raise BadJson(f"{name}.{key} must be a boolean")
+    if "limit" in value:
+        limit = value["limit"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= MAX_LIMIT:
+            raise BadJson(f"{name}.limit must be an integer between 0 and {MAX_LIMIT}")
+
+
+def check_filter(definition: Mapping[str, Any]) -> None:
+    """Raise BadJson unless `definition` has the shape of a Filter.
+
+    Spec: client-server-api, "Filtering" (the Filter and RoomFilter schemas).
+    """
+    if "event_fields" in definition:
+        _strings("event_fields", definition["event_fields"])
+    if "event_format" in definition and definition["event_format"] not in ("client", "federation"):
+        raise BadJson("event_format must be 'client' or 'federation'")
+    for key in ("presence", "account_data"):
+        if key in definition:
+            _event_filter(key, definition[key], room_event=False)
+    room = definition.get("room")
+    if room is None:
+        return
+    if not isinstance(room, dict):
+        raise BadJson("room must be an object")
+    for key in ("rooms", "not_rooms"):
+        if key in room:
+            _strings(f"room.{key}", room[key])
+    if "include_leave" in room and not isinstance(room["include_leave"], bool):
+        raise BadJson("room.include_leave must be a boolean")
+    for key in ("timeline", "state", "ephemeral", "account_data"):
+        if key in room:
+            _event_filter(f"room.{key}", room[key], room_event=True)

@@ -1,0 +1,152 @@
+"""Shared fixtures: a real pocketserver process on 127.0.0.1, and an in-process app."""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from pocketserver.app import create_app
+from pocketserver.config import load
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_SECRET = "test-shared-secret"
+
+# Fast password hashing and generous rate limits for tests; each test that checks a limit
+# builds its own server with tight ones.
+TEST_SETTINGS: dict[str, Any] = {
+    "enable_registration": True,
+    "registration_requires_token": True,
+    "registration_shared_secret": SHARED_SECRET,
+    "password_hash_opslimit": 1,
+    "password_hash_memlimit_kib": 8192,
+    "rc_login_per_second": 1000.0,
+    "rc_login_burst": 1000,
+    "rc_registration_per_second": 1000.0,
+    "rc_registration_burst": 1000,
+    "rc_failed_auth_per_second": 1000.0,
+    "rc_failed_auth_burst": 1000,
+    "enable_metrics": True,
+    "log_level": "warning",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(path: Path, data_dir: Path, port: int, **overrides: Any) -> Path:
+    settings = {**TEST_SETTINGS, "server_name": "test.local", "host": "127.0.0.1", "port": port,
+                "data_dir": str(data_dir), **overrides}
+    lines = []
+    for key, value in settings.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, (int, float)):
+            lines.append(f"{key} = {value!r}")
+        else:
+            lines.append(f'{key} = "{value}"')
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class RunningServer:
+    """A pocketserver subprocess serving on 127.0.0.1."""
+
+    base_url: str
+    config_path: Path
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    server_name: str = "test.local"
+
+    def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a `pocketserver` subcommand against this server's config."""
+        return subprocess.run([sys.executable, "-m", "pocketserver", *args, "--config", str(self.config_path)],
+                              input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    async def register_shared_secret(self, session: aiohttp.ClientSession, username: str,
+                                     password: str, admin: bool = False) -> dict[str, Any]:
+        """Register through Synapse's shared-secret admin API."""
+        url = f"{self.base_url}/_synapse/admin/v1/register"
+        async with session.get(url) as resp:
+            nonce = (await resp.json())["nonce"]
+        mac = hmac.new(SHARED_SECRET.encode(), b"\x00".join(
+            [nonce.encode(), username.encode(), password.encode(), b"admin" if admin else b"notadmin"]),
+            hashlib.sha1).hexdigest()
+        async with session.post(url, json={"nonce": nonce, "username": username, "password": password,
+                                           "admin": admin, "mac": mac}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+            return body
+
+
+def start_server(tmp: Path, **overrides: Any) -> RunningServer:
+    port = free_port()
+    data_dir = tmp / "data"
+    config_path = write_config(tmp / "pocketserver.toml", data_dir, port, **overrides)
+    log = open(tmp / "server.log", "wb")
+    process = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config_path)],
+                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/_matrix/client/versions", timeout=1) as resp:
+                if resp.status == 200:
+                    break
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
+        if time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError("server did not answer within 30 s")
+        time.sleep(0.05)
+    return RunningServer(base_url, config_path, data_dir, process)
+
+
+@pytest.fixture(scope="module")
+def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """One real server per test module."""
+    server = start_server(tmp_path_factory.mktemp("hs"))
+    yield server
+    assert server.stop() == 0, "server did not shut down cleanly"
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def app_factory(tmp_path: Path):
+    """Build an in-process app with test settings plus overrides, for Quart's test client."""
+    def make(**overrides: Any):
+        flags = {**TEST_SETTINGS, "server_name": "test.local", "data_dir": str(tmp_path / "data"), **overrides}
+        return create_app(load(environ={}, flags=flags))
+    return make

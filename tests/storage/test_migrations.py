@@ -1,0 +1,48 @@
+"""Schema migrations: applied in order, atomic, and a newer database is refused."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pocketserver.storage import database
+from pocketserver.storage.database import SCHEMA_VERSION, DatabaseError, migrate
+
+
+def test_fresh_database_gets_latest_schema(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    assert migrate(path) == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"users", "devices", "access_tokens", "account_data"} <= tables
+    conn.close()
+    assert migrate(path) == SCHEMA_VERSION   # idempotent
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer pocketserver"):
+        migrate(path)
+
+
+def test_failed_migration_leaves_database_unchanged(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "db.sqlite"
+    migrate(path)
+    broken = [*database._migrations(),
+              (SCHEMA_VERSION + 1, "9999_broken.sql",
+               "CREATE TABLE half_done (x INTEGER);\nTHIS IS NOT SQL;\n")]
+    monkeypatch.setattr(database, "_migrations", lambda: broken)
+    monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(DatabaseError, match="rolled back"):
+        migrate(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "half_done" not in tables
+    conn.close()

@@ -1,0 +1,182 @@
+"""The group-commit writer: batching, savepoint isolation, ordering, durability."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Changes, Transaction
+
+
+@pytest.fixture
+async def db(tmp_path: Path):
+    database = Database(tmp_path / "test.db")
+    await database.open()
+    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    yield database
+    await database.close()
+
+
+def insert(k: int, v: str = "x"):
+    async def job(tx: Transaction) -> int:
+        await tx.execute("INSERT INTO t (k, v) VALUES (?, ?)", (k, v))
+        return k
+    return job
+
+
+async def test_concurrent_writers_share_commits(db: Database) -> None:
+    before = db.writer.stats.commits
+    n = 200
+    results = await asyncio.gather(*(db.write(insert(i)) for i in range(n)))
+    assert results == list(range(n))
+    commits = db.writer.stats.commits - before
+    assert 1 <= commits <= n // 10, f"{commits} commits for {n} concurrent jobs"
+    rows = await db.fetchall("SELECT COUNT(*) FROM t")
+    assert rows[0][0] == n
+
+
+async def test_failing_job_does_not_fail_batch_mates(db: Database) -> None:
+    async def bad(tx: Transaction) -> None:
+        await tx.execute("INSERT INTO t (k, v) VALUES (1000, 'half')")
+        raise ValueError("boom")
+
+    outcomes = await asyncio.gather(db.write(insert(1)), db.write(bad), db.write(insert(2)),
+                                    db.write(insert(1)),  # duplicate key: fails alone
+                                    return_exceptions=True)
+    assert outcomes[0] == 1 and outcomes[2] == 2
+    assert isinstance(outcomes[1], ValueError)
+    assert isinstance(outcomes[3], sqlite3.IntegrityError)
+    rows = await db.fetchall("SELECT k, v FROM t ORDER BY k")
+    assert [tuple(r) for r in rows] == [(1, "x"), (2, "x")]   # the bad job's half write is gone
+    assert db.writer.stats.failed_jobs == 2
+
+
+async def test_waiters_resolved_only_after_commit(db: Database) -> None:
+    """Each waiter, when it wakes, already sees its row from another (read-only) connection."""
+    async def write_then_read(k: int) -> bool:
+        await db.write(insert(k))
+        row = await db.fetchone("SELECT v FROM t WHERE k = ?", (k,))
+        return row is not None
+
+    assert all(await asyncio.gather(*(write_then_read(k) for k in range(50))))
+
+
+async def test_listener_fires_after_commit_with_changes(db: Database) -> None:
+    seen: list[tuple[Changes, int]] = []
+
+    def listener(changes: Changes) -> None:
+        # Runs in the writer after COMMIT: a fresh connection must see the row already.
+        conn = sqlite3.connect(db.path)
+        count = conn.execute("SELECT COUNT(*) FROM t").fetchone()[0]
+        conn.close()
+        seen.append((changes, count))
+
+    db.writer.add_listener(listener)
+
+    async def job(tx: Transaction) -> int:
+        await tx.execute("INSERT INTO t (k, v) VALUES (7, 'y')")
+        tx.changes.rooms.add("!room")
+        return await tx.next_stream_position("events")
+
+    pos = await db.write(job)
+    assert seen and seen[-1][1] == 1
+    assert "!room" in seen[-1][0].rooms and seen[-1][0].streams["events"] == pos
+
+
+async def test_listener_not_called_for_failed_commit_changes(db: Database) -> None:
+    seen: list[Changes] = []
+    db.writer.add_listener(seen.append)
+
+    async def bad(tx: Transaction) -> None:
+        tx.changes.rooms.add("!nope")
+        raise RuntimeError("fails")
+
+    with pytest.raises(RuntimeError):
+        await db.write(bad)
+    assert all("!nope" not in c.rooms for c in seen)
+
+
+async def test_stream_positions_only_increase(db: Database) -> None:
+    async def alloc(tx: Transaction) -> int:
+        return await tx.next_stream_position("account_data")
+
+    positions = await asyncio.gather(*(db.write(alloc) for _ in range(100)))
+    assert sorted(positions) == positions
+    assert len(set(positions)) == 100
+
+
+async def test_batch_is_capped(tmp_path: Path) -> None:
+    database = Database(tmp_path / "cap.db", max_batch_jobs=10)
+    await database.open()
+    try:
+        await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+        await asyncio.gather(*(database.write(insert(i)) for i in range(100)))
+        assert database.writer.stats.largest_batch <= 10
+        assert database.writer.stats.commits >= 10
+    finally:
+        await database.close()
+
+
+async def test_stop_drains_queued_jobs(tmp_path: Path) -> None:
+    database = Database(tmp_path / "drain.db")
+    await database.open()
+    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    pending = [asyncio.ensure_future(database.write(insert(i))) for i in range(20)]
+    await asyncio.sleep(0)
+    await database.close()
+    assert [await p for p in pending] == list(range(20))
+    conn = sqlite3.connect(tmp_path / "drain.db")
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 20
+    conn.close()
+
+
+def test_sigkill_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
+    """A process killed with SIGKILL right after acknowledging writes keeps every one of them."""
+    path = tmp_path / "crash.db"
+    script = textwrap.dedent(f"""
+        import asyncio, sys
+        from pathlib import Path
+        from pocketserver.storage.database import Database
+
+        async def main():
+            db = Database(Path({str(path)!r}))
+            await db.open()
+            await db.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)"))
+            print("ready", flush=True)
+            async def one(k):
+                await db.write(lambda tx: tx.execute("INSERT INTO t (k) VALUES (?)", (k,)))
+                sys.stdout.write(f"ack {{k}}\\n"); sys.stdout.flush()
+            k = 0
+            while True:
+                await asyncio.gather(*(one(k + i) for i in range(8)))
+                k += 8
+        asyncio.run(main())
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None
+    acked: set[int] = set()
+    assert proc.stdout.readline().strip() == "ready"
+    for line in proc.stdout:
+        acked.add(int(line.split()[1]))
+        if len(acked) >= 300:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    # Acknowledgements already written to the pipe before the kill count too.
+    for line in proc.stdout:
+        acked.add(int(line.split()[1]))
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    conn = sqlite3.connect(path)
+    stored = {row[0] for row in conn.execute("SELECT k FROM t")}
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    assert acked <= stored, f"lost acknowledged writes: {sorted(acked - stored)[:10]}"
