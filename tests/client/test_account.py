@@ -1,0 +1,125 @@
+"""whoami, password change, deactivation and devices, with user-interactive auth.
+
+Spec: client-server-api, "Account registration and management", "Device management",
+"User-interactive authentication API".
+"""
+from __future__ import annotations
+
+
+def login(user: str, password: str = "pw", **extra):
+    return {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+            "password": password, **extra}
+
+
+def password_auth(user: str, password: str, session: str):
+    return {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
+            "password": password, "session": session}
+
+
+async def test_change_password_uia_and_logout_other_devices(api) -> None:
+    me = await api.register("quinn")
+    _, other = await api.call("POST", "/_matrix/client/v3/login", login("quinn"))
+    token = me["access_token"]
+
+    status, challenge = await api.call("POST", "/_matrix/client/v3/account/password",
+                                       {"new_password": "new"}, token=token)
+    assert status == 401 and challenge["flows"] == [{"stages": ["m.login.password"]}]
+    session = challenge["session"]
+    status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
+        "new_password": "new", "auth": password_auth("quinn", "wrong", session)}, token=token)
+    assert status == 401 and body["errcode"] == "M_FORBIDDEN"
+    status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
+        "new_password": "new", "auth": password_auth("quinn", "pw", session)}, token=token)
+    assert status == 200, body
+
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=token))[0] == 200
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=other["access_token"]))[0] == 401
+    assert (await api.call("POST", "/_matrix/client/v3/login", login("quinn", "pw")))[0] == 403
+    assert (await api.call("POST", "/_matrix/client/v3/login", login("quinn", "new")))[0] == 200
+
+
+async def test_uia_cannot_authenticate_as_someone_else(api) -> None:
+    me = await api.register("rita")
+    await api.register("sam")
+    status, challenge = await api.call("POST", "/_matrix/client/v3/account/password",
+                                       {"new_password": "x"}, token=me["access_token"])
+    status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
+        "new_password": "x", "auth": password_auth("sam", "pw", challenge["session"])},
+        token=me["access_token"])
+    assert status == 401 and body["errcode"] == "M_FORBIDDEN"
+
+
+async def test_change_password_keeping_devices(api) -> None:
+    me = await api.register("tara")
+    _, other = await api.call("POST", "/_matrix/client/v3/login", login("tara"))
+    status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
+        "new_password": "new", "logout_devices": False,
+        "auth": {"type": "m.login.password", "user": "tara", "password": "pw"}}, token=me["access_token"])
+    assert status == 200, body
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=other["access_token"]))[0] == 200
+
+
+async def test_deactivate(api) -> None:
+    me = await api.register("uma")
+    status, body = await api.call("POST", "/_matrix/client/v3/account/deactivate", {
+        "auth": {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "uma"},
+                 "password": "pw"}}, token=me["access_token"])
+    assert status == 200 and body == {"id_server_unbind_result": "no-support"}
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=me["access_token"]))[0] == 401
+    status, body = await api.call("POST", "/_matrix/client/v3/login", login("uma"))
+    assert (status, body["errcode"]) == (403, "M_USER_DEACTIVATED")
+    status, body = await api.call("GET", "/_matrix/client/v3/register/available", query={"username": "uma"})
+    assert body["errcode"] == "M_USER_IN_USE"     # deactivated IDs are never reused
+
+
+async def test_devices(api) -> None:
+    me = await api.register("vic", initial_device_display_name="first")
+    token = me["access_token"]
+    _, second = await api.call("POST", "/_matrix/client/v3/login", login("vic", initial_device_display_name="second"))
+
+    status, body = await api.call("GET", "/_matrix/client/v3/devices", token=token)
+    assert status == 200
+    names = {d["device_id"]: d["display_name"] for d in body["devices"]}
+    assert names == {me["device_id"]: "first", second["device_id"]: "second"}
+    assert all(d["user_id"] == "@vic:test.local" for d in body["devices"])
+
+    status, body = await api.call("PUT", f"/_matrix/client/v3/devices/{me['device_id']}",
+                                  {"display_name": "renamed"}, token=token)
+    assert status == 200
+    status, body = await api.call("GET", f"/_matrix/client/v3/devices/{me['device_id']}", token=token)
+    assert body["display_name"] == "renamed" and body["last_seen_ts"] > 0
+    status, body = await api.call("GET", "/_matrix/client/v3/devices/NOPE", token=token)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("PUT", "/_matrix/client/v3/devices/NOPE", {"display_name": "x"}, token=token)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+    # Deleting a device needs UIA; then its token stops working.
+    path = f"/_matrix/client/v3/devices/{second['device_id']}"
+    status, challenge = await api.call("DELETE", path, {}, token=token)
+    assert status == 401
+    status, body = await api.call("DELETE", path, {"auth": password_auth("vic", "pw", challenge["session"])},
+                                  token=token)
+    assert status == 200, body
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=second["access_token"]))[0] == 401
+
+    _, third = await api.call("POST", "/_matrix/client/v3/login", login("vic"))
+    status, challenge = await api.call("POST", "/_matrix/client/v3/delete_devices",
+                                       {"devices": [third["device_id"], "UNKNOWN"]}, token=token)
+    assert status == 401
+    status, body = await api.call("POST", "/_matrix/client/v3/delete_devices", {
+        "devices": [third["device_id"], "UNKNOWN"], "auth": password_auth("vic", "pw", challenge["session"])},
+        token=token)
+    assert status == 200, body
+    status, body = await api.call("GET", "/_matrix/client/v3/devices", token=token)
+    assert [d["device_id"] for d in body["devices"]] == [me["device_id"]]
+    status, body = await api.call("POST", "/_matrix/client/v3/delete_devices", {"devices": "all"}, token=token)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+
+
+async def test_devices_are_private(api) -> None:
+    a = await api.register("wes")
+    b = await api.register("xena")
+    status, body = await api.call("GET", f"/_matrix/client/v3/devices/{b['device_id']}", token=a["access_token"])
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("DELETE", f"/_matrix/client/v3/devices/{b['device_id']}", {}, token=a["access_token"])
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")

@@ -1,0 +1,45 @@
+"""Discovery, capabilities and metrics.
+
+Spec: client-server-api, "Server Discovery", "Capabilities negotiation".
+"""
+from __future__ import annotations
+
+
+async def test_versions_and_wellknown(api) -> None:
+    status, body = await api.call("GET", "/_matrix/client/versions")
+    assert status == 200 and isinstance(body["versions"], list) and isinstance(body["unstable_features"], dict)
+    status, body = await api.call("GET", "/.well-known/matrix/client")
+    assert status == 200 and body["m.homeserver"]["base_url"].startswith("http")
+    status, body = await api.call("GET", "/.well-known/matrix/server")
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_server_wellknown_when_enabled(make_api) -> None:
+    api = await make_api(serve_server_wellknown=True, public_baseurl="https://matrix.example.org/")
+    assert (await api.call("GET", "/.well-known/matrix/server"))[1] == {"m.server": "test.local:443"}
+    assert (await api.call("GET", "/.well-known/matrix/client"))[1] == {
+        "m.homeserver": {"base_url": "https://matrix.example.org/"}}
+
+
+async def test_capabilities_need_auth(api) -> None:
+    status, body = await api.call("GET", "/_matrix/client/v3/capabilities")
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    me = await api.register("kit")
+    status, body = await api.call("GET", "/_matrix/client/v3/capabilities", token=me["access_token"])
+    assert status == 200 and body["capabilities"]["m.change_password"] == {"enabled": True}
+
+
+async def test_metrics_counts_commits(api) -> None:
+    await api.register("lou")
+    resp = await api.client.get("/_matrix/client/versions")   # any request
+    resp = await api.client.get("/_pocketserver/metrics", scope_base={"client": ("127.0.0.1", 5555)})
+    text = (await resp.get_data()).decode()
+    assert resp.status_code == 200
+    commits = int(next(l for l in text.splitlines() if l.startswith("pocketserver_writer_commits_total ")).split()[1])
+    assert commits >= 1
+
+
+async def test_metrics_off_by_default(make_api) -> None:
+    api = await make_api(enable_metrics=False)
+    status, body = await api.call("GET", "/_pocketserver/metrics")
+    assert (status, body["errcode"]) == (404, "M_UNRECOGNIZED")

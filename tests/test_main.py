@@ -1,0 +1,101 @@
+"""The command line: first run, user and token management, backup, config errors."""
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from pocketserver.__main__ import parse_duration
+from tests.conftest import ROOT, start_server
+
+
+def run_cli(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
+    return subprocess.run([sys.executable, "-m", "pocketserver", *args], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, timeout=60, env=env)
+
+
+def test_durations() -> None:
+    assert parse_duration("90") == 90 and parse_duration("30m") == 1800 and parse_duration("7d") == 604800
+
+
+def test_help_for_every_subcommand() -> None:
+    for args in (["--help"], ["serve", "--help"], ["user", "add", "--help"], ["token", "create", "--help"],
+                 ["backup", "--help"]):
+        result = run_cli(*args)
+        assert result.returncode == 0 and "usage: pocketserver" in result.stdout
+
+
+def test_invalid_config_fails_with_key_named(tmp_path: Path) -> None:
+    result = run_cli("serve", "--data-dir", str(tmp_path), "--port", "70000")
+    assert result.returncode == 2 and "port:" in result.stderr
+
+
+def test_user_and_token_commands_offline(tmp_path: Path) -> None:
+    dd = str(tmp_path / "d")
+    assert run_cli("user", "add", "Anna", "--admin", "--password-file", "/dev/stdin", "--data-dir", dd,
+                   stdin="pw\n").returncode == 0
+    again = run_cli("user", "add", "anna", "--password-file", "/dev/stdin", "--data-dir", dd, stdin="pw\n")
+    assert again.returncode == 1 and "already taken" in again.stderr
+    bad = run_cli("user", "add", "bad name", "--password-file", "/dev/stdin", "--data-dir", dd, stdin="pw\n")
+    assert bad.returncode == 1
+    listed = run_cli("user", "list", "--data-dir", dd)
+    assert "[admin]" in listed.stdout and ":" in listed.stdout
+
+    token = run_cli("token", "create", "--uses", "2", "--expires", "1d", "--data-dir", dd).stdout.strip()
+    assert token
+    listed = run_cli("token", "list", "--data-dir", dd).stdout
+    assert token in listed and "0/2 used" in listed
+    assert run_cli("token", "revoke", token, "--data-dir", dd).returncode == 0
+    assert token not in run_cli("token", "list", "--data-dir", dd).stdout
+    assert run_cli("token", "revoke", token, "--data-dir", dd).returncode == 1
+
+
+async def test_first_run_and_hot_backup(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await server.register_shared_secret(http, "backup-user", "pw")
+        copy = tmp_path / "copy.db"
+        result = server.cli("backup", str(copy))
+        assert result.returncode == 0, result.stderr
+        conn = sqlite3.connect(copy)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT user_id FROM users").fetchall() == [("@backup-user:test.local",)]
+        conn.close()
+        assert server.cli("backup", str(copy)).returncode == 1    # never overwrites
+    finally:
+        assert server.stop() == 0
+    assert (server.data_dir / "signing.key").read_text().startswith("ed25519 a_")
+    assert (server.data_dir / "media").is_dir()
+
+
+def test_no_config_first_run_writes_config(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+    import urllib.request
+    from tests.conftest import free_port
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "pocketserver", "--host", "127.0.0.1", "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_matrix/client/versions", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    data = tmp_path / "pocketserver-data"
+    assert {p.name for p in data.iterdir()} >= {"homeserver.db", "signing.key", "media", "pocketserver.toml"}
+    assert "Put this homeserver URL into your Matrix client" in out and "user add" in out
+    assert f"port = {port}" in (data / "pocketserver.toml").read_text()
