@@ -7,8 +7,8 @@ from typing import AsyncIterator
 
 from quart import Quart, Response, request
 
-from pocketserver.client import (account, account_data, devices, filter, login, profile,
-                                 registration, versions)
+from pocketserver.client import (account, account_data, devices, filter, login, membership, profile,
+                                 registration, rooms, versions)
 from pocketserver.config import Config
 from pocketserver.errors import register_error_handlers
 from pocketserver import metrics
@@ -17,7 +17,7 @@ from pocketserver.server import Server
 log = logging.getLogger("pocketserver.access")
 
 BLUEPRINTS = (versions.bp, registration.bp, login.bp, account.bp, devices.bp, profile.bp,
-              filter.bp, account_data.bp, metrics.bp)
+              filter.bp, account_data.bp, rooms.bp, membership.bp, metrics.bp)
 
 # Spec: client-server-api, "Web Browser Clients" (CORS headers on every response).
 CORS_HEADERS = {
@@ -30,6 +30,8 @@ CORS_HEADERS = {
 def create_app(config: Config, server: Server | None = None) -> Quart:
     """Build the app for `config`; the Server starts and stops with the app's serving."""
     app = Quart("pocketserver", static_folder=None)
+    # `/state/{type}/` (empty state key) must match without a redirect.
+    app.url_map.strict_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
     app.config["JSON_SORT_KEYS"] = False
     app.json.ensure_ascii = False  # type: ignore[attr-defined]

@@ -15,7 +15,11 @@ from pocketserver.accounts.sessions import Sessions
 from pocketserver.accounts.uia import UserInteractiveAuth
 from pocketserver.config import Config
 from pocketserver.ratelimit import RateLimiter
-from pocketserver.server_key import ServerSigningKey, load_or_create_signing_key
+from pocketserver.rooms.signing import SigningKey
+from pocketserver.roomserver import RoomServer
+from pocketserver.roomserver.membership import Membership
+from pocketserver.roomserver.reads import RoomReader
+from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.storage.database import Database
 
 log = logging.getLogger(__name__)
@@ -28,7 +32,7 @@ class Server:
         self.config = config
         config.data_path.mkdir(parents=True, exist_ok=True)
         config.media_path.mkdir(parents=True, exist_ok=True)
-        self.signing_key: ServerSigningKey = load_or_create_signing_key(config.signing_key_path)
+        self.signing_key: SigningKey = load_or_create_signing_key(config.signing_key_path)
         self.db = Database(config.database_path, max_batch_jobs=config.writer_max_batch_jobs)
         self.hasher = PasswordHasher(config.password_hash_opslimit, config.password_hash_memlimit_kib)
         self.auth = Authenticator(self.db)
@@ -42,6 +46,9 @@ class Server:
                                          self.registration_limit)
         self.account = Account(self.db, self.hasher, self.sessions, self.uia, self.auth)
         self.profiles = Profiles(config, self.db)
+        self.roomserver = RoomServer(config, self.db, self.signing_key)
+        self.membership = Membership(self.roomserver, self.profiles)
+        self.reader = RoomReader(self.roomserver)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:

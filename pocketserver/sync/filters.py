@@ -4,6 +4,7 @@ Spec: client-server-api, "Filtering" and "POST /_matrix/client/v3/user/{userId}/
 """
 from __future__ import annotations
 
+import fnmatch
 from typing import Any, Mapping
 
 from pocketserver.errors import BadJson
@@ -63,3 +64,47 @@ def check_filter(definition: Mapping[str, Any]) -> None:
     for key in ("timeline", "state", "ephemeral", "account_data"):
         if key in room:
             _event_filter(f"room.{key}", room[key], room_event=True)
+
+
+def _glob_match(patterns: list[str], value: str) -> bool:
+    """Whether `value` matches one of the filter patterns ('*' is a wildcard)."""
+    for pattern in patterns:
+        if pattern == value or (pattern.endswith("*") and value.startswith(pattern[:-1])):
+            return True
+        if "*" in pattern and fnmatch.fnmatchcase(value, pattern):
+            return True
+    return False
+
+
+def event_matches(event_filter: Mapping[str, Any] | None, *, event_type: str, sender: str,
+                  room_id: str | None = None, content: Mapping[str, Any] | None = None) -> bool:
+    """Whether an event passes an EventFilter / RoomEventFilter (types, senders, rooms, contains_url).
+
+    Spec: client-server-api, "Filtering" (EventFilter, RoomEventFilter).
+    """
+    if not event_filter:
+        return True
+    if "not_types" in event_filter and _glob_match(event_filter["not_types"], event_type):
+        return False
+    if "types" in event_filter and not _glob_match(event_filter["types"], event_type):
+        return False
+    if "not_senders" in event_filter and sender in event_filter["not_senders"]:
+        return False
+    if "senders" in event_filter and sender not in event_filter["senders"]:
+        return False
+    if room_id is not None:
+        if "not_rooms" in event_filter and room_id in event_filter["not_rooms"]:
+            return False
+        if "rooms" in event_filter and room_id not in event_filter["rooms"]:
+            return False
+    contains_url = event_filter.get("contains_url")
+    if contains_url is not None and content is not None:
+        if contains_url != isinstance(content.get("url"), str):
+            return False
+    return True
+
+
+def check_room_event_filter(value: Any) -> dict[str, Any]:
+    """Validate a RoomEventFilter given inline (e.g. /messages' `filter` parameter)."""
+    _event_filter("filter", value, room_event=True)
+    return value

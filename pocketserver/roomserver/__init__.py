@@ -1,0 +1,241 @@
+"""The roomserver: the only way an event enters a room.
+
+build -> select auth events -> check the auth rules -> sign -> persist through the writer -> notify.
+Spec: server-server-api, "Authorization rules" and "Adding hashes and signatures to outgoing events".
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from pocketserver.config import Config
+from pocketserver.errors import Forbidden, MatrixError, NotFound, TooLarge
+from pocketserver.rooms.auth_rules import (AuthRuleViolation, auth_state_for, check_auth_rules,
+                                           check_redaction_applies, select_auth_events)
+from pocketserver.rooms.canonical import encode_canonical_json
+from pocketserver.rooms.events import MAX_EVENT_BYTES, EventFormatError, Pdu, StateKey, build_event, get_redacts
+from pocketserver.rooms.signing import SigningKey
+from pocketserver.rooms.redaction import redact
+from pocketserver.roomserver.room_state import RoomState, load_room_state, pdu_from_stored, stored_json
+from pocketserver.roomserver.visibility import StateCache
+from pocketserver.storage import events as event_store
+from pocketserver.storage import rooms as room_store
+from pocketserver.storage import state as state_store
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Transaction
+
+log = logging.getLogger(__name__)
+MAX_CACHED_ROOMS = 64
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    """What a local event should say; the roomserver fills in the rest."""
+
+    type: str
+    content: Mapping[str, Any]
+    state_key: str | None = None
+    redacts: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Persisted:
+    event_id: str
+    stream_ordering: int
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class RoomServer:
+    """Builds, authorises, signs and persists local events, one room at a time."""
+
+    def __init__(self, config: Config, db: Database, signing_key: SigningKey) -> None:
+        self.config = config
+        self.db = db
+        self.signing_key = signing_key
+        self.server_name = config.server_name
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._rooms: OrderedDict[str, RoomState] = OrderedDict()
+        self.state_cache = StateCache(db)
+
+    def lock(self, room_id: str) -> asyncio.Lock:
+        lock = self._locks.get(room_id)
+        if lock is None:
+            lock = self._locks[room_id] = asyncio.Lock()
+        return lock
+
+    async def get_room_state(self, room_id: str) -> RoomState | None:
+        """The cached view of a room (loaded on first use), or None if the room is unknown."""
+        room = self._rooms.get(room_id)
+        if room is None:
+            room = await load_room_state(self.db, room_id)
+            if room is None:
+                return None
+            self.remember(room)
+        else:
+            self._rooms.move_to_end(room_id)
+        return room
+
+    def remember(self, room: RoomState) -> None:
+        self._rooms[room.room_id] = room
+        self._rooms.move_to_end(room.room_id)
+        while len(self._rooms) > MAX_CACHED_ROOMS:
+            self._rooms.popitem(last=False)
+
+    async def require_room(self, room_id: str) -> RoomState:
+        room = await self.get_room_state(room_id)
+        if room is None:
+            raise NotFound("Unknown room")
+        return room
+
+    def build(self, room: RoomState, sender: str, spec: EventSpec, *, ts: int | None = None) -> Pdu:
+        """Build, sign and authorise one event against `room` (which the caller then advances).
+
+        Spec: server-server-api, "Auth events selection"; rooms/vN, "Authorisation rules".
+        """
+        try:
+            if len(encode_canonical_json(dict(spec.content))) > MAX_EVENT_BYTES:
+                raise TooLarge("Event is larger than 65536 bytes")
+        except (TypeError, ValueError):
+            raise _BadEvent("Event content is not valid canonical JSON") from None
+        auth_events = select_auth_events(spec.type, sender, spec.state_key, spec.content, room.state, room.version)
+        try:
+            pdu = build_event(version=room.version, room_id=room.room_id, sender=sender, type=spec.type,
+                              content=dict(spec.content), prev_events=room.extremities[-20:],
+                              auth_events=auth_events, origin_server_ts=ts or now_ms(),
+                              server_name=self.server_name, signing_key=self.signing_key,
+                              state_key=spec.state_key, redacts=spec.redacts)
+        except (EventFormatError, ValueError) as exc:
+            raise _BadEvent(str(exc)) from None
+        if len(encode_canonical_json(dict(pdu.raw))) > MAX_EVENT_BYTES:
+            raise TooLarge("Event is larger than 65536 bytes")
+        auth_map = {(e.type, e.state_key or ""): e for e in auth_events}
+        try:
+            check_auth_rules(pdu, auth_map, room.version, create=room.create)
+        except AuthRuleViolation as violation:
+            raise Forbidden(violation.message) from None
+        return pdu
+
+    @staticmethod
+    def advance(room: RoomState, pdu: Pdu) -> None:
+        """Move `room` past `pdu`: it becomes the only extremity and, if state, current state."""
+        room.extremities = [pdu]
+        if pdu.state_key is not None:
+            room.state[(pdu.type, pdu.state_key)] = pdu
+
+    async def send(self, room_id: str, sender: str, specs: Sequence[EventSpec], *,
+                   txn: tuple[str, str, str] | None = None,
+                   check: Any = None) -> list[Persisted]:
+        """Create `specs` in order in one room and persist them in one write job.
+
+        `txn` is (user_id, device_id, txn_id) for idempotent sends; `check(room)` may refuse
+        before anything is built. Raises Forbidden when an auth rule refuses an event.
+        """
+        async with self.lock(room_id):
+            room = await self.require_room(room_id)
+            if check is not None:
+                await check(room)
+            working = room.copy()
+            built = []
+            for spec in specs:
+                pdu = self.build(working, sender, spec)
+                built.append(pdu)
+                self.advance(working, pdu)
+            persisted, final = await self.persist(room, built, txn=txn)
+            self.remember(final)
+            return persisted
+
+    async def persist(self, room: RoomState, pdus: Sequence[Pdu], *, txn: tuple[str, str, str] | None = None,
+                      new_room: tuple[str, bool] | None = None,
+                      extra: Any = None) -> tuple[list[Persisted], RoomState]:
+        """Write already-authorised events of one room in one job; returns them and the new room view.
+
+        `new_room` is (creator, is_public) when the first of `pdus` creates the room.
+        """
+        version, room_id = room.version, room.room_id
+
+        async def job(tx: Transaction) -> tuple[list[Persisted], RoomState]:
+            working = room.copy()
+            out = []
+            if new_room is not None:
+                await room_store.insert_room(tx, room_id, version.identifier, new_room[0], new_room[1], now_ms())
+            for pdu in pdus:
+                position = await tx.next_stream_position(event_store.STREAM)
+                before_group = working.state_group
+                replaces = None
+                if pdu.state_key is not None:
+                    key: StateKey = (pdu.type, pdu.state_key)
+                    previous = working.state.get(key)
+                    replaces = previous.event_id if previous else None
+                    working.state[key] = pdu
+                    full = working.state_ids()
+                    prev_group = working.state_group if working.state_group >= 0 else None
+                    group, chain = await state_store.insert_state_group(
+                        tx, room_id, prev_group, working.chain_length, {key: pdu.event_id}, full)
+                    working.state_group, working.chain_length = group, chain
+                    membership = pdu.content.get("membership") if pdu.type == "m.room.member" else None
+                    await room_store.update_current_state(
+                        tx, room_id, [(key, pdu.event_id, membership if isinstance(membership, str) else None)])
+                    if pdu.type == "m.room.member" and pdu.state_key.endswith(":" + self.server_name):
+                        await room_store.set_local_membership(tx, pdu.state_key, room_id, str(membership),
+                                                              pdu.event_id, position)
+                    if pdu.type == "m.room.member":
+                        tx.changes.users.add(pdu.state_key)
+                relates = pdu.content.get("m.relates_to")
+                relates_to = relates.get("event_id") if isinstance(relates, Mapping) else None
+                rel_type = relates.get("rel_type") if isinstance(relates, Mapping) else None
+                await event_store.insert_event(
+                    tx, event_id=pdu.event_id, room_id=room_id, stream_ordering=position, type=pdu.type,
+                    state_key=pdu.state_key, sender=pdu.sender, depth=pdu.depth,
+                    origin_server_ts=pdu.origin_server_ts, raw=stored_json(pdu), prev_events=pdu.prev_events,
+                    state_before=before_group, state_after=working.state_group, replaces_state=replaces,
+                    relates_to=relates_to if isinstance(relates_to, str) else None,
+                    rel_type=rel_type if isinstance(rel_type, str) else None,
+                    txn_id=txn[2] if txn else None, device_id=txn[1] if txn else None)
+                if pdu.type == "m.room.redaction":
+                    await self._apply_redaction(tx, working, pdu)
+                working.extremities = [pdu]
+                out.append(Persisted(pdu.event_id, position))
+            if extra is not None:
+                await extra(tx)
+            if txn is not None:
+                await event_store.insert_txn(tx, txn[0], txn[1], txn[2], out[-1].event_id, now_ms())
+            tx.changes.rooms.add(room_id)
+            return out, working
+
+        return await self.db.write(job)
+
+    async def _apply_redaction(self, tx: Transaction, room: RoomState, redaction: Pdu) -> None:
+        """Store the redacted form of the target when this redaction may apply to it.
+
+        Spec: rooms/v3, "Handling redactions"; client-server-api, "Redactions".
+        """
+        target_id = get_redacts(redaction, room.version)
+        if target_id is None:
+            return
+        target = await event_store.get_event_tx(tx, target_id)
+        if target is None or target.room_id != room.room_id or target.redacted_by is not None:
+            return
+        original = pdu_from_stored(target, room.version)
+        if not check_redaction_applies(redaction, original, auth_state_for(room.state, room.create, room.version)):
+            return
+        redacted = redact(target.json, room.version)
+        await event_store.set_redacted(tx, target_id, redacted, redaction.event_id)
+        self.state_cache.forget_content(target_id)
+        if target.state_key is not None:
+            key = (target.type, target.state_key)
+            current = room.state.get(key)
+            if current is not None and current.event_id == target_id:
+                # Current state now holds the redacted form; later auth checks must use it.
+                room.state[key] = pdu_from_stored(dataclasses.replace(target, json=redacted), room.version)
+
+
+class _BadEvent(MatrixError):
+    errcode, status = "M_BAD_JSON", 400

@@ -1,0 +1,180 @@
+"""Membership changes by local users: join, invite, leave, kick, ban, unban, knock, forget.
+
+Spec: client-server-api, "Room membership"; rooms/v8, "Restricted rooms".
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pocketserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound
+from pocketserver.ids import InvalidIdentifier, UserID
+from pocketserver.rooms.auth_rules import auth_state_for
+from pocketserver.roomserver import EventSpec, RoomServer
+from pocketserver.roomserver.room_state import RoomState
+from pocketserver.storage import rooms as room_store
+
+
+class _Unknown(MatrixError):
+    errcode, status = "M_UNKNOWN", 400
+
+
+def _reason(reason: Any) -> dict[str, Any]:
+    if reason is None:
+        return {}
+    if not isinstance(reason, str) or len(reason) > 1024:
+        raise BadJson("reason must be a string of at most 1024 characters")
+    return {"reason": reason}
+
+
+def _target(user_id: Any) -> str:
+    if not isinstance(user_id, str):
+        raise BadJson("user_id must be a string")
+    try:
+        UserID.parse(user_id)
+    except InvalidIdentifier:
+        raise InvalidParam(f"{user_id!r} is not a valid user ID") from None
+    return user_id
+
+
+class Membership:
+    """Turns membership requests into m.room.member events through the roomserver."""
+
+    def __init__(self, rs: RoomServer, profiles: Any) -> None:
+        self._rs = rs
+        self._profiles = profiles
+
+    async def resolve_room(self, room_id_or_alias: str) -> str:
+        """A room ID from a room ID or a local alias; remote rooms need federation (not enabled)."""
+        if room_id_or_alias.startswith("#"):
+            room_id = await room_store.get_alias(self._rs.db, room_id_or_alias)
+            if room_id is None:
+                raise NotFound("Room alias not found")
+            return room_id
+        if not room_id_or_alias.startswith("!"):
+            raise InvalidParam("Not a room ID or alias")
+        if await self._rs.get_room_state(room_id_or_alias) is None:
+            raise NotFound("No known servers: this room is not on this server")
+        return room_id_or_alias
+
+    async def _profile(self, user_id: str) -> dict[str, Any]:
+        profile = await self._profiles.get_profile(user_id)
+        return {k: profile[k] for k in ("displayname", "avatar_url") if isinstance(profile.get(k), str) and profile[k]}
+
+    async def join(self, user_id: str, room_id: str, reason: Any = None) -> str:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/join"."""
+        content: dict[str, Any] = {"membership": "join", **await self._profile(user_id), **_reason(reason)}
+
+        async def check(room: RoomState) -> None:
+            if room.membership(user_id) in ("join", "invite"):
+                return
+            rule = room.state.get(("m.room.join_rules", ""))
+            join_rule = rule.content.get("join_rule") if rule else None
+            if join_rule in ("restricted", "knock_restricted") and room.version.restricted_join_rule:
+                via = await self._authorising_user(room, user_id, rule.content if rule else {})
+                if via is not None:
+                    content["join_authorised_via_users_server"] = via
+
+        await self._rs.send(room_id, user_id, [EventSpec("m.room.member", content, user_id)], check=check)
+        return room_id
+
+    async def _authorising_user(self, room: RoomState, user_id: str, join_rules: Mapping[str, Any]) -> str | None:
+        """A local member who may invite, when `user_id` belongs to one of the `allow` rooms.
+
+        Spec: rooms/v8, "Restricted rooms"; client-server-api, "Restricted rooms".
+        """
+        allowed = join_rules.get("allow")
+        if not isinstance(allowed, list):
+            return None
+        mine = await room_store.get_rooms_for_user(self._rs.db, user_id)
+        if not any(isinstance(a, dict) and a.get("type") == "m.room_membership" and a.get("room_id") in mine
+                   for a in allowed):
+            return None
+        auth = auth_state_for(room.state, room.create, room.version)
+        invite_level = auth.power_levels.invite
+        for (event_type, member), pdu in room.state.items():
+            if (event_type == "m.room.member" and pdu.content.get("membership") == "join"
+                    and member.endswith(":" + self._rs.server_name)
+                    and auth.user_power_level(member) >= invite_level):
+                return member
+        return None
+
+    async def invite(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/invite"."""
+        target = _target(target)
+        if UserID.parse(target).server_name != self._rs.server_name:
+            raise Forbidden("Inviting users of other servers needs federation, which is not enabled")
+        if await self._profiles_missing(target):
+            raise NotFound("User not found")
+        content = {"membership": "invite", **await self._profile(target), **_reason(reason)}
+
+        async def check(room: RoomState) -> None:
+            if room.membership(target) == "join":
+                raise Forbidden(f"{target} is already in the room.")
+            if room.membership(target) == "ban":
+                raise Forbidden(f"{target} is banned from the room")
+
+        await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)], check=check)
+
+    async def _profiles_missing(self, user_id: str) -> bool:
+        try:
+            await self._profiles.get_profile(user_id)
+            return False
+        except NotFound:
+            return True
+
+    async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:
+        """Leave, reject an invite or rescind a knock. Spec: "POST /_matrix/client/v3/rooms/{roomId}/leave"."""
+        async def check(room: RoomState) -> None:
+            if room.membership(user_id) not in ("join", "invite", "knock"):
+                raise Forbidden("You are not in this room")
+
+        await self._rs.send(room_id, user_id, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
+                                                         user_id)], check=check)
+
+    async def kick(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/kick"."""
+        target = _target(target)
+
+        async def check(room: RoomState) -> None:
+            if room.membership(target) not in ("join", "invite", "knock"):
+                raise Forbidden(f"{target} is not in the room")
+
+        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
+                                                        target)], check=check)
+
+    async def ban(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/ban"."""
+        target = _target(target)
+        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "ban", **_reason(reason)},
+                                                        target)])
+
+    async def unban(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/unban"."""
+        target = _target(target)
+
+        async def check(room: RoomState) -> None:
+            if room.membership(target) != "ban":
+                raise Forbidden(f"{target} is not banned")
+
+        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
+                                                        target)], check=check)
+
+    async def knock(self, user_id: str, room_id: str, reason: Any = None) -> None:
+        """Spec: client-server-api, "POST /_matrix/client/v3/knock/{roomIdOrAlias}"."""
+        async def check(room: RoomState) -> None:
+            if not room.version.knock_join_rule:
+                raise Forbidden("This room version does not support knocking")
+            if room.membership(user_id) == "join":
+                raise Forbidden("You are already in the room")
+
+        content = {"membership": "knock", **await self._profile(user_id), **_reason(reason)}
+        await self._rs.send(room_id, user_id, [EventSpec("m.room.member", content, user_id)], check=check)
+
+    async def forget(self, user_id: str, room_id: str) -> None:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/forget"."""
+        current = await room_store.get_local_membership(self._rs.db, user_id, room_id)
+        if current is None:
+            raise NotFound("You have never been in this room")
+        if current[0] in ("join", "invite", "knock"):
+            raise _Unknown("You must leave the room before forgetting it")
+        await self._rs.db.write(lambda tx: room_store.forget_room(tx, user_id, room_id))

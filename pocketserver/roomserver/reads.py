@@ -1,0 +1,196 @@
+"""Reading rooms for clients: events, state, members, pagination and context, all through
+history visibility.
+
+Spec: client-server-api, "Getting events for a room", "Room History Visibility".
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable, Mapping
+
+from pocketserver.errors import Forbidden, NotFound
+from pocketserver.rooms.client_event import format_client_event
+from pocketserver.roomserver import RoomServer
+from pocketserver.roomserver.visibility import filter_visible
+from pocketserver.storage import events as event_store
+from pocketserver.storage import rooms as room_store
+from pocketserver.storage.events import StoredEvent
+from pocketserver.sync.tokens import StreamToken
+
+MAX_PAGE = 1000
+
+
+class RoomReader:
+    """Answers read requests about rooms, checking what the requester may see."""
+
+    def __init__(self, rs: RoomServer) -> None:
+        self.rs = rs
+        self.db = rs.db
+        self.cache = rs.state_cache
+
+    async def membership_window(self, user_id: str, room_id: str) -> tuple[str | None, int | None]:
+        """The user's membership and, if they left, the stream position up to which they may read."""
+        room = await self.rs.require_room(room_id)
+        membership = room.membership(user_id)
+        if membership == "join":
+            return membership, None
+        local = await room_store.get_local_membership(self.db, user_id, room_id)
+        if local is not None and local[0] in ("leave", "ban"):
+            return local[0], local[2]
+        return membership, None
+
+    async def require_reader(self, user_id: str, room_id: str) -> int | None:
+        """Raise unless the user is or was in the room (or it is world-readable); return the read limit."""
+        membership, limit = await self.membership_window(user_id, room_id)
+        if membership == "join":
+            return None
+        if limit is not None:
+            return limit
+        room = await self.rs.require_room(room_id)
+        vis = room.state.get(("m.room.history_visibility", ""))
+        if vis is not None and vis.content.get("history_visibility") == "world_readable":
+            return None
+        raise Forbidden("You are not in this room")
+
+    async def serialize(self, events: Iterable[StoredEvent], user_id: str | None, device_id: str | None = None,
+                        *, include_room_id: bool = True) -> list[dict[str, Any]]:
+        """Client events with `unsigned` (age, transaction_id, prev_content, redacted_because)."""
+        events = list(events)
+        extra_ids = [e.replaces_state for e in events if e.replaces_state] + [e.redacted_by for e in events if e.redacted_by]
+        extras = await event_store.get_events(self.db, extra_ids) if extra_ids else {}
+        now = int(time.time() * 1000)
+        out = []
+        for event in events:
+            unsigned: dict[str, Any] = {"age": max(0, now - int(event.json.get("origin_server_ts", now)))}
+            if event.txn_id and event.sender == user_id and event.device_id == device_id:
+                unsigned["transaction_id"] = event.txn_id
+            if event.replaces_state and event.replaces_state in extras:
+                prev = extras[event.replaces_state]
+                unsigned["replaces_state"] = prev.event_id
+                unsigned["prev_content"] = prev.json.get("content", {})
+                unsigned["prev_sender"] = prev.sender
+            if event.redacted_by and event.redacted_by in extras:
+                redaction = extras[event.redacted_by]
+                unsigned["redacted_because"] = format_client_event(redaction.json, event_id=redaction.event_id,
+                                                                   room_id=redaction.room_id)
+            out.append(format_client_event(event.json, event_id=event.event_id, room_id=event.room_id,
+                                           unsigned=unsigned, include_room_id=include_room_id))
+        return out
+
+    async def get_event(self, user_id: str, room_id: str, event_id: str) -> StoredEvent:
+        """Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"."""
+        await self.require_reader(user_id, room_id)
+        event = await event_store.get_event(self.db, event_id)
+        if event is None or event.room_id != room_id:
+            raise NotFound("Event not found")
+        if not await filter_visible(self.db, self.cache, user_id, [event]):
+            raise NotFound("Event not found")
+        return event
+
+    async def current_state(self, user_id: str, room_id: str) -> list[StoredEvent]:
+        """The state a member sees now, or the state when they left.
+
+        Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/state".
+        """
+        limit = await self.require_reader(user_id, room_id)
+        if limit is None:
+            ids = await room_store.get_current_state_ids(self.db, room_id)
+        else:
+            local = await room_store.get_local_membership(self.db, user_id, room_id)
+            leave = await event_store.get_event(self.db, local[1]) if local else None
+            ids = await self.cache.group(leave.state_after) if leave else {}
+        stored = await event_store.get_events(self.db, ids.values())
+        return sorted(stored.values(), key=lambda e: e.stream_ordering)
+
+    async def state_event(self, user_id: str, room_id: str, event_type: str, state_key: str) -> StoredEvent:
+        """Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"."""
+        for event in await self.current_state(user_id, room_id):
+            if event.type == event_type and event.state_key == state_key:
+                return event
+        raise NotFound("Event not found")
+
+    async def messages(self, user_id: str, room_id: str, *, from_token: str | None, to_token: str | None,
+                       direction: str, limit: int) -> tuple[list[StoredEvent], StreamToken, StreamToken | None]:
+        """One page of room history with the tokens around it.
+
+        Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/messages".
+        """
+        read_limit = await self.require_reader(user_id, room_id)
+        limit = max(0, min(limit, MAX_PAGE))
+        newest = await event_store.max_stream_ordering(self.db)
+        start = StreamToken.parse(from_token) if from_token else StreamToken(events=0 if direction == "f" else newest)
+        ceiling = newest if read_limit is None else min(newest, read_limit)
+        if direction == "b":
+            upto = min(start.events, ceiling)
+            floor = StreamToken.parse(to_token).events if to_token else 0
+            events = await event_store.get_room_events(self.db, room_id, after=floor, upto=upto, limit=limit,
+                                                       backwards=True)
+            end = start.with_events(events[-1].stream_ordering - 1) if len(events) == limit and events else None
+        else:
+            top = min(StreamToken.parse(to_token).events if to_token else ceiling, ceiling)
+            events = await event_store.get_room_events(self.db, room_id, after=start.events, upto=top, limit=limit,
+                                                       backwards=False)
+            end = start.with_events(events[-1].stream_ordering) if events else None
+        visible = await filter_visible(self.db, self.cache, user_id, events)
+        return visible, start, end
+
+    async def context(self, user_id: str, room_id: str, event_id: str, limit: int) -> dict[str, Any]:
+        """Events before and after one event, with the state at it.
+
+        Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}".
+        """
+        event = await self.get_event(user_id, room_id, event_id)
+        read_limit = await self.require_reader(user_id, room_id)
+        limit = max(0, min(limit, MAX_PAGE))
+        before_n, after_n = limit // 2, limit - limit // 2
+        before = await event_store.get_room_events(self.db, room_id, after=0, upto=event.stream_ordering - 1,
+                                                   limit=before_n, backwards=True)
+        ceiling = await event_store.max_stream_ordering(self.db) if read_limit is None else read_limit
+        after = await event_store.get_room_events(self.db, room_id, after=event.stream_ordering, upto=ceiling,
+                                                  limit=after_n, backwards=False)
+        before = await filter_visible(self.db, self.cache, user_id, before)
+        after = await filter_visible(self.db, self.cache, user_id, after)
+        start = StreamToken(events=(before[-1].stream_ordering if before else event.stream_ordering) - 1)
+        end = StreamToken(events=after[-1].stream_ordering if after else event.stream_ordering)
+        state_ids = await self.cache.group(event.state_before)
+        state = await event_store.get_events(self.db, state_ids.values())
+        return {"event": event, "events_before": before, "events_after": after, "start": start, "end": end,
+                "state": sorted(state.values(), key=lambda e: e.stream_ordering)}
+
+    async def members(self, user_id: str, room_id: str, *, at: str | None = None,
+                      membership: str | None = None, not_membership: str | None = None) -> list[StoredEvent]:
+        """Member events of the room, now or at a sync token.
+
+        Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/members".
+        """
+        state = await self.current_state(user_id, room_id)
+        if at is not None:
+            position = StreamToken.parse(at).events
+            rows = await event_store.get_room_events(self.db, room_id, after=0, upto=position, limit=1, backwards=True)
+            if rows:
+                ids = await self.cache.group(rows[0].state_after)
+                stored = await event_store.get_events(self.db, [e for (t, _), e in ids.items() if t == "m.room.member"])
+                state = list(stored.values())
+        members = [e for e in state if e.type == "m.room.member"]
+        if membership:
+            members = [e for e in members if e.json.get("content", {}).get("membership") == membership]
+        if not_membership:
+            members = [e for e in members if e.json.get("content", {}).get("membership") != not_membership]
+        return members
+
+    async def joined_members(self, user_id: str, room_id: str) -> dict[str, Any]:
+        """Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/joined_members"."""
+        membership, _ = await self.membership_window(user_id, room_id)
+        if membership != "join":
+            raise Forbidden("You are not in this room")
+        room = await self.rs.require_room(room_id)
+        joined: dict[str, Any] = {}
+        for (event_type, member), pdu in room.state.items():
+            if event_type == "m.room.member" and pdu.content.get("membership") == "join":
+                joined[member] = {k: pdu.content.get(k) for k in ("displayname", "avatar_url")}
+        return {"joined": joined}
+
+
+def content_of(event: StoredEvent) -> Mapping[str, Any]:
+    content = event.json.get("content")
+    return content if isinstance(content, dict) else {}

@@ -1,0 +1,114 @@
+"""Events sent by local clients: messages, state and redactions, idempotent per transaction ID.
+
+Spec: client-server-api, "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}/{txnId}",
+"PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}", "Redactions".
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound
+from pocketserver.rooms.auth_rules import auth_state_for
+from pocketserver.roomserver import EventSpec, RoomServer
+from pocketserver.roomserver.room_state import RoomState
+from pocketserver.storage import events as event_store
+from pocketserver.storage import rooms as room_store
+
+MAX_TYPE_BYTES = 255
+
+
+class BadAlias(MatrixError):
+    errcode, status = "M_BAD_ALIAS", 400
+
+
+def _check_type(event_type: str) -> None:
+    if not event_type or len(event_type.encode()) > MAX_TYPE_BYTES:
+        raise BadJson("Event type must be 1-255 bytes")
+
+
+async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str, event_type: str,
+                     content: Mapping[str, Any], txn_id: str) -> str:
+    """Send a message event once per (device, txn_id); a retry returns the first event ID."""
+    _check_type(event_type)
+    if len(txn_id.encode()) > 255:
+        raise BadJson("Transaction ID is too long")
+    async with rs.lock(room_id):
+        earlier = await event_store.get_txn_event(rs.db, user_id, device_id, txn_id)
+        if earlier is not None:
+            return earlier
+        room = await rs.require_room(room_id)
+        _require_joined(room, user_id)
+        pdu = rs.build(room.copy(), user_id, EventSpec(event_type, content))
+        persisted, final = await rs.persist(room, [pdu], txn=(user_id, device_id, txn_id))
+        rs.remember(final)
+        return persisted[0].event_id
+
+
+def _require_joined(room: RoomState, user_id: str) -> None:
+    if room.membership(user_id) != "join":
+        raise Forbidden(f"User {user_id} not in room {room.room_id}")
+
+
+async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str, state_key: str,
+                    content: Mapping[str, Any]) -> str:
+    """Set one state entry; sending the same content as the current entry creates no new event."""
+    _check_type(event_type)
+    if len(state_key.encode()) > 255:
+        raise BadJson("State key must be at most 255 bytes")
+    if event_type == "m.room.canonical_alias":
+        await _check_canonical_alias(rs, room_id, content)
+    async with rs.lock(room_id):
+        room = await rs.require_room(room_id)
+        if event_type != "m.room.member":
+            _require_joined(room, user_id)
+        current = room.state.get((event_type, state_key))
+        if current is not None and current.sender == user_id and dict(current.content) == dict(content):
+            return current.event_id
+        pdu = rs.build(room.copy(), user_id, EventSpec(event_type, content, state_key))
+        persisted, final = await rs.persist(room, [pdu])
+        rs.remember(final)
+        return persisted[0].event_id
+
+
+async def _check_canonical_alias(rs: RoomServer, room_id: str, content: Mapping[str, Any]) -> None:
+    """Every alias in m.room.canonical_alias must be valid and point to this room.
+
+    Spec: client-server-api, "m.room.canonical_alias" (M_BAD_ALIAS).
+    """
+    aliases = []
+    if "alias" in content and content["alias"] is not None:
+        aliases.append(content["alias"])
+    alt = content.get("alt_aliases", [])
+    if not isinstance(alt, list):
+        raise BadJson("alt_aliases must be a list")
+    aliases += alt
+    for alias in aliases:
+        if not isinstance(alias, str) or not alias.startswith("#") or ":" not in alias:
+            raise BadJson(f"{alias!r} is not a room alias")
+        if alias.endswith(":" + rs.server_name) and await room_store.get_alias(rs.db, alias) != room_id:
+            raise BadAlias(f"{alias} does not point to this room")
+
+
+async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: str, event_id: str, txn_id: str,
+                       reason: Any) -> str:
+    """Redact an event the sender may redact: their own, or any with the `redact` power level."""
+    if reason is not None and not isinstance(reason, str):
+        raise BadJson("reason must be a string")
+    async with rs.lock(room_id):
+        earlier = await event_store.get_txn_event(rs.db, user_id, device_id, txn_id)
+        if earlier is not None:
+            return earlier
+        room = await rs.require_room(room_id)
+        _require_joined(room, user_id)
+        target = await event_store.get_event(rs.db, event_id)
+        if target is None or target.room_id != room_id:
+            raise NotFound("Event not found")
+        if target.sender != user_id:
+            auth = auth_state_for(room.state, room.create, room.version)
+            if auth.user_power_level(user_id) < auth.power_levels.redact:
+                raise Forbidden("You do not have permission to redact this event")
+        content = {} if reason is None else {"reason": reason}
+        pdu = rs.build(room.copy(), user_id, EventSpec("m.room.redaction", content, redacts=event_id))
+        persisted, final = await rs.persist(room, [pdu], txn=(user_id, device_id, txn_id))
+        rs.remember(final)
+        return persisted[0].event_id

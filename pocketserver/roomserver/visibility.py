@@ -1,0 +1,108 @@
+"""Which events a user may see: history visibility at each event.
+
+Spec: client-server-api, "Room History Visibility" (server behaviour, rules 1-5).
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any, Iterable
+
+from pocketserver.storage import events as event_store
+from pocketserver.storage import state as state_store
+from pocketserver.storage.database import Database
+from pocketserver.storage.events import StoredEvent
+
+StateKey = tuple[str, str]
+MAX_GROUPS = 256
+MAX_STATE_EVENTS = 8192
+
+
+class StateCache:
+    """Bounded caches of state groups and of state event contents."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._groups: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
+        self._contents: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    async def group(self, group_id: int) -> dict[StateKey, str]:
+        found = self._groups.get(group_id)
+        if found is None:
+            async with self._db.reader() as conn:
+                found = await state_store.load_state_group(conn, group_id)
+            self._groups[group_id] = found
+            if len(self._groups) > MAX_GROUPS:
+                self._groups.popitem(last=False)
+        else:
+            self._groups.move_to_end(group_id)
+        return found
+
+    async def contents(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Content of the given (state) events, by ID."""
+        wanted = [e for e in dict.fromkeys(event_ids) if e not in self._contents]
+        if wanted:
+            for eid, stored in (await event_store.get_events(self._db, wanted)).items():
+                content = stored.json.get("content")
+                self._contents[eid] = content if isinstance(content, dict) else {}
+            while len(self._contents) > MAX_STATE_EVENTS:
+                self._contents.popitem(last=False)
+        return {e: self._contents[e] for e in event_ids if e in self._contents}
+
+    def forget_content(self, event_id: str) -> None:
+        """Drop a cached content (after the event was redacted)."""
+        self._contents.pop(event_id, None)
+
+    async def state_value(self, group_id: int, key: StateKey, field: str) -> Any:
+        """One content field of one state entry of a group (None when absent)."""
+        if group_id < 0:
+            return None
+        event_id = (await self.group(group_id)).get(key)
+        if event_id is None:
+            return None
+        return (await self.contents([event_id])).get(event_id, {}).get(field)
+
+
+async def _joins_of(db: Database, user_id: str, room_id: str) -> list[int]:
+    """Stream positions of the user's join events in the room."""
+    rows = await db.fetchall("SELECT stream_ordering, json FROM events WHERE room_id = ? AND type = 'm.room.member' "
+                             "AND state_key = ? ORDER BY stream_ordering", (room_id, user_id))
+    return [r[0] for r in rows if json.loads(r[1]).get("content", {}).get("membership") == "join"]
+
+
+async def filter_visible(db: Database, cache: StateCache, user_id: str, events: list[StoredEvent]) -> list[StoredEvent]:
+    """The events `user_id` may see, in the same order.
+
+    Spec: client-server-api, "Room History Visibility".
+    """
+    joins_by_room: dict[str, list[int]] = {}
+    visible = []
+    for event in events:
+        if event.room_id not in joins_by_room:
+            joins_by_room[event.room_id] = await _joins_of(db, user_id, event.room_id)
+        groups = [event.state_before]
+        special = (event.type == "m.room.history_visibility" or
+                   (event.type == "m.room.member" and event.state_key == user_id))
+        if special:
+            groups.append(event.state_after)   # before *or* after the event may allow it
+        for group in groups:
+            if await _allowed(cache, user_id, event, group, joins_by_room[event.room_id]):
+                visible.append(event)
+                break
+    return visible
+
+
+async def _allowed(cache: StateCache, user_id: str, event: StoredEvent, group: int, joins: list[int]) -> bool:
+    if event.type == "m.room.create":
+        group = event.state_after
+    visibility = await cache.state_value(group, ("m.room.history_visibility", ""), "history_visibility")
+    if visibility not in ("world_readable", "shared", "invited", "joined"):
+        visibility = "shared"
+    if visibility == "world_readable":                                               # rule 1
+        return True
+    membership = await cache.state_value(group, ("m.room.member", user_id), "membership")
+    if membership == "join":                                                         # rule 2
+        return True
+    if visibility == "shared" and any(j >= event.stream_ordering for j in joins):     # rule 3
+        return True
+    return membership == "invite" and visibility == "invited"                        # rule 4

@@ -1,0 +1,121 @@
+"""Events, the event graph and forward extremities.
+
+Spec: server-server-api, "PDUs"; client-server-api, "Syncing" (stream positions).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Sequence
+
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Transaction
+
+STREAM = "events"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as stored, with the server-local facts kept apart from the signed JSON."""
+
+    event_id: str
+    room_id: str
+    stream_ordering: int
+    type: str
+    state_key: str | None
+    sender: str
+    json: dict[str, Any]
+    state_before: int
+    state_after: int
+    replaces_state: str | None
+    redacted_by: str | None
+    txn_id: str | None
+    device_id: str | None
+
+
+_COLUMNS = ("event_id, room_id, stream_ordering, type, state_key, sender, json, state_before, state_after, "
+            "replaces_state, redacted_by, txn_id, device_id")
+
+
+def _row(row: Sequence[Any]) -> StoredEvent:
+    return StoredEvent(row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), row[7], row[8],
+                       row[9], row[10], row[11], row[12])
+
+
+async def insert_event(tx: Transaction, *, event_id: str, room_id: str, stream_ordering: int, type: str,
+                       state_key: str | None, sender: str, depth: int, origin_server_ts: int,
+                       raw: dict[str, Any], prev_events: Iterable[str], state_before: int, state_after: int,
+                       replaces_state: str | None, relates_to: str | None, rel_type: str | None,
+                       txn_id: str | None, device_id: str | None) -> None:
+    await tx.execute(
+        "INSERT INTO events (stream_ordering, event_id, room_id, type, state_key, sender, depth, origin_server_ts, "
+        "json, state_before, state_after, replaces_state, relates_to, rel_type, txn_id, device_id) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (stream_ordering, event_id, room_id, type, state_key, sender, depth, origin_server_ts,
+         json.dumps(raw, ensure_ascii=False, separators=(",", ":")), state_before, state_after, replaces_state,
+         relates_to, rel_type, txn_id, device_id))
+    prevs = list(prev_events)
+    await tx.executemany("INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
+                         [(event_id, p) for p in prevs])
+    await tx.executemany("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
+                         [(room_id, p) for p in prevs])
+    await tx.execute("INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)", (room_id, event_id))
+
+
+async def get_event(db: Database, event_id: str) -> StoredEvent | None:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+    return _row(row) if row else None
+
+
+async def get_event_tx(tx: Transaction, event_id: str) -> StoredEvent | None:
+    row = await tx.fetchone(f"SELECT {_COLUMNS} FROM events WHERE event_id = ?", (event_id,))
+    return _row(row) if row else None
+
+
+async def get_events(db: Database, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+    """The stored events among `event_ids`, by ID (missing ones are left out)."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, StoredEvent] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in await db.fetchall(f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({marks})", chunk):
+            event = _row(row)
+            found[event.event_id] = event
+    return found
+
+
+async def get_room_events(db: Database, room_id: str, *, after: int, upto: int, limit: int,
+                          backwards: bool) -> list[StoredEvent]:
+    """Events of a room with after < stream_ordering <= upto, newest first when `backwards`."""
+    order = "DESC" if backwards else "ASC"
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM events WHERE room_id = ? AND stream_ordering > ? AND stream_ordering <= ? "
+        f"ORDER BY stream_ordering {order} LIMIT ?", (room_id, after, upto, limit))
+    return [_row(r) for r in rows]
+
+
+async def get_forward_extremities(db: Database, room_id: str) -> list[str]:
+    return [r[0] for r in await db.fetchall("SELECT event_id FROM forward_extremities WHERE room_id = ?", (room_id,))]
+
+
+async def set_redacted(tx: Transaction, event_id: str, redacted_json: dict[str, Any], redaction_id: str) -> None:
+    """Replace a stored event's JSON with its redacted form and remember which redaction did it."""
+    await tx.execute("UPDATE events SET json = ?, redacted_by = ? WHERE event_id = ?",
+                     (json.dumps(redacted_json, ensure_ascii=False, separators=(",", ":")), redaction_id, event_id))
+
+
+async def get_txn_event(db: Database, user_id: str, device_id: str, txn_id: str) -> str | None:
+    row = await db.fetchone("SELECT event_id FROM transaction_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?",
+                            (user_id, device_id, txn_id))
+    return row[0] if row else None
+
+
+async def insert_txn(tx: Transaction, user_id: str, device_id: str, txn_id: str, event_id: str, now_ms: int) -> None:
+    await tx.execute("INSERT INTO transaction_ids (user_id, device_id, txn_id, event_id, created_ts) "
+                     "VALUES (?, ?, ?, ?, ?)", (user_id, device_id, txn_id, event_id, now_ms))
+
+
+async def max_stream_ordering(db: Database) -> int:
+    row = await db.fetchone("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")
+    return int(row[0]) if row else 0

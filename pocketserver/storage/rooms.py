@@ -1,0 +1,116 @@
+"""Rooms, current state, local memberships and aliases.
+
+Spec: client-server-api, "Rooms"; "Room aliases".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Transaction
+
+StateKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRow:
+    room_id: str
+    room_version: str
+    creator: str
+    is_public: bool
+
+
+async def insert_room(tx: Transaction, room_id: str, room_version: str, creator: str, is_public: bool,
+                      now_ms: int) -> None:
+    await tx.execute("INSERT INTO rooms (room_id, room_version, creator, is_public, created_ts) VALUES (?, ?, ?, ?, ?)",
+                     (room_id, room_version, creator, int(is_public), now_ms))
+
+
+async def get_room(db: Database, room_id: str) -> RoomRow | None:
+    row = await db.fetchone("SELECT room_id, room_version, creator, is_public FROM rooms WHERE room_id = ?", (room_id,))
+    return RoomRow(row[0], row[1], row[2], bool(row[3])) if row else None
+
+
+async def set_room_public(tx: Transaction, room_id: str, is_public: bool) -> None:
+    await tx.execute("UPDATE rooms SET is_public = ? WHERE room_id = ?", (int(is_public), room_id))
+
+
+async def list_public_rooms(db: Database) -> list[str]:
+    return [r[0] for r in await db.fetchall("SELECT room_id FROM rooms WHERE is_public = 1 ORDER BY created_ts")]
+
+
+async def update_current_state(tx: Transaction, room_id: str, changes: Iterable[tuple[StateKey, str, str | None]]) -> None:
+    """Set ((type, state_key), event_id, membership) entries of the room's current state."""
+    await tx.executemany(
+        "INSERT INTO current_state (room_id, type, state_key, event_id, membership) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (room_id, type, state_key) DO UPDATE SET event_id = excluded.event_id, "
+        "membership = excluded.membership",
+        [(room_id, t, sk, eid, m) for (t, sk), eid, m in changes])
+
+
+async def get_current_state_ids(db: Database, room_id: str) -> dict[StateKey, str]:
+    rows = await db.fetchall("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", (room_id,))
+    return {(r[0], r[1]): r[2] for r in rows}
+
+
+async def get_members(db: Database, room_id: str, membership: str | None = None) -> dict[str, str]:
+    """user_id -> membership of the room's current state, optionally only one membership."""
+    if membership is None:
+        rows = await db.fetchall("SELECT state_key, membership FROM current_state WHERE room_id = ? "
+                                 "AND type = 'm.room.member'", (room_id,))
+    else:
+        rows = await db.fetchall("SELECT state_key, membership FROM current_state WHERE room_id = ? "
+                                 "AND type = 'm.room.member' AND membership = ?", (room_id, membership))
+    return {r[0]: r[1] for r in rows}
+
+
+async def set_local_membership(tx: Transaction, user_id: str, room_id: str, membership: str, event_id: str,
+                               stream_ordering: int) -> None:
+    await tx.execute(
+        "INSERT INTO local_membership (user_id, room_id, membership, event_id, stream_ordering, forgotten) "
+        "VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT (user_id, room_id) DO UPDATE SET membership = excluded.membership, "
+        "event_id = excluded.event_id, stream_ordering = excluded.stream_ordering, forgotten = 0",
+        (user_id, room_id, membership, event_id, stream_ordering))
+    tx.changes.users.add(user_id)
+
+
+async def get_local_membership(db: Database, user_id: str, room_id: str) -> tuple[str, str, int, bool] | None:
+    """(membership, event_id, stream_ordering, forgotten) of a local user in a room."""
+    row = await db.fetchone("SELECT membership, event_id, stream_ordering, forgotten FROM local_membership "
+                            "WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+    return (row[0], row[1], row[2], bool(row[3])) if row else None
+
+
+async def get_rooms_for_user(db: Database, user_id: str, memberships: tuple[str, ...] = ("join",)) -> dict[str, tuple[str, str, int]]:
+    """room_id -> (membership, event_id, stream_ordering) for a local user's rooms in those memberships."""
+    marks = ",".join("?" * len(memberships))
+    rows = await db.fetchall(f"SELECT room_id, membership, event_id, stream_ordering FROM local_membership "
+                             f"WHERE user_id = ? AND forgotten = 0 AND membership IN ({marks})", (user_id, *memberships))
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+async def forget_room(tx: Transaction, user_id: str, room_id: str) -> None:
+    await tx.execute("UPDATE local_membership SET forgotten = 1 WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+
+
+async def get_alias(db: Database, alias: str) -> str | None:
+    row = await db.fetchone("SELECT room_id FROM room_aliases WHERE alias = ?", (alias,))
+    return row[0] if row else None
+
+
+async def get_alias_row(db: Database, alias: str) -> tuple[str, str] | None:
+    row = await db.fetchone("SELECT room_id, creator FROM room_aliases WHERE alias = ?", (alias,))
+    return (row[0], row[1]) if row else None
+
+
+async def insert_alias(tx: Transaction, alias: str, room_id: str, creator: str) -> None:
+    await tx.execute("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)", (alias, room_id, creator))
+
+
+async def delete_alias(tx: Transaction, alias: str) -> None:
+    await tx.execute("DELETE FROM room_aliases WHERE alias = ?", (alias,))
+
+
+async def get_aliases_for_room(db: Database, room_id: str) -> list[str]:
+    return [r[0] for r in await db.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", (room_id,))]

@@ -1,0 +1,167 @@
+"""Rooms over HTTP: create, membership, send, state, redact, paginate, visibility and refusals.
+
+Spec: client-server-api, "Rooms", "Room membership", "Events", "Redactions", "Room History Visibility".
+"""
+from __future__ import annotations
+
+import pytest
+
+R = "/_matrix/client/v3/rooms"
+
+
+async def users(api, *names):
+    return [await api.register(n) for n in names]
+
+
+@pytest.mark.parametrize("version", ["1", "6", "10", "11", "12"])
+async def test_create_send_read(api, version) -> None:
+    (alice,) = await users(api, "alice")
+    t = alice["access_token"]
+    status, body = await api.call("POST", "/_matrix/client/v3/createRoom",
+                                  {"name": "Family", "topic": "Dinner", "room_version": version}, token=t)
+    assert status == 200, body
+    room = body["room_id"]
+    assert room.startswith("!")
+    status, body = await api.call("PUT", f"{R}/{room}/send/m.room.message/txn1",
+                                  {"msgtype": "m.text", "body": "hello"}, token=t)
+    assert status == 200, body
+    event_id = body["event_id"]
+    status, again = await api.call("PUT", f"{R}/{room}/send/m.room.message/txn1",
+                                   {"msgtype": "m.text", "body": "hello"}, token=t)
+    assert again["event_id"] == event_id    # idempotent per transaction ID
+
+    status, body = await api.call("GET", f"{R}/{room}/messages", query={"dir": "b", "limit": "3"}, token=t)
+    assert status == 200, body
+    assert [e["type"] for e in body["chunk"]][0] == "m.room.message"
+    assert body["chunk"][0]["content"]["body"] == "hello"
+    assert body["chunk"][0]["unsigned"]["transaction_id"] == "txn1"
+    status, body = await api.call("GET", f"{R}/{room}/state/m.room.name", token=t)
+    assert (status, body) == (200, {"name": "Family"})
+    status, state = await api.call("GET", f"{R}/{room}/state", token=t)
+    types = {e["type"] for e in state}
+    assert {"m.room.create", "m.room.member", "m.room.power_levels", "m.room.join_rules",
+            "m.room.history_visibility", "m.room.name", "m.room.topic"} <= types
+    create = next(e for e in state if e["type"] == "m.room.create")
+    assert create["content"]["room_version"] == version
+    status, body = await api.call("GET", f"{R}/{room}/event/{event_id}", token=t)
+    assert status == 200 and body["event_id"] == event_id and "auth_events" not in body
+    status, body = await api.call("GET", "/_matrix/client/v3/joined_rooms", token=t)
+    assert body["joined_rooms"] == [room]
+
+
+async def test_membership_and_refusals(api) -> None:
+    alice, bob, carol = await users(api, "alice", "bob", "carol")
+    a, b, c = alice["access_token"], bob["access_token"], carol["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}, token=a)
+    room = body["room_id"]
+
+    # Non-member send is refused.
+    status, body = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"body": "x"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    # Joining an invite-only room without an invite is refused.
+    status, body = await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await api.call("POST", f"{R}/{room}/invite", {"user_id": "@bob:test.local"}, token=a))[0] == 200
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    assert (await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"body": "hi"}, token=b))[0] == 200
+
+    # Insufficient power level: bob may not change the room name (state_default 50).
+    status, body = await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "mine"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
+    status, body = await api.call("GET", f"{R}/{room}/joined_members", token=b)
+    assert set(body["joined"]) == {"@alice:test.local", "@bob:test.local"}
+
+    # Ban, then the banned user cannot rejoin; unban lets an invite through again.
+    assert (await api.call("POST", f"{R}/{room}/ban", {"user_id": "@bob:test.local", "reason": "spam"}, token=a))[0] == 200
+    status, body = await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("POST", f"{R}/{room}/invite", {"user_id": "@bob:test.local"}, token=a)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await api.call("POST", f"{R}/{room}/unban", {"user_id": "@bob:test.local"}, token=a))[0] == 200
+    status, body = await api.call("GET", f"{R}/{room}/members", query={"membership": "leave"}, token=a)
+    assert [e["state_key"] for e in body["chunk"]] == ["@bob:test.local"]
+
+    # Kick needs power; carol (not in the room) cannot read it.
+    status, body = await api.call("GET", f"{R}/{room}/messages", token=c)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("GET", f"{R}/{room}/state", token=c)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
+
+async def test_history_visibility_joined(api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {
+        "preset": "public_chat", "initial_state": [{"type": "m.room.history_visibility",
+                                                    "content": {"history_visibility": "joined"}}]}, token=a)
+    room = body["room_id"]
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"body": "before bob"}, token=a)
+    assert (await api.call("POST", f"/_matrix/client/v3/join/{room}", {}, token=b))[0] == 200
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/2", {"body": "after bob"}, token=a)
+    _, body = await api.call("GET", f"{R}/{room}/messages", query={"limit": "50"}, token=b)
+    bodies = [e["content"].get("body") for e in body["chunk"] if e["type"] == "m.room.message"]
+    assert bodies == ["after bob"]
+    _, body = await api.call("GET", f"{R}/{room}/messages", query={"limit": "50"}, token=a)
+    assert [e["content"].get("body") for e in body["chunk"] if e["type"] == "m.room.message"] == ["after bob", "before bob"]
+
+
+async def test_redaction(api) -> None:
+    alice, bob = await users(api, "alice", "bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    _, sent = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"body": "oops", "msgtype": "m.text"}, token=a)
+    status, body = await api.call("PUT", f"{R}/{room}/redact/{sent['event_id']}/r1", {"reason": "typo"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")   # bob has no redact power
+    status, body = await api.call("PUT", f"{R}/{room}/redact/{sent['event_id']}/r1", {"reason": "typo"}, token=a)
+    assert status == 200
+    _, event = await api.call("GET", f"{R}/{room}/event/{sent['event_id']}", token=b)
+    assert event["content"] == {}
+    assert event["unsigned"]["redacted_because"]["content"]["reason"] == "typo"
+
+
+async def test_pagination_tokens(api) -> None:
+    (alice,) = await users(api, "alice")
+    a = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {}, token=a)
+    room = body["room_id"]
+    for i in range(7):
+        await api.call("PUT", f"{R}/{room}/send/m.room.message/{i}", {"body": str(i)}, token=a)
+    seen, token = [], None
+    for _ in range(10):
+        query = {"dir": "b", "limit": "3", "filter": '{"types": ["m.room.message"]}'}
+        if token:
+            query["from"] = token
+        _, page = await api.call("GET", f"{R}/{room}/messages", query=query, token=a)
+        seen += [e["content"]["body"] for e in page["chunk"]]
+        token = page.get("end")
+        if token is None:
+            break
+    assert seen == [str(i) for i in reversed(range(7))]
+    _, fwd = await api.call("GET", f"{R}/{room}/messages", query={"dir": "f", "limit": "100"}, token=a)
+    assert fwd["chunk"][0]["type"] == "m.room.create"
+
+
+async def test_bad_room_requests(api) -> None:
+    (alice,) = await users(api, "alice")
+    a = alice["access_token"]
+    for body, errcode in [({"room_version": "99"}, "M_UNSUPPORTED_ROOM_VERSION"), ({"preset": "nope"}, "M_BAD_JSON"),
+                          ({"invite": "bob"}, "M_BAD_JSON"), ({"invite": ["not-a-user"]}, "M_INVALID_PARAM"),
+                          ({"initial_state": [{"type": 1}]}, "M_BAD_JSON")]:
+        status, resp = await api.call("POST", "/_matrix/client/v3/createRoom", body, token=a)
+        assert (status, resp["errcode"]) == (400, errcode), body
+    status, resp = await api.call("PUT", f"{R}/!nope:test.local/send/m.room.message/1", {}, token=a)
+    assert (status, resp["errcode"]) == (404, "M_NOT_FOUND")
+    status, resp = await api.call("POST", "/_matrix/client/v3/join/#missing:test.local", {}, token=a)
+    assert (status, resp["errcode"]) == (404, "M_NOT_FOUND")
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"room_alias_name": "family"}, token=a)
+    status, resp = await api.call("POST", "/_matrix/client/v3/createRoom", {"room_alias_name": "family"}, token=a)
+    assert (status, resp["errcode"]) == (400, "M_ROOM_IN_USE")
+    status, resp = await api.call("PUT", f"{R}/{body['room_id']}/send/m.room.message/big", {"body": "x" * 70000}, token=a)
+    assert (status, resp["errcode"]) == (413, "M_TOO_LARGE")
+    status, resp = await api.call("GET", f"{R}/{body['room_id']}/messages", query={"dir": "x"}, token=a)
+    assert (status, resp["errcode"]) == (400, "M_INVALID_PARAM")
+    status, resp = await api.call("GET", f"{R}/{body['room_id']}/messages", query={"from": "garbage"}, token=a)
+    assert (status, resp["errcode"]) == (400, "M_INVALID_PARAM")
