@@ -31,3 +31,11 @@ async def get_account_data(db: Database, user_id: str, room_id: str, data_type: 
                             "WHERE user_id = ? AND room_id = ? AND type = ?",
                             (user_id, room_id, data_type))
     return json.loads(row[0]) if row else None
+
+
+async def get_account_data_since(db: Database, user_id: str, after: int, upto: int) -> list[tuple[str, str, Any]]:
+    """(room_id, type, content) of the user's account data changed in (after, upto]."""
+    rows = await db.fetchall("SELECT room_id, type, content_json FROM account_data WHERE user_id = ? "
+                             "AND stream_position > ? AND stream_position <= ? ORDER BY stream_position",
+                             (user_id, after, upto))
+    return [(r[0], r[1], json.loads(r[2])) for r in rows]

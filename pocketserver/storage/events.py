@@ -119,3 +119,17 @@ async def insert_txn(tx: Transaction, user_id: str, device_id: str, txn_id: str,
 async def max_stream_ordering(db: Database) -> int:
     row = await db.fetchone("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")
     return int(row[0]) if row else 0
+
+
+async def get_rooms_with_events(db: Database, after: int, upto: int) -> dict[str, int]:
+    """room_id -> newest stream position, for rooms with events in (after, upto]; reads only new rows."""
+    rows = await db.fetchall("SELECT room_id, MAX(stream_ordering) FROM events WHERE stream_ordering > ? "
+                             "AND stream_ordering <= ? GROUP BY room_id", (after, upto))
+    return {r[0]: r[1] for r in rows}
+
+
+async def get_latest_event_at(db: Database, room_id: str, position: int) -> StoredEvent | None:
+    """The room's newest event at or before `position`."""
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM events WHERE room_id = ? AND stream_ordering <= ? "
+                            "ORDER BY stream_ordering DESC LIMIT 1", (room_id, position))
+    return _row(row) if row else None

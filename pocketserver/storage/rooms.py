@@ -114,3 +114,15 @@ async def delete_alias(tx: Transaction, alias: str) -> None:
 
 async def get_aliases_for_room(db: Database, room_id: str) -> list[str]:
     return [r[0] for r in await db.fetchall("SELECT alias FROM room_aliases WHERE room_id = ? ORDER BY alias", (room_id,))]
+
+
+async def get_memberships_since(db: Database, user_id: str, after: int, upto: int) -> dict[str, tuple[str, str, int]]:
+    """room_id -> (membership, event_id, stream_ordering) of the user's membership changes in (after, upto]."""
+    rows = await db.fetchall("SELECT room_id, membership, event_id, stream_ordering FROM local_membership "
+                             "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND forgotten = 0",
+                             (user_id, after, upto))
+    return {r[0]: (r[1], r[2], r[3]) for r in rows}
+
+
+async def get_all_stream_positions(db: Database) -> dict[str, int]:
+    return {r[0]: r[1] for r in await db.fetchall("SELECT stream, position FROM stream_positions")}

@@ -1,0 +1,123 @@
+"""Building the per-room parts of a /sync response: timeline, state, summary, invites and leaves.
+
+Spec: client-server-api, "GET /_matrix/client/v3/sync" (Joined Room, Invited Room, Left Room).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pocketserver.roomserver.reads import RoomReader
+from pocketserver.roomserver.visibility import filter_visible
+from pocketserver.storage import events as event_store
+from pocketserver.storage.events import StoredEvent
+from pocketserver.sync.filters import event_matches
+
+StateKey = tuple[str, str]
+# State entries shown in an invite or knock (spec: "Stripped state", recommended types).
+STRIPPED_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
+                  "m.room.encryption", "m.room.topic", "m.room.history_visibility", "m.room.guest_access")
+MAX_FETCH_ROUNDS = 5
+
+
+@dataclass
+class Timeline:
+    events: list[StoredEvent]
+    limited: bool
+    start_position: int      # the stream position just before the first timeline event
+
+
+async def load_timeline(reader: RoomReader, user_id: str, room_id: str, *, after: int, upto: int, limit: int,
+                        timeline_filter: Mapping[str, Any] | None) -> Timeline:
+    """The newest `limit` visible, filter-matching events in (after, upto], oldest first.
+
+    `limited` is true when more such events exist before them.
+    """
+    chosen: list[StoredEvent] = []
+    cursor = upto
+    for _ in range(MAX_FETCH_ROUNDS):
+        if len(chosen) > limit or cursor <= after:
+            break
+        batch = await event_store.get_room_events(reader.db, room_id, after=after, upto=cursor,
+                                                  limit=max(2 * limit, 10), backwards=True)
+        if not batch:
+            break
+        cursor = batch[-1].stream_ordering - 1
+        visible = await filter_visible(reader.db, reader.cache, user_id, batch)
+        chosen += [e for e in visible if event_matches(timeline_filter, event_type=e.type, sender=e.sender,
+                                                         content=e.json.get("content", {}))]
+    events = list(reversed(chosen[:limit]))
+    start = events[0].stream_ordering - 1 if events else upto
+    return Timeline(events, len(chosen) > limit, start)
+
+
+async def state_at(reader: RoomReader, room_id: str, position: int) -> dict[StateKey, str]:
+    """The room's state after its newest event at or before `position` ({} before the room existed)."""
+    latest = await event_store.get_latest_event_at(reader.db, room_id, position)
+    return dict(await reader.cache.group(latest.state_after)) if latest else {}
+
+
+async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *, since: int | None,
+                        full: bool, state_filter: Mapping[str, Any] | None) -> list[StoredEvent]:
+    """State events to send: everything up to the timeline for a full sync, else the gap's changes."""
+    start_state = await state_at(reader, room_id, timeline.start_position)
+    if full or since is None:
+        ids = start_state
+    elif timeline.limited:
+        before = await state_at(reader, room_id, since)
+        ids = {k: v for k, v in start_state.items() if before.get(k) != v}
+    else:
+        ids = {}
+    lazy = bool(state_filter and state_filter.get("lazy_load_members"))
+    if lazy:
+        wanted = {e.sender for e in timeline.events} | {user_id}
+        ids = {k: v for k, v in ids.items() if k[0] != "m.room.member" or k[1] in wanted}
+        for member in wanted:
+            key = ("m.room.member", member)
+            if key in start_state and not any(e.event_id == start_state[key] for e in timeline.events):
+                ids.setdefault(key, start_state[key])
+    in_timeline = {e.event_id for e in timeline.events}
+    stored = await event_store.get_events(reader.db, [v for v in ids.values() if v not in in_timeline])
+    events = sorted(stored.values(), key=lambda e: e.stream_ordering)
+    return [e for e in events if event_matches(state_filter, event_type=e.type, sender=e.sender)]
+
+
+async def summary(reader: RoomReader, user_id: str, room_id: str) -> dict[str, Any]:
+    """m.heroes and member counts. Spec: client-server-api, "Calculating the display name for a room"."""
+    room = await reader.rs.require_room(room_id)
+    joined, invited, others = 0, 0, []
+    for (event_type, member), pdu in room.state.items():
+        if event_type != "m.room.member":
+            continue
+        membership = pdu.content.get("membership")
+        joined += membership == "join"
+        invited += membership == "invite"
+        if member != user_id and membership in ("join", "invite"):
+            others.append(member)
+    body: dict[str, Any] = {"m.joined_member_count": joined, "m.invited_member_count": invited}
+    heroes = sorted(others)[:5]
+    if not (("m.room.name", "") in room.state or ("m.room.canonical_alias", "") in room.state):
+        body["m.heroes"] = heroes
+    return body
+
+
+async def stripped_state(reader: RoomReader, room_id: str, member_event_id: str) -> list[dict[str, Any]]:
+    """Stripped state for an invite or knock: the room's key state plus the member event itself.
+
+    Spec: client-server-api, "Stripped state".
+    """
+    member = await event_store.get_event(reader.db, member_event_id)
+    if member is None:
+        return []
+    state = await reader.cache.group(member.state_after)
+    keys = [k for k in state if k[0] in STRIPPED_TYPES and k[1] == ""]
+    inviter_key = ("m.room.member", member.sender)
+    if inviter_key in state and member.sender != member.state_key:
+        keys.append(inviter_key)
+    stored = await event_store.get_events(reader.db, [state[k] for k in keys])
+    out = [{"type": e.type, "state_key": e.state_key, "content": e.json.get("content", {}), "sender": e.sender}
+           for e in stored.values()]
+    out.append({"type": member.type, "state_key": member.state_key, "content": member.json.get("content", {}),
+                "sender": member.sender, "event_id": member.event_id,
+                "origin_server_ts": member.json.get("origin_server_ts")})
+    return out

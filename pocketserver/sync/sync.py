@@ -1,0 +1,185 @@
+"""GET /sync: what changed for a user since a token, waiting on the notifier when nothing did.
+
+Spec: client-server-api, "Syncing" and "GET /_matrix/client/v3/sync".
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Mapping
+
+from pocketserver.errors import BadJson, NotFound
+from pocketserver.rooms.client_event import apply_event_fields
+from pocketserver.roomserver.reads import RoomReader
+from pocketserver.storage import account_data as account_data_store
+from pocketserver.storage import events as event_store
+from pocketserver.storage import filters as filter_store
+from pocketserver.storage import rooms as room_store
+from pocketserver.storage.database import Database
+from pocketserver.storage.events import StoredEvent
+from pocketserver.sync import room_sections as sections
+from pocketserver.sync.filters import check_filter, event_matches
+from pocketserver.sync.notifier import Notifier
+from pocketserver.sync.tokens import StreamToken
+
+DEFAULT_TIMELINE_LIMIT = 10
+MAX_TIMEOUT_MS = 5 * 60 * 1000
+
+
+class SyncService:
+    """Computes sync responses from the streams and long-polls on the notifier."""
+
+    def __init__(self, db: Database, reader: RoomReader, notifier: Notifier) -> None:
+        self._db = db
+        self._reader = reader
+        self._notifier = notifier
+
+    async def load_filter(self, user_id: str, value: str | None) -> dict[str, Any]:
+        """A filter given inline as JSON or by its ID. Spec: "Filtering"."""
+        if not value:
+            return {}
+        if value.lstrip().startswith("{"):
+            try:
+                definition = json.loads(value)
+            except ValueError:
+                raise BadJson("filter is not valid JSON") from None
+            if not isinstance(definition, dict):
+                raise BadJson("filter must be an object")
+            check_filter(definition)
+            return definition
+        if not value.isdigit() or len(value) > 18:
+            raise NotFound("No such filter")
+        found = await filter_store.get_filter(self._db, user_id, int(value))
+        if found is None:
+            raise NotFound("No such filter")
+        return found
+
+    def current_token(self) -> StreamToken:
+        n = self._notifier
+        return StreamToken(events=n.position(event_store.STREAM), account_data=n.position(account_data_store.STREAM),
+                           to_device=n.position("to_device"), receipts=n.position("receipts"),
+                           typing=n.position("typing"), presence=n.position("presence"),
+                           device_lists=n.position("device_lists"))
+
+    async def sync(self, user_id: str, device_id: str, *, since: str | None, filter_value: str | None,
+                   full_state: bool, timeout_ms: int) -> dict[str, Any]:
+        """Spec: client-server-api, "GET /_matrix/client/v3/sync"."""
+        sync_filter = await self.load_filter(user_id, filter_value)
+        since_token = StreamToken.parse(since) if since else None
+        timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            rooms = await room_store.get_rooms_for_user(self._db, user_id, ("join", "invite", "knock"))
+            waiter = self._notifier.register(user_id, rooms)
+            try:
+                now = self.current_token()
+                response, empty = await self._compute(user_id, device_id, since_token, now, sync_filter, full_state)
+                remaining = deadline - time.monotonic()
+                if not empty or since_token is None or full_state or remaining <= 0:
+                    return response
+                if not await self._notifier.wait(waiter, remaining):
+                    return response
+            finally:
+                self._notifier.unregister(waiter)
+
+    async def _compute(self, user_id: str, device_id: str, since: StreamToken | None, now: StreamToken,
+                       sync_filter: Mapping[str, Any], full_state: bool) -> tuple[dict[str, Any], bool]:
+        room_filter = sync_filter.get("room", {})
+        rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
+        since_pos = since.events if since else 0
+        memberships = await room_store.get_rooms_for_user(self._db, user_id, ("join", "invite", "leave", "ban", "knock"))
+        changed = await event_store.get_rooms_with_events(self._db, since_pos, now.events) if since else None
+        room_data = await self._room_account_data(user_id, since, now)
+        for room_id, (membership, event_id, member_pos) in memberships.items():
+            if not _room_wanted(room_filter, room_id) or member_pos > now.events:
+                continue
+            newly = since is None or member_pos > since_pos
+            if membership == "join":
+                if not (newly or full_state or room_id in changed or room_id in room_data):
+                    continue
+                entry = await self._joined_room(user_id, device_id, room_id, since_pos if not newly else None,
+                                                now.events, room_filter, sync_filter, full_state or newly)
+                entry["account_data"] = {"events": room_data.get(room_id, [])}
+                rooms["join"][room_id] = entry
+            elif membership in ("invite", "knock") and newly:
+                key = "invite_state" if membership == "invite" else "knock_state"
+                state = await sections.stripped_state(self._reader, room_id, event_id)
+                rooms[membership][room_id] = {key: {"events": state}}
+            elif membership in ("leave", "ban") and (
+                    (since is not None and newly) or (since is None and room_filter.get("include_leave"))):
+                rooms["leave"][room_id] = await self._left_room(user_id, device_id, room_id, since_pos if since else None,
+                                                                member_pos, room_filter, sync_filter)
+        global_data = [{"type": t, "content": c} for r, t, c in await self._account_data(user_id, since, now) if r == ""]
+        global_data = [e for e in global_data
+                       if event_matches(sync_filter.get("account_data"), event_type=e["type"], sender=user_id)]
+        response: dict[str, Any] = {
+            "next_batch": now.serialize(),
+            "rooms": {k: v for k, v in rooms.items() if v},
+            "account_data": {"events": global_data},
+            "presence": {"events": []},
+            "to_device": {"events": []},
+            "device_lists": {"changed": [], "left": []},
+        }
+        empty = not any(rooms.values()) and not global_data
+        return response, empty
+
+    async def _account_data(self, user_id: str, since: StreamToken | None, now: StreamToken) -> list[tuple[str, str, Any]]:
+        return await account_data_store.get_account_data_since(self._db, user_id, since.account_data if since else 0,
+                                                               now.account_data)
+
+    async def _room_account_data(self, user_id: str, since: StreamToken | None, now: StreamToken) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for room_id, data_type, content in await self._account_data(user_id, since, now):
+            if room_id:
+                out.setdefault(room_id, []).append({"type": data_type, "content": content})
+        return out
+
+    async def _joined_room(self, user_id: str, device_id: str, room_id: str, since: int | None, upto: int,
+                           room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any], full: bool) -> dict[str, Any]:
+        timeline_filter = room_filter.get("timeline")
+        limit = (timeline_filter or {}).get("limit", DEFAULT_TIMELINE_LIMIT)
+        timeline = await sections.load_timeline(self._reader, user_id, room_id, after=since or 0, upto=upto,
+                                                limit=limit, timeline_filter=timeline_filter)
+        state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since, full=full,
+                                             state_filter=room_filter.get("state"))
+        entry: dict[str, Any] = {
+            "timeline": {"events": await self._serialize(timeline.events, user_id, device_id, sync_filter),
+                         "limited": timeline.limited,
+                         "prev_batch": StreamToken(events=timeline.start_position).serialize()},
+            "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
+            "ephemeral": {"events": []},
+            "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+        }
+        if full or any(e.type == "m.room.member" for e in [*timeline.events, *state]):
+            entry["summary"] = await sections.summary(self._reader, user_id, room_id)
+        else:
+            entry["summary"] = {}
+        return entry
+
+    async def _left_room(self, user_id: str, device_id: str, room_id: str, since: int | None, leave_pos: int,
+                         room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any]) -> dict[str, Any]:
+        timeline_filter = room_filter.get("timeline")
+        limit = (timeline_filter or {}).get("limit", DEFAULT_TIMELINE_LIMIT)
+        timeline = await sections.load_timeline(self._reader, user_id, room_id, after=since or 0, upto=leave_pos,
+                                                limit=limit, timeline_filter=timeline_filter)
+        state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since,
+                                             full=since is None, state_filter=room_filter.get("state"))
+        return {"timeline": {"events": await self._serialize(timeline.events, user_id, device_id, sync_filter),
+                             "limited": timeline.limited,
+                             "prev_batch": StreamToken(events=timeline.start_position).serialize()},
+                "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
+                "account_data": {"events": []}}
+
+    async def _serialize(self, events: list[StoredEvent], user_id: str, device_id: str,
+                         sync_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+        if sync_filter.get("event_format") == "federation":
+            return [dict(e.json, event_id=e.event_id) for e in events]
+        out = await self._reader.serialize(events, user_id, device_id, include_room_id=False)
+        fields = sync_filter.get("event_fields")
+        return [apply_event_fields(e, fields) for e in out] if fields else out
+
+
+def _room_wanted(room_filter: Mapping[str, Any], room_id: str) -> bool:
+    if "not_rooms" in room_filter and room_id in room_filter["not_rooms"]:
+        return False
+    return "rooms" not in room_filter or room_id in room_filter["rooms"]

@@ -1,0 +1,113 @@
+"""/sync over HTTP: initial and incremental sync, long-poll wake-up, invites, leaves, filters.
+
+Spec: client-server-api, "Syncing", "GET /_matrix/client/v3/sync".
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+R = "/_matrix/client/v3/rooms"
+SYNC = "/_matrix/client/v3/sync"
+
+
+async def test_initial_then_incremental(api) -> None:
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"name": "Kitchen"}, token=a)
+    room = body["room_id"]
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "one"}, token=a)
+    status, first = await api.call("GET", SYNC, token=a)
+    assert status == 200, first
+    joined = first["rooms"]["join"][room]
+    assert joined["timeline"]["events"][-1]["content"]["body"] == "one"
+    state_types = {e["type"] for e in joined["state"]["events"]} | {e["type"] for e in joined["timeline"]["events"]}
+    assert {"m.room.create", "m.room.name", "m.room.member"} <= state_types
+    assert joined["summary"]["m.joined_member_count"] == 1
+
+    status, empty = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=a)
+    assert status == 200 and "join" not in empty["rooms"]
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/2", {"msgtype": "m.text", "body": "two"}, token=a)
+    _, incr = await api.call("GET", SYNC, query={"since": empty["next_batch"]}, token=a)
+    events = incr["rooms"]["join"][room]["timeline"]["events"]
+    assert [e["content"]["body"] for e in events] == ["two"]
+    assert events[0]["unsigned"]["transaction_id"] == "2"
+    assert incr["rooms"]["join"][room]["timeline"]["limited"] is False
+
+
+async def test_long_poll_wakes_on_send(api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    _, first = await api.call("GET", SYNC, token=b)
+
+    started = time.monotonic()
+    poll = asyncio.create_task(api.call("GET", SYNC, query={"since": first["next_batch"], "timeout": "20000"}, token=b))
+    while not api.server.notifier.waiting("@bob:test.local"):
+        await asyncio.sleep(0)      # yield until the long-poll is registered and waiting
+    assert not poll.done()
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/x", {"msgtype": "m.text", "body": "ping"}, token=a)
+    _, woke = await poll
+    assert time.monotonic() - started < 5
+    assert woke["rooms"]["join"][room]["timeline"]["events"][-1]["content"]["body"] == "ping"
+
+
+async def test_invite_and_leave_sections(api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, first = await api.call("GET", SYNC, token=b)
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"name": "Secret", "invite": ["@bob:test.local"]}, token=a)
+    room = body["room_id"]
+    _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=b)
+    invite = incr["rooms"]["invite"][room]["invite_state"]["events"]
+    assert any(e["type"] == "m.room.name" and e["content"]["name"] == "Secret" for e in invite)
+    assert any(e["type"] == "m.room.member" and e["state_key"] == "@bob:test.local" for e in invite)
+
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    _, joined = await api.call("GET", SYNC, query={"since": incr["next_batch"]}, token=b)
+    assert room in joined["rooms"]["join"]
+    assert "invite" not in joined["rooms"]
+    await api.call("POST", f"{R}/{room}/kick", {"user_id": "@bob:test.local", "reason": "bye"}, token=a)
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/after", {"body": "after kick"}, token=a)
+    _, left = await api.call("GET", SYNC, query={"since": joined["next_batch"]}, token=b)
+    leave = left["rooms"]["leave"][room]["timeline"]["events"]
+    assert leave[-1]["type"] == "m.room.member" and leave[-1]["content"]["membership"] == "leave"
+    assert all(e.get("content", {}).get("body") != "after kick" for e in leave)
+
+
+async def test_filters_limit_and_lazy_members(api) -> None:
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {}, token=a)
+    room = body["room_id"]
+    for i in range(5):
+        await api.call("PUT", f"{R}/{room}/send/m.room.message/{i}", {"body": str(i)}, token=a)
+    _, stored = await api.call("POST", "/_matrix/client/v3/user/@alice:test.local/filter",
+                               {"room": {"timeline": {"limit": 2}, "state": {"lazy_load_members": True}}}, token=a)
+    _, first = await api.call("GET", SYNC, query={"filter": stored["filter_id"]}, token=a)
+    timeline = first["rooms"]["join"][room]["timeline"]
+    assert [e["content"]["body"] for e in timeline["events"]] == ["3", "4"] and timeline["limited"] is True
+    # Paginate back from prev_batch with /messages.
+    _, page = await api.call("GET", f"{R}/{room}/messages", query={"from": timeline["prev_batch"], "limit": "2"}, token=a)
+    assert [e["content"].get("body") for e in page["chunk"]] == ["2", "1"]
+    inline = json.dumps({"room": {"timeline": {"types": ["m.room.name"]}}, "event_fields": ["type"]})
+    _, filtered = await api.call("GET", SYNC, query={"filter": inline}, token=a)
+    assert all(set(e) == {"type"} for e in filtered["rooms"]["join"][room]["timeline"]["events"])
+    status, err = await api.call("GET", SYNC, query={"filter": "77"}, token=a)
+    assert (status, err["errcode"]) == (404, "M_NOT_FOUND")
+    status, err = await api.call("GET", SYNC, query={"since": "nonsense"}, token=a)
+    assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_account_data_in_sync(api) -> None:
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    _, first = await api.call("GET", SYNC, token=a)
+    await api.call("PUT", "/_matrix/client/v3/user/@alice:test.local/account_data/m.direct", {"@b:x": []}, token=a)
+    _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"], "timeout": "5000"}, token=a)
+    assert {"type": "m.direct", "content": {"@b:x": []}} in incr["account_data"]["events"]
