@@ -8,7 +8,7 @@ from typing import AsyncIterator
 from quart import Quart, Response, request
 
 from pocketserver.client import (account, account_data, devices, filter, login, membership, profile,
-                                 registration, rooms, versions)
+                                 registration, rooms, sync, versions)
 from pocketserver.config import Config
 from pocketserver.errors import register_error_handlers
 from pocketserver import metrics
@@ -17,7 +17,7 @@ from pocketserver.server import Server
 log = logging.getLogger("pocketserver.access")
 
 BLUEPRINTS = (versions.bp, registration.bp, login.bp, account.bp, devices.bp, profile.bp,
-              filter.bp, account_data.bp, rooms.bp, membership.bp, metrics.bp)
+              filter.bp, account_data.bp, rooms.bp, membership.bp, sync.bp, metrics.bp)
 
 # Spec: client-server-api, "Web Browser Clients" (CORS headers on every response).
 CORS_HEADERS = {

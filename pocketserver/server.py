@@ -21,6 +21,9 @@ from pocketserver.roomserver.membership import Membership
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.storage.database import Database
+from pocketserver.storage.rooms import get_all_stream_positions
+from pocketserver.sync.notifier import Notifier
+from pocketserver.sync.sync import SyncService
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +52,15 @@ class Server:
         self.roomserver = RoomServer(config, self.db, self.signing_key)
         self.membership = Membership(self.roomserver, self.profiles)
         self.reader = RoomReader(self.roomserver)
+        self.notifier = Notifier()
+        self.sync = SyncService(self.db, self.reader, self.notifier)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Open the database and start the background tasks."""
         await self.db.open()
+        self.notifier.set_positions(await get_all_stream_positions(self.db))
+        self.db.writer.add_listener(self.notifier.on_commit)
         self._tasks.append(asyncio.create_task(self.auth.run_last_seen_flusher(), name="last-seen"))
 
     async def stop(self) -> None:
