@@ -20,6 +20,7 @@ from pocketserver.storage.events import StoredEvent
 from pocketserver.sync import room_sections as sections
 from pocketserver.sync.filters import check_filter, event_matches
 from pocketserver.sync.notifier import Notifier
+from pocketserver.sync.sources import SyncContext, SyncSource
 from pocketserver.sync.tokens import StreamToken
 
 DEFAULT_TIMELINE_LIMIT = 10
@@ -33,6 +34,11 @@ class SyncService:
         self._db = db
         self._reader = reader
         self._notifier = notifier
+        self._sources: list[SyncSource] = []
+
+    def add_source(self, source: SyncSource) -> None:
+        """Let another area (typing, receipts, E2EE, push) add its fields to every sync."""
+        self._sources.append(source)
 
     async def load_filter(self, user_id: str, value: str | None) -> dict[str, Any]:
         """A filter given inline as JSON or by its ID. Spec: "Filtering"."""
@@ -114,13 +120,19 @@ class SyncService:
                        if event_matches(sync_filter.get("account_data"), event_type=e["type"], sender=user_id)]
         response: dict[str, Any] = {
             "next_batch": now.serialize(),
-            "rooms": {k: v for k, v in rooms.items() if v},
+            "rooms": rooms,
             "account_data": {"events": global_data},
             "presence": {"events": []},
             "to_device": {"events": []},
             "device_lists": {"changed": [], "left": []},
         }
         empty = not any(rooms.values()) and not global_data
+        joined = frozenset(r for r, (m, _, pos) in memberships.items() if m == "join" and pos <= now.events)
+        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined, response)
+        for source in self._sources:
+            if await source.add_to_sync(ctx):
+                empty = False
+        response["rooms"] = {k: v for k, v in response["rooms"].items() if v}
         return response, empty
 
     async def _account_data(self, user_id: str, since: StreamToken | None, now: StreamToken) -> list[tuple[str, str, Any]]:
