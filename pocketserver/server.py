@@ -51,6 +51,7 @@ class Server:
         self.profiles = Profiles(config, self.db)
         self.roomserver = RoomServer(config, self.db, self.signing_key)
         self.membership = Membership(self.roomserver, self.profiles)
+        self.profiles.add_listener(self.membership.profile_changed)
         self.reader = RoomReader(self.roomserver)
         self.notifier = Notifier()
         self.sync = SyncService(self.db, self.reader, self.notifier)

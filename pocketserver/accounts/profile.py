@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from pocketserver.config import Config
 from pocketserver.errors import (BadJson, Forbidden, InvalidParam, KeyTooLarge, MissingParam,
@@ -29,6 +29,16 @@ class Profiles:
     def __init__(self, config: Config, db: Database) -> None:
         self._config = config
         self._db = db
+        self._listeners: list[Callable[[str], Awaitable[None]]] = []
+
+    def add_listener(self, listener: Callable[[str], Awaitable[None]]) -> None:
+        """Call `listener(user_id)` after a displayname or avatar_url change is committed."""
+        self._listeners.append(listener)
+
+    async def _changed(self, user_id: str, key: str) -> None:
+        if key in ("displayname", "avatar_url"):
+            for listener in self._listeners:
+                await listener(user_id)
 
     async def _local_user(self, user_id: str) -> str:
         try:
@@ -74,6 +84,7 @@ class Profiles:
             tx.changes.users.add(user_id)
 
         await self._db.write(job)
+        await self._changed(user_id, key)
 
     async def delete_field(self, requester_id: str, user_id: str, key: str) -> None:
         """Spec: client-server-api, "DELETE /_matrix/client/v3/profile/{userId}/{keyName}"."""
@@ -86,6 +97,7 @@ class Profiles:
             tx.changes.users.add(user_id)
 
         await self._db.write(job)
+        await self._changed(user_id, key)
 
 
 def _check_key(key: str) -> None:

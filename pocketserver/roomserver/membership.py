@@ -14,6 +14,10 @@ from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import rooms as room_store
 
 
+class _NotJoined(Exception):
+    """The user left the room before their profile update reached it."""
+
+
 class _Unknown(MatrixError):
     errcode, status = "M_UNKNOWN", 400
 
@@ -97,6 +101,22 @@ class Membership:
                     and auth.user_power_level(member) >= invite_level):
                 return member
         return None
+
+    async def profile_changed(self, user_id: str) -> None:
+        """Send a fresh join event with the new displayname/avatar_url into each joined room.
+
+        Spec: client-server-api, "Events on Change of Profile Information".
+        """
+        profile = await self._profile(user_id)
+        for room_id in await room_store.get_rooms_for_user(self._rs.db, user_id):
+            async def check(room: RoomState, room_id: str = room_id) -> None:
+                if room.membership(user_id) != "join":
+                    raise _NotJoined(room_id)
+            content = {"membership": "join", **profile}
+            try:
+                await self._rs.send(room_id, user_id, [EventSpec("m.room.member", content, user_id)], check=check)
+            except (_NotJoined, Forbidden):
+                continue
 
     async def invite(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/invite"."""

@@ -111,3 +111,19 @@ async def test_account_data_in_sync(api) -> None:
     await api.call("PUT", "/_matrix/client/v3/user/@alice:test.local/account_data/m.direct", {"@b:x": []}, token=a)
     _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"], "timeout": "5000"}, token=a)
     assert {"type": "m.direct", "content": {"@b:x": []}} in incr["account_data"]["events"]
+
+
+async def test_displayname_change_reaches_rooms(api) -> None:
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    _, first = await api.call("GET", SYNC, token=b)
+    await api.call("PUT", "/_matrix/client/v3/profile/@alice:test.local/displayname", {"displayname": "Mum"}, token=a)
+    _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=b)
+    member = incr["rooms"]["join"][room]["timeline"]["events"][-1]
+    assert (member["type"], member["state_key"], member["content"]["displayname"]) == (
+        "m.room.member", "@alice:test.local", "Mum")
+    assert member["unsigned"]["prev_content"]["displayname"] == "alice"
