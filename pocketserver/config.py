@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pocketserver.ids import is_valid_server_name
+from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS
 
 CONFIG_FILE_NAME = "pocketserver.toml"
 ENV_PREFIX = "POCKETSERVER_"
@@ -177,6 +178,9 @@ def validate(config: Config) -> list[str]:
         problems.append("refreshable_access_token_lifetime_ms: must be at least 1000")
     if config.password_hash_memlimit_kib < 8:
         problems.append("password_hash_memlimit_kib: must be at least 8")
+    if config.default_room_version not in KNOWN_ROOM_VERSIONS:
+        problems.append(f"default_room_version: {config.default_room_version!r} is not one of "
+                        f"{', '.join(KNOWN_ROOM_VERSIONS)}")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(f"log_level: {config.log_level!r} is not debug, info, warning or error")
     return problems

@@ -7,6 +7,7 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from pocketserver.errors import NotFound
+from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS
 from pocketserver.server import current_server
 
 bp = Blueprint("versions", __name__)
@@ -54,4 +55,6 @@ async def get_capabilities() -> dict:
         "m.3pid_changes": {"enabled": False},
         "m.get_login_token": {"enabled": False},
         "m.profile_fields": {"enabled": True},
+        "m.room_versions": {"default": server.config.default_room_version,
+                            "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS}},
     }}

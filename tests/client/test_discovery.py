@@ -27,6 +27,8 @@ async def test_capabilities_need_auth(api) -> None:
     me = await api.register("kit")
     status, body = await api.call("GET", "/_matrix/client/v3/capabilities", token=me["access_token"])
     assert status == 200 and body["capabilities"]["m.change_password"] == {"enabled": True}
+    versions = body["capabilities"]["m.room_versions"]
+    assert versions["default"] == "12" and set(versions["available"]) == {str(v) for v in range(1, 13)}
 
 
 async def test_metrics_counts_commits(api) -> None:
