@@ -19,20 +19,31 @@ from typing import Any, Awaitable, Callable
 from pocketserver import __version__
 from pocketserver.config import CONFIG_FILE_NAME, Config, ConfigError, load, render_toml
 from pocketserver.errors import MatrixError
+from pocketserver.media import add_media_parser
+from pocketserver.logging_setup import LEVELS, configure_logging
 from pocketserver.storage.database import DatabaseError
 
 log = logging.getLogger("pocketserver")
+COMMANDS = ("serve", "user", "token", "backup", "doctor", "discover", "media")
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: DATA_DIR/pocketserver.toml)")
     p.add_argument("--data-dir", metavar="DIR", help="data directory (default ./pocketserver-data)")
+    _add_log_level(p, argparse.SUPPRESS)
+
+
+def _add_log_level(p: argparse.ArgumentParser, default: str | None) -> None:
+    # SUPPRESS on subcommands, so their default does not erase a --log-level given before them.
+    p.add_argument("--log-level", choices=LEVELS, default=default,
+                   help="debug, info, warning or error (default: the config's log_level, info)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pocketserver",
                                      description="A small Matrix homeserver in one executable.")
     parser.add_argument("--version", action="version", version=f"pocketserver {__version__}")
+    _add_log_level(parser, None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the homeserver (the default command)")
@@ -71,6 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     backup = sub.add_parser("backup", help="write a consistent copy of the database (safe while serving)")
     backup.add_argument("file", help="where to write the copy (must not exist)")
     _add_config_flags(backup)
+
+    doctor = sub.add_parser("doctor", help="check the data directory, database, signing key, disk and port")
+    _add_config_flags(doctor)
+    disc = sub.add_parser("discover", help="list the pocketservers announced on the LAN (mDNS)")
+    disc.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds to listen (default 3)")
+    disc.add_argument("--json", action="store_true", help="print the servers found as JSON")
+    add_media_parser(sub, _add_config_flags)
     return parser
 
 
@@ -79,7 +97,6 @@ def _add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", help="listen address (default 0.0.0.0)")
     p.add_argument("--port", type=int, help="listen port (default 8008)")
     p.add_argument("--server-name", help="the server name in user IDs (default: host name)")
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="log level")
 
 
 def parse_duration(text: str) -> int:
@@ -225,6 +242,8 @@ def _welcome(config: Config, first_run: bool) -> str:
     lines = [f"pocketserver {__version__} is serving {config.server_name}",
              f"  Put this homeserver URL into your Matrix client: {config.client_base_url()}",
              f"  Data directory: {data}" + ("  (created now, with its config file)" if first_run else "")]
+    from pocketserver.discovery.announce import welcome_line
+    lines.append(welcome_line(config))
     lines += ["  Create the first user:   " + f"{exe} user add alice --admin{dd}",
               "  Invite people to sign up: " + f"{exe} token create --uses 1{dd}"
               + ("" if config.enable_registration else "   (and set enable_registration = true)")]
@@ -261,16 +280,25 @@ def serve(config: Config, first_run: bool) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("serve", "user", "token", "backup", "-h", "--help", "--version"):
-        argv.insert(0, "serve")   # serving is the default command
+    # A global --log-level may come before the command; skip it to find the command.
+    lead = argv[2:] if argv[:1] == ["--log-level"] else argv[1:] if argv[:1] and argv[0].startswith(
+        "--log-level=") else argv
+    if not lead or lead[0] not in COMMANDS + ("-h", "--help", "--version"):
+        argv.insert(len(argv) - len(lead), "serve")   # serving is the default command
     args = build_parser().parse_args(argv)
+    if args.command == "discover":   # reads no config: it only listens on the LAN
+        from pocketserver.discovery.browse import discover_command
+        return discover_command(args.timeout, args.json)
+    if args.command == "doctor":   # before loading the config: checking it is the doctor's job
+        from pocketserver.doctor import run_doctor
+        configure_logging(args.log_level or "warning")
+        return run_doctor(args.config, args.data_dir)
     try:
         config = _load_config(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.log_level)
     try:
         if args.command == "serve":
             return serve(config, _first_run(config, args))
@@ -280,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             return _token_command(args, config)
         if args.command == "backup":
             return _backup_command(args, config)
+        if args.command == "media":
+            return asyncio.run(_with_server(config, lambda server: server.media.run_purge_command(args)))
     except (DatabaseError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

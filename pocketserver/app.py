@@ -9,7 +9,14 @@ from quart import Quart, Response, request
 
 from pocketserver.client import (account, account_data, devices, filter, login, membership, profile,
                                  registration, rooms, sync, versions)
+from pocketserver.client import notifications, push_rules, pushers
+from pocketserver.client import presence, receipts, typing
+from pocketserver.client import relations, timestamp
+from pocketserver.client import media
+from pocketserver.client import directory, reporting, room_summary, room_upgrade
+from pocketserver.client import key_backup, keys, to_device
 from pocketserver.config import Config
+from pocketserver.discovery import landing
 from pocketserver.errors import register_error_handlers
 from pocketserver import metrics
 from pocketserver.server import Server
@@ -17,7 +24,11 @@ from pocketserver.server import Server
 log = logging.getLogger("pocketserver.access")
 
 BLUEPRINTS = (versions.bp, registration.bp, login.bp, account.bp, devices.bp, profile.bp,
-              filter.bp, account_data.bp, rooms.bp, membership.bp, sync.bp, metrics.bp)
+              keys.bp, to_device.bp, key_backup.bp,
+              filter.bp, account_data.bp, rooms.bp, membership.bp, sync.bp, relations.bp, timestamp.bp, directory.bp, room_upgrade.bp,
+              reporting.bp, room_summary.bp, metrics.bp, landing.bp,
+              typing.bp, receipts.bp, presence.bp,
+              push_rules.bp, pushers.bp, notifications.bp, media.bp)
 
 # Spec: client-server-api, "Web Browser Clients" (CORS headers on every response).
 CORS_HEADERS = {

@@ -76,12 +76,34 @@ class Config:
         'Serve Prometheus-format counters at /_pocketserver/metrics to loopback callers. Default false.')
     serve_server_wellknown: bool = _key(False,
         'Serve /.well-known/matrix/server delegating to server_name:443. Default false.')
+    lan_discovery: bool = _key(True,
+        'Announce the server on the LAN over mDNS/DNS-SD (zeroconf). Default true.')
+    lan_discovery_interfaces: str = _key("",
+        'Comma-separated interface names or addresses to announce on. Default empty: every interface.')
+    lan_discovery_name: str = _key("",
+        'The name shown to people browsing the LAN. Default: "Pocketserver on <hostname>".')
     default_room_version: str = _key("12",
         'Room version for new rooms. Default "12".')
     log_level: str = _key("info",
         'Logging level: debug, info, warning, error. Default info.')
     writer_max_batch_jobs: int = _key(256,
         'Largest group-commit batch, in jobs. Default 256.')
+    max_upload_size: int = _key(52_428_800,
+        'Largest media upload in bytes (advertised as m.upload.size). Default 50 MiB.')
+    media_quota_per_user_bytes: int = _key(0,
+        'Total bytes of media each user may upload; 0 means no quota. Default 0.')
+    rc_media_upload_per_second: float = _key(10.0,
+        'Media uploads and created media IDs per second allowed per user. Default 10.')
+    rc_media_upload_burst: int = _key(50,
+        'Burst of media uploads before the rate applies. Default 50.')
+    url_preview_enabled: bool = _key(False,
+        'Whether /preview_url fetches web pages for link previews (the server then makes outbound requests). Default false.')
+    freeze_unauthenticated_media: bool = _key(True,
+        'Serve media uploaded from now on only through the authenticated /_matrix/client/v1/media endpoints. Default true.')
+    media_retention_local_days: int = _key(0,
+        'Delete local media not downloaded for this many days; 0 keeps it forever. Default 0.')
+    media_retention_remote_days: int = _key(0,
+        'Delete cached remote media not downloaded for this many days; 0 keeps it forever. Default 0.')
 
     @property
     def data_path(self) -> Path:
@@ -181,6 +203,13 @@ def validate(config: Config) -> list[str]:
     if config.default_room_version not in KNOWN_ROOM_VERSIONS:
         problems.append(f"default_room_version: {config.default_room_version!r} is not one of "
                         f"{', '.join(KNOWN_ROOM_VERSIONS)}")
+    if config.max_upload_size < 1:
+        problems.append("max_upload_size: must be at least 1")
+    if config.rc_media_upload_per_second <= 0 or config.rc_media_upload_burst < 1:
+        problems.append("rc_media_upload_per_second/burst: must be greater than 0 / at least 1")
+    for key in ("media_quota_per_user_bytes", "media_retention_local_days", "media_retention_remote_days"):
+        if getattr(config, key) < 0:
+            problems.append(f"{key}: must not be negative (0 turns it off)")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(f"log_level: {config.log_level!r} is not debug, info, warning or error")
     return problems

@@ -14,11 +14,25 @@ from pocketserver.accounts.registration import Registration
 from pocketserver.accounts.sessions import Sessions
 from pocketserver.accounts.uia import UserInteractiveAuth
 from pocketserver.config import Config
+from pocketserver.push import Push
+from pocketserver.e2ee.cross_signing import CrossSigning
+from pocketserver.e2ee.device_keys import DeviceKeys
+from pocketserver.e2ee.device_lists import DeviceLists
+from pocketserver.e2ee.key_backup import KeyBackup
+from pocketserver.e2ee.one_time_keys import OneTimeKeys
+from pocketserver.e2ee.to_device import ToDevice
+from pocketserver.ephemeral.presence import PresenceService, PresenceSource
+from pocketserver.ephemeral.receipts import Receipts, ReceiptSource
+from pocketserver.ephemeral.typing import TypingService, TypingSource
+from pocketserver.discovery.announce import Announcer
+from pocketserver.media.repository import MediaRepository
 from pocketserver.ratelimit import RateLimiter
 from pocketserver.rooms.signing import SigningKey
 from pocketserver.roomserver import RoomServer
 from pocketserver.roomserver.membership import Membership
 from pocketserver.roomserver.reads import RoomReader
+from pocketserver.roomserver.directory import Directory
+from pocketserver.roomserver.summary import RoomSummaries
 from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.storage.database import Database
 from pocketserver.storage.rooms import get_all_stream_positions
@@ -53,9 +67,30 @@ class Server:
         self.membership = Membership(self.roomserver, self.profiles)
         self.profiles.add_listener(self.membership.profile_changed)
         self.reader = RoomReader(self.roomserver)
+        self.directory = Directory(self.roomserver)
+        self.room_summaries = RoomSummaries(self.roomserver)
         self.notifier = Notifier()
         self.sync = SyncService(self.db, self.reader, self.notifier)
+        self.push = Push(config, self.db, self.reader)
+        self.roomserver.on_event_persisted = self.push.on_event_persisted  # type: ignore[method-assign]
+        self.device_keys = DeviceKeys(self.db, config.server_name)
+        self.one_time_keys = OneTimeKeys(self.db, config.server_name)
+        self.device_lists = DeviceLists(self.db)
+        self.cross_signing = CrossSigning(self.db, self.account)
+        self.to_device = ToDevice(self.db, config.server_name)
+        self.key_backup = KeyBackup(self.db)
+        self.sync.add_source(self.to_device)
+        self.sync.add_source(self.device_lists)
+        self.sync.add_source(self.one_time_keys)
+        self.presence = PresenceService(self.db, self.notifier)
+        self.typing = TypingService(self.roomserver, self.notifier, activity=self.presence.bump_active)
+        self.receipts = Receipts(self.db, self.roomserver, activity=self.presence.bump_active)
+        self.sync.add_source(TypingSource(self.typing))
+        self.sync.add_source(ReceiptSource(self.db))
+        self.sync.add_source(PresenceSource(self.db, self.presence))
+        self.media = MediaRepository(config, self.db)
         self._tasks: list[asyncio.Task[None]] = []
+        self.announcer: Announcer | None = None
 
     async def start(self) -> None:
         """Open the database and start the background tasks."""
@@ -63,17 +98,39 @@ class Server:
         self.notifier.set_positions(await get_all_stream_positions(self.db))
         self.db.writer.add_listener(self.notifier.on_commit)
         self._tasks.append(asyncio.create_task(self.auth.run_last_seen_flusher(), name="last-seen"))
+        self._tasks.append(asyncio.create_task(self.media.run_maintenance(), name="media-maintenance"))
+        await self.push.start()
+        # Added here rather than in __init__ so it runs after every other source: unread counts go
+        # on each joined room entry, including entries other sources (receipts) created.
+        self.sync.add_source(self.push)
+        self._tasks.append(asyncio.create_task(self.push.pushers.run(), name="pushers"))
+        await self.presence.load()
+        self._tasks.append(asyncio.create_task(self.presence.run(), name="presence"))
+        if self.config.lan_discovery:
+            try:   # the homeserver works without LAN discovery, so a failure here is only logged
+                self.announcer = Announcer(self.config, bytes(self.signing_key.verify_key))
+                self.announcer.start()
+            except Exception:
+                log.warning("LAN discovery could not start; serving without it", exc_info=True)
 
     async def stop(self) -> None:
         """Stop background tasks, write what is kept in memory, drain the writer, close."""
+        if self.announcer is not None:   # withdraw the LAN announcement first: we are going away
+            await self.announcer.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.push.close()
         try:
             await self.auth.flush_last_seen()
         except Exception:
             log.exception("flushing last-seen times at shutdown failed")
+        self.typing.stop()
+        try:
+            await self.presence.flush()
+        except Exception:
+            log.exception("flushing presence at shutdown failed")
         await self.db.close()
 
 

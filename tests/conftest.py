@@ -39,6 +39,7 @@ TEST_SETTINGS: dict[str, Any] = {
     "rc_failed_auth_burst": 1000,
     "enable_metrics": True,
     "log_level": "warning",
+    "lan_discovery": False,   # no multicast from tests; the netns tests turn it on
 }
 
 

@@ -11,6 +11,7 @@ from pocketserver.accounts.auth import (Authenticator, Requester, hash_token, ne
                                         new_device_id, new_refresh_token, now_ms)
 from pocketserver.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 from pocketserver.config import Config
+from pocketserver.e2ee.device_keys import delete_device_keys
 from pocketserver.errors import (BadJson, Forbidden, InvalidParam, MissingParam, UnknownToken,
                                  UserDeactivated)
 from pocketserver.ids import InvalidIdentifier, UserID
@@ -209,6 +210,7 @@ class Sessions:
         for device_id in device_ids:
             await store.delete_device(tx, user_id, device_id)
             self._auth.forget_device(user_id, device_id)
+        await delete_device_keys(tx, user_id, device_ids)
         tx.changes.users.add(user_id)
 
 

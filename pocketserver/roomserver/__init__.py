@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from pocketserver.config import Config
+from pocketserver.e2ee.device_lists import record_membership_change
 from pocketserver.errors import Forbidden, MatrixError, NotFound, TooLarge
 from pocketserver.rooms.auth_rules import (AuthRuleViolation, auth_state_for, check_auth_rules,
                                            check_redaction_applies, select_auth_events)
@@ -184,6 +185,7 @@ class RoomServer:
                     await room_store.update_current_state(
                         tx, room_id, [(key, pdu.event_id, membership if isinstance(membership, str) else None)])
                     if pdu.type == "m.room.member" and pdu.state_key.endswith(":" + self.server_name):
+                        await record_membership_change(tx, room_id, pdu.state_key, str(membership))
                         await room_store.set_local_membership(tx, pdu.state_key, room_id, str(membership),
                                                               pdu.event_id, position)
                     if pdu.type == "m.room.member":
@@ -199,6 +201,7 @@ class RoomServer:
                     relates_to=relates_to if isinstance(relates_to, str) else None,
                     rel_type=rel_type if isinstance(rel_type, str) else None,
                     txn_id=txn[2] if txn else None, device_id=txn[1] if txn else None)
+                await self.on_event_persisted(tx, working, pdu, position)
                 if pdu.type == "m.room.redaction":
                     await self._apply_redaction(tx, working, pdu)
                 working.extremities = [pdu]
@@ -211,6 +214,9 @@ class RoomServer:
             return out, working
 
         return await self.db.write(job)
+
+    async def on_event_persisted(self, tx: Transaction, room: RoomState, pdu: Pdu, stream_ordering: int) -> None:
+        """Called in the write job after each event is stored; a no-op until push evaluation replaces it."""
 
     async def _apply_redaction(self, tx: Transaction, room: RoomState, redaction: Pdu) -> None:
         """Store the redacted form of the target when this redaction may apply to it.

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Mapping
 from pocketserver.errors import Forbidden, NotFound
 from pocketserver.rooms.client_event import format_client_event
 from pocketserver.roomserver import RoomServer
+from pocketserver.roomserver.relations import bundle_relations
 from pocketserver.roomserver.visibility import filter_visible
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
@@ -75,6 +76,7 @@ class RoomReader:
                                                                    room_id=redaction.room_id)
             out.append(format_client_event(event.json, event_id=event.event_id, room_id=event.room_id,
                                            unsigned=unsigned, include_room_id=include_room_id))
+        await bundle_relations(self, events, out, user_id, device_id, include_room_id=include_room_id)
         return out
 
     async def get_event(self, user_id: str, room_id: str, event_id: str) -> StoredEvent:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from pocketserver.e2ee import check_encryption_state_change
 from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
@@ -61,6 +62,7 @@ async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str,
         room = await rs.require_room(room_id)
         if event_type != "m.room.member":
             _require_joined(room, user_id)
+        check_encryption_state_change(room.state, event_type, state_key, content)
         current = room.state.get((event_type, state_key))
         if current is not None and current.sender == user_id and dict(current.content) == dict(content):
             return current.event_id

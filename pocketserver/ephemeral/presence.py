@@ -1,0 +1,255 @@
+"""Presence of local users: kept in memory, written in the background, timed out like Synapse.
+
+Each change takes a new position of the in-memory "presence" stream and wakes the users who share
+a room with the user. Every minute (and at shutdown) the changed states are written in one job.
+Spec: client-server-api, "Presence".
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from pocketserver.errors import Forbidden, InvalidParam, MissingParam
+from pocketserver.ids import InvalidIdentifier, UserID
+from pocketserver.storage import receipts as presence_store
+from pocketserver.storage import rooms as room_store
+from pocketserver.storage.database import Database
+from pocketserver.storage.receipts import PresenceRow
+from pocketserver.sync.filters import event_matches
+from pocketserver.sync.notifier import Notifier
+from pocketserver.sync.sources import SyncContext
+
+log = logging.getLogger(__name__)
+
+STREAM = "presence"
+ONLINE, UNAVAILABLE, OFFLINE = "online", "unavailable", "offline"
+STATES = (ONLINE, UNAVAILABLE, OFFLINE)
+# Synapse's timers (synapse/handlers/presence.py).
+IDLE_TIMER_MS = 5 * 60 * 1000             # online -> unavailable without activity
+SYNC_ONLINE_TIMEOUT_MS = 30 * 1000        # -> offline this long after the last sync (or activity)
+LAST_ACTIVE_GRANULARITY_MS = 60 * 1000    # currently_active while the last activity is this recent
+MAX_SYNC_TIMEOUT_MS = 5 * 60 * 1000
+TIMEOUT_CHECK_S = 5.0
+FLUSH_INTERVAL_S = 60.0
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class UserPresence:
+    presence: str = OFFLINE
+    status_msg: str | None = None
+    last_active_ts: int = 0
+    currently_active: bool = False
+    sync_until_ts: int = 0         # when the user's latest /sync long-poll ends (0: never synced)
+    stream_position: int = 0
+
+    def format(self, now: int) -> dict[str, Any]:
+        """The m.presence content (and GET /presence response), shaped as Synapse does."""
+        content: dict[str, Any] = {"presence": self.presence}
+        if self.last_active_ts:
+            content["last_active_ago"] = max(0, now - self.last_active_ts)
+        if self.status_msg:
+            content["status_msg"] = self.status_msg
+        if self.presence == ONLINE:
+            content["currently_active"] = self.currently_active
+        return content
+
+
+class PresenceService:
+    """The presence of every local user, in memory."""
+
+    def __init__(self, db: Database, notifier: Notifier, *, clock: Callable[[], int] = wall_ms) -> None:
+        self._db = db
+        self._notifier = notifier
+        self._clock = clock
+        self._states: dict[str, UserPresence] = {}
+        self._dirty: set[str] = set()
+        self.serial = 0
+
+    def now(self) -> int:
+        return self._clock()
+
+    def state(self, user_id: str) -> UserPresence:
+        return self._states.get(user_id) or UserPresence()
+
+    async def set_presence(self, requester: str, user_id: str, body: dict[str, Any]) -> None:
+        """Spec: client-server-api, "PUT /_matrix/client/v3/presence/{userId}/status"."""
+        if requester != user_id:
+            raise Forbidden("Can only set your own presence state")
+        presence, status_msg = body.get("presence"), body.get("status_msg")
+        if presence is None:
+            raise MissingParam("Missing presence")
+        if presence not in STATES:
+            raise InvalidParam(f"presence must be one of {', '.join(STATES)}")
+        if status_msg is not None and not isinstance(status_msg, str):
+            raise InvalidParam("status_msg must be a string")
+        now = self._clock()
+        state = self._states.setdefault(user_id, UserPresence())
+        old = (state.presence, state.status_msg)
+        # As in Synapse, a PUT without status_msg clears it.
+        state.presence, state.status_msg = presence, status_msg
+        was_active = state.currently_active
+        if presence == ONLINE:
+            state.last_active_ts, state.currently_active = now, True
+        else:
+            state.currently_active = False
+        if (presence, status_msg) != old or state.currently_active != was_active:
+            await self._changed(user_id, state)
+
+    async def get_presence(self, requester: str, user_id: str) -> dict[str, Any]:
+        """Spec: client-server-api, "GET /_matrix/client/v3/presence/{userId}/status"."""
+        try:
+            UserID.parse(user_id)
+        except InvalidIdentifier:
+            raise InvalidParam("Invalid user ID") from None
+        if requester != user_id and not await self._share_room(requester, user_id):
+            raise Forbidden("You are not allowed to see their presence")
+        return self.state(user_id).format(self._clock())
+
+    async def user_syncing(self, user_id: str, set_presence: str, timeout_ms: int) -> None:
+        """A /sync started: keep the user online (or unavailable) while it and the next ones run.
+
+        Spec: client-server-api, "GET /_matrix/client/v3/sync" (set_presence). `offline` leaves
+        presence alone, as in Synapse.
+        """
+        if set_presence == OFFLINE:
+            return
+        now = self._clock()
+        state = self._states.setdefault(user_id, UserPresence())
+        state.sync_until_ts = max(state.sync_until_ts, now + max(0, min(timeout_ms, MAX_SYNC_TIMEOUT_MS)))
+        if set_presence == ONLINE and state.presence == OFFLINE:
+            state.presence, state.last_active_ts, state.currently_active = ONLINE, now, True
+            await self._changed(user_id, state)
+        elif set_presence == UNAVAILABLE and state.presence != UNAVAILABLE:
+            state.presence, state.currently_active = UNAVAILABLE, False
+            await self._changed(user_id, state)
+
+    async def bump_active(self, user_id: str) -> None:
+        """The user did something (typing, a receipt): they are active now; unavailable becomes online."""
+        now = self._clock()
+        state = self._states.setdefault(user_id, UserPresence())
+        was = (state.presence, state.currently_active)
+        state.last_active_ts = now
+        if state.presence == UNAVAILABLE:
+            state.presence = ONLINE
+        state.currently_active = state.presence == ONLINE
+        if (state.presence, state.currently_active) != was:
+            await self._changed(user_id, state)
+        else:
+            self._dirty.add(user_id)
+
+    async def handle_timeouts(self, now: int | None = None) -> None:
+        """Idle users become unavailable, users who stopped syncing offline. Spec: "Presence"."""
+        now = self._clock() if now is None else now
+        for user_id, state in list(self._states.items()):
+            if state.presence == OFFLINE:
+                continue
+            before = (state.presence, state.currently_active)
+            if state.currently_active and now - state.last_active_ts > LAST_ACTIVE_GRANULARITY_MS:
+                state.currently_active = False
+            if state.presence == ONLINE and now - state.last_active_ts > IDLE_TIMER_MS:
+                state.presence = UNAVAILABLE
+            if now - max(state.sync_until_ts, state.last_active_ts) > SYNC_ONLINE_TIMEOUT_MS:
+                state.presence, state.currently_active = OFFLINE, False
+            if (state.presence, state.currently_active) != before:
+                await self._changed(user_id, state)
+
+    async def _changed(self, user_id: str, state: UserPresence) -> None:
+        self.serial += 1
+        state.stream_position = self.serial
+        self._dirty.add(user_id)
+        self._notifier.advance(STREAM, self.serial, users=await self.interested_users(user_id))
+
+    async def interested_users(self, user_id: str) -> set[str]:
+        """The user and everyone joined to a room the user is joined to."""
+        users = {user_id}
+        for room_id in await room_store.get_rooms_for_user(self._db, user_id):
+            users |= set(await room_store.get_members(self._db, room_id, "join"))
+        return users
+
+    async def _share_room(self, user_a: str, user_b: str) -> bool:
+        rooms_a = await room_store.get_rooms_for_user(self._db, user_a)
+        return bool(rooms_a.keys() & (await room_store.get_rooms_for_user(self._db, user_b)).keys())
+
+    async def load(self) -> None:
+        """Read the stored presence at start; the stream continues after the highest stored position."""
+        for row in await presence_store.get_all_presence(self._db):
+            self._states[row.user_id] = UserPresence(row.presence, row.status_msg, row.last_active_ts,
+                                                     stream_position=row.stream_position)
+            self.serial = max(self.serial, row.stream_position)
+        self._notifier.advance(STREAM, self.serial)
+
+    async def flush(self) -> None:
+        """Write every changed state in one job (never one write per request)."""
+        if not self._dirty:
+            return
+        users, self._dirty = self._dirty, set()
+        rows = [PresenceRow(u, s.presence, s.status_msg, s.last_active_ts, s.stream_position)
+                for u in users if (s := self._states.get(u)) is not None]
+        try:
+            await self._db.write(lambda tx: presence_store.insert_presence(tx, rows))
+        except Exception:
+            self._dirty |= users
+            raise
+
+    async def run(self) -> None:
+        """The background task: time users out every few seconds, flush every minute."""
+        last_flush = time.monotonic()
+        while True:
+            await asyncio.sleep(TIMEOUT_CHECK_S)
+            try:
+                await self.handle_timeouts()
+                if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
+                    last_flush = time.monotonic()
+                    await self.flush()
+            except Exception:
+                log.exception("presence timeouts or flush failed")
+
+    def changed_since(self, position: int) -> Iterable[tuple[str, UserPresence]]:
+        return [(u, s) for u, s in self._states.items() if s.stream_position > position]
+
+
+class PresenceSource:
+    """Fills the top-level `presence` of /sync with users who share a room with the syncing user.
+
+    Spec: client-server-api, "Presence" and "GET /_matrix/client/v3/sync" (presence).
+    """
+
+    def __init__(self, db: Database, presence: PresenceService) -> None:
+        self._db = db
+        self._presence = presence
+
+    async def add_to_sync(self, ctx: SyncContext) -> bool:
+        since = ctx.since.presence if ctx.since is not None else None
+        # The stream position is kept in memory; a token ahead of it predates a restart.
+        reset = since is not None and since > ctx.now.presence
+        if since is not None and not reset and self._presence.serial <= since:
+            return False
+        if since is None or reset:
+            users = {ctx.user_id}
+            for room_id in ctx.joined_rooms:
+                users |= set(await room_store.get_members(self._db, room_id, "join"))
+            # Initial sync leaves out offline users, as Synapse does.
+            states = [(u, self._presence.state(u)) for u in sorted(users)]
+            states = [(u, s) for u, s in states if s.stream_position and (reset or s.presence != OFFLINE)]
+        else:
+            states = []
+            for user_id, state in sorted(self._presence.changed_since(since)):
+                if user_id == ctx.user_id or (
+                        ctx.joined_rooms & (await room_store.get_rooms_for_user(self._db, user_id)).keys()):
+                    states.append((user_id, state))
+        presence_filter = ctx.sync_filter.get("presence")
+        now = self._presence.now()
+        events = [{"type": "m.presence", "sender": u, "content": s.format(now)} for u, s in states
+                  if event_matches(presence_filter, event_type="m.presence", sender=u)]
+        limit = (presence_filter or {}).get("limit")
+        if isinstance(limit, int) and limit >= 0:
+            events = events[:limit]
+        ctx.response.setdefault("presence", {})["events"] = events
+        return bool(events)

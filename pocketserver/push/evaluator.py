@@ -1,0 +1,238 @@
+"""Push rule evaluation: which rule of a user matches an event, and what its actions say.
+
+Pure: plain event JSON and a PushContext in, the matching rule out.
+Spec: client-server-api, "Push Rules" ("Conditions", "Actions"); appendices, "Glob-style matching"
+and "Dot-separated property paths".
+"""
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+KINDS = ("override", "content", "room", "sender", "underride")
+LEGACY_ACTIONS = ("dont_notify", "coalesce")
+# Synapse's behaviour for intentional mentions: the legacy body-matching mention rules are skipped
+# when the event says whom it mentions (spec: "User and room mentions").
+LEGACY_MENTION_RULES = frozenset({".m.rule.contains_display_name", ".m.rule.contains_user_name",
+                                  ".m.rule.roomnotif"})
+MAX_SAFE_INTEGER = 2**53 - 1
+_MISSING = object()
+_WORD = "A-Za-z0-9_"
+_MEMBER_COUNT = re.compile(r"^(==|<=|>=|<|>)?([0-9]+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class PushRule:
+    """One push rule as the client API shows it."""
+
+    kind: str
+    rule_id: str
+    default: bool
+    enabled: bool
+    actions: tuple[Any, ...]
+    conditions: tuple[Mapping[str, Any], ...] | None = None    # override and underride rules
+    pattern: str | None = None                                 # content rules
+
+    def to_json(self) -> dict[str, Any]:
+        """The rule in the shape of the spec's PushRule object."""
+        body: dict[str, Any] = {"rule_id": self.rule_id, "default": self.default, "enabled": self.enabled,
+                                "actions": list(self.actions)}
+        if self.kind in ("override", "underride"):
+            body["conditions"] = [dict(c) for c in self.conditions or ()]
+        elif self.kind == "content":
+            body["pattern"] = self.pattern or ""
+        return body
+
+    def effective_conditions(self) -> tuple[Mapping[str, Any], ...]:
+        """The conditions the rule stands for; content, room and sender rules have predefined ones.
+
+        Spec: client-server-api, "Push Rules" (kinds).
+        """
+        if self.kind == "content":
+            return ({"kind": "event_match", "key": "content.body", "pattern": self.pattern or ""},)
+        if self.kind == "room":
+            return ({"kind": "event_property_is", "key": "room_id", "value": self.rule_id},)
+        if self.kind == "sender":
+            return ({"kind": "event_property_is", "key": "sender", "value": self.rule_id},)
+        return tuple(self.conditions or ())
+
+
+@dataclass(frozen=True, slots=True)
+class PushContext:
+    """What the conditions need to know besides the event, for one user."""
+
+    user_id: str
+    display_name: str | None = None
+    member_count: int = 0
+    sender_power_level: float = 0
+    notification_levels: Mapping[str, int] = field(default_factory=lambda: {"room": 50})
+
+
+def strip_legacy_actions(actions: Iterable[Any]) -> tuple[Any, ...]:
+    """Drop `dont_notify` and `coalesce`. Spec: "Historical Actions"."""
+    return tuple(a for a in actions if a not in LEGACY_ACTIONS)
+
+
+def evaluate_rules(rules: Sequence[PushRule], event: Mapping[str, Any], ctx: PushContext) -> PushRule | None:
+    """The first enabled rule (in evaluation order) whose conditions all hold, or None.
+
+    Spec: client-server-api, "Push Rules".
+    """
+    content = event.get("content")
+    has_mentions = isinstance(content, Mapping) and "m.mentions" in content
+    for rule in rules:
+        if not rule.enabled:
+            continue
+        if has_mentions and rule.default and rule.rule_id in LEGACY_MENTION_RULES:
+            continue
+        if all(condition_matches(c, event, ctx) for c in rule.effective_conditions()):
+            return rule
+    return None
+
+
+def condition_matches(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: PushContext) -> bool:
+    """Whether one condition holds; unknown or malformed conditions never match.
+
+    Spec: client-server-api, "Conditions".
+    """
+    kind = condition.get("kind")
+    if kind == "event_match":
+        return _event_match(condition, event)
+    if kind == "event_property_is":
+        found = get_event_property(event, condition.get("key"))
+        return found is not _MISSING and _same_value(found, condition.get("value", _MISSING))
+    if kind == "event_property_contains":
+        found = get_event_property(event, condition.get("key"))
+        wanted = condition.get("value", _MISSING)
+        return isinstance(found, list) and any(_same_value(item, wanted) for item in found)
+    if kind == "contains_display_name":
+        return _contains_display_name(event, ctx.display_name)
+    if kind == "room_member_count":
+        return member_count_matches(condition.get("is"), ctx.member_count)
+    if kind == "sender_notification_permission":
+        key = condition.get("key")
+        required = ctx.notification_levels.get(key) if isinstance(key, str) else None
+        return required is not None and ctx.sender_power_level >= required
+    return False
+
+
+def _event_match(condition: Mapping[str, Any], event: Mapping[str, Any]) -> bool:
+    key, pattern = condition.get("key"), condition.get("pattern")
+    if not isinstance(pattern, str):
+        return False
+    value = get_event_property(event, key)
+    if not isinstance(value, str):
+        return False
+    return glob_matcher(pattern, key == "content.body").search(value) is not None
+
+
+def _contains_display_name(event: Mapping[str, Any], display_name: str | None) -> bool:
+    if not display_name:
+        return False
+    body = get_event_property(event, "content.body")
+    if not isinstance(body, str):
+        return False
+    return _literal_word_matcher(display_name).search(body) is not None
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Exact equality of non-compound canonical JSON values (no casts: True is not 1)."""
+    if b is _MISSING or not _is_simple(a) or not _is_simple(b):
+        return False
+    return type(a) is type(b) and a == b
+
+
+def _is_simple(value: Any) -> bool:
+    if value is None or isinstance(value, (str, bool)):
+        return True
+    return isinstance(value, int) and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
+
+
+def member_count_matches(spec: Any, count: int) -> bool:
+    """`room_member_count`'s `is`: a number with an optional ==, <, >, <= or >= prefix."""
+    if not isinstance(spec, str):
+        return False
+    m = _MEMBER_COUNT.match(spec)
+    if m is None:
+        return False
+    op, number = m.group(1) or "==", int(m.group(2))
+    return {"==": count == number, "<": count < number, ">": count > number,
+            "<=": count <= number, ">=": count >= number}[op]
+
+
+def split_dotted_key(key: str) -> tuple[str, ...]:
+    r"""Split a dot-separated property path; `\.` is a literal dot and `\\` a literal backslash.
+
+    Spec: appendices, "Dot-separated property paths" (other escapes are kept as they are).
+    """
+    parts, current, i = [], [], 0
+    while i < len(key):
+        ch = key[i]
+        if ch == "\\" and i + 1 < len(key) and key[i + 1] in ".\\":
+            current.append(key[i + 1])
+            i += 2
+            continue
+        if ch == ".":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return tuple(parts)
+
+
+def get_event_property(event: Mapping[str, Any], key: Any) -> Any:
+    """The value at a dotted path in the event, or a sentinel when absent."""
+    if not isinstance(key, str) or not key:
+        return _MISSING
+    value: Any = event
+    for part in _split_cached(key):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+@functools.lru_cache(maxsize=1024)
+def _split_cached(key: str) -> tuple[str, ...]:
+    return split_dotted_key(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def glob_matcher(pattern: str, word_boundary: bool) -> re.Pattern[str]:
+    """A case-insensitive regex for a glob (`*` any run, `?` one character).
+
+    Whole-value match normally; for `content.body`, any substring that starts and ends at a word
+    boundary (start or end of the value, or a character outside [A-Za-z0-9_]).
+    Spec: client-server-api, "Conditions" (`event_match`).
+    """
+    body = "".join(".*?" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    if word_boundary:
+        return re.compile(rf"(?:^|(?<=[^{_WORD}])){body}(?:$|(?=[^{_WORD}]))", re.IGNORECASE | re.DOTALL)
+    return re.compile(rf"\A{body}\Z", re.IGNORECASE | re.DOTALL)
+
+
+@functools.lru_cache(maxsize=1024)
+def _literal_word_matcher(text: str) -> re.Pattern[str]:
+    return re.compile(rf"(?:^|(?<=[^{_WORD}])){re.escape(text)}(?:$|(?=[^{_WORD}]))", re.IGNORECASE)
+
+
+def tweaks_for_actions(actions: Iterable[Any]) -> dict[str, Any]:
+    """The `set_tweak` actions as a dict; a tweak without `value` is true. Spec: "Actions"."""
+    tweaks: dict[str, Any] = {}
+    for action in actions:
+        if isinstance(action, Mapping) and isinstance(action.get("set_tweak"), str):
+            tweaks[action["set_tweak"]] = action.get("value", True)
+    return tweaks
+
+
+def is_notify(actions: Iterable[Any]) -> bool:
+    return "notify" in tuple(actions)
+
+
+def is_highlight(actions: Iterable[Any]) -> bool:
+    """Whether the highlight tweak is set to true (absent value means true). Spec: "Actions"."""
+    return tweaks_for_actions(actions).get("highlight", False) is True

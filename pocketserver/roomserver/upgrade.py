@@ -1,0 +1,264 @@
+"""Room upgrades: a replacement room with the old room's settings, a tombstone in the old one.
+
+Spec: client-server-api, "Room Upgrades" (server behaviour, steps 1-6).
+"""
+from __future__ import annotations
+
+import secrets
+import string
+from typing import Any, Mapping, Sequence
+
+from pocketserver.errors import BadJson, Forbidden, InvalidParam
+from pocketserver.ids import InvalidIdentifier, UserID
+from pocketserver.rooms.auth_rules import AuthRuleViolation, auth_state_for, check_auth_rules
+from pocketserver.rooms.content import PowerLevels
+from pocketserver.rooms.events import Pdu, build_event, create_event_content
+from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS, RoomVersion
+from pocketserver.roomserver import EventSpec, RoomServer, now_ms
+from pocketserver.roomserver.creation import UnsupportedRoomVersion, default_power_levels
+from pocketserver.roomserver.room_state import RoomState
+from pocketserver.storage import rooms as room_store
+from pocketserver.storage.writer import Transaction
+
+# Spec: "Room Upgrades", step 3 (the recommended transferable state); power levels are handled apart.
+TRANSFERABLE_STATE = ("m.room.server_acl", "m.room.encryption", "m.room.name", "m.room.avatar", "m.room.topic",
+                      "m.room.guest_access", "m.room.history_visibility", "m.room.join_rules")
+TOMBSTONE_BODY = "This room has been replaced"
+MAX_ADDITIONAL_CREATORS = 100
+
+
+def parse_new_version(new_version: Any) -> RoomVersion:
+    if not isinstance(new_version, str) or new_version not in KNOWN_ROOM_VERSIONS:
+        raise UnsupportedRoomVersion("Your homeserver does not support this room version")
+    return KNOWN_ROOM_VERSIONS[new_version]
+
+
+def parse_additional_creators(value: Any, upgrader: str) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_ADDITIONAL_CREATORS or not all(isinstance(u, str) for u in value):
+        raise BadJson("additional_creators must be a list of user IDs")
+    for user in value:
+        try:
+            UserID.parse(user)
+        except InvalidIdentifier:
+            raise InvalidParam(f"{user!r} is not a valid user ID") from None
+    return [u for u in dict.fromkeys(value) if u != upgrader]
+
+
+async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_version: RoomVersion,
+                       additional_creators: Sequence[str], profile: Mapping[str, Any]) -> str:
+    """Upgrade `old_room_id` to `new_version` as `user_id`; returns the replacement room's ID.
+
+    The new room is written in one job (with the moved aliases), then the old room's tombstone,
+    canonical alias and restricted power levels in another. Spec: client-server-api, "Room Upgrades".
+    """
+    async with rs.lock(old_room_id):
+        old = await rs.require_room(old_room_id)
+        if old.membership(user_id) != "join":
+            raise Forbidden(f"User {user_id} not in room {old_room_id}")
+        creators = list(additional_creators) if new_version.additional_creators else []
+        new_room_id = None if new_version.room_id_is_create_event_id else (
+            "!" + "".join(secrets.choice(string.ascii_letters) for _ in range(18)) + ":" + rs.server_name)
+        # Step 1: may the user send the tombstone? Before v12 the new room ID is known now, so the
+        # real tombstone is built here and the new room's `predecessor` can name it, as Synapse does.
+        tombstone = rs.build(old.copy(), user_id, _tombstone_spec(new_room_id or ""))
+        predecessor: dict[str, Any] = {"room_id": old_room_id}
+        if new_room_id is not None:
+            predecessor["event_id"] = tombstone.event_id
+        else:
+            tombstone = None   # a probe only: the v12 room ID comes from its create event
+
+        # Step 2: the create event.
+        create = _build_create(rs, old, new_version, new_room_id, user_id, creators, predecessor)
+        new = RoomState(create.room_id, new_version, create, {}, [], -1, 0)
+        working = new.copy()
+        rs.advance(working, create)
+        built = [create, *_build_new_room_state(rs, old, working, user_id, {user_id, *creators}, profile)]
+
+        # Step 4: the local aliases move with the room; the published directory entry too.
+        row = await room_store.get_room(rs.db, old_room_id)
+        is_public = row is not None and row.is_public
+
+        async def move_aliases(tx: Transaction) -> None:
+            await tx.execute("UPDATE room_aliases SET room_id = ?, creator = ? WHERE room_id = ?",
+                             (create.room_id, user_id, old_room_id))
+
+        async with rs.lock(create.room_id):
+            _, final = await rs.persist(new, built, new_room=(user_id, is_public), extra=move_aliases)
+            rs.remember(final)
+
+        # Steps 5 and 6: the tombstone, the old room's canonical alias, and its power levels shut down.
+        old_working = old.copy()
+        if tombstone is None:
+            tombstone = rs.build(old_working, user_id, _tombstone_spec(create.room_id))
+        rs.advance(old_working, tombstone)
+        old_built = [tombstone]
+        old_alias, _ = _split_canonical_alias(old, rs.server_name)
+        for spec in (old_alias, _restricted_power_levels(old)):
+            if spec is not None:
+                pdu = _try_build(rs, old_working, user_id, spec)
+                if pdu is not None:
+                    old_built.append(pdu)
+
+        async def unpublish(tx: Transaction) -> None:
+            if is_public:
+                await room_store.set_room_public(tx, old_room_id, False)
+
+        _, final_old = await rs.persist(old, old_built, extra=unpublish)
+        rs.remember(final_old)
+        return create.room_id
+
+
+def _tombstone_spec(replacement_room: str) -> EventSpec:
+    return EventSpec("m.room.tombstone", {"body": TOMBSTONE_BODY, "replacement_room": replacement_room}, "")
+
+
+def _build_create(rs: RoomServer, old: RoomState, version: RoomVersion, room_id: str | None, creator: str,
+                  additional_creators: Sequence[str], predecessor: Mapping[str, Any]) -> Pdu:
+    """The new m.room.create: `predecessor`, and the old room's `type` and `m.federate: false`.
+
+    Spec: client-server-api, "Room Upgrades", step 2.
+    """
+    extra: dict[str, Any] = {"predecessor": dict(predecessor)}
+    if isinstance(old.create.content.get("type"), str):
+        extra["type"] = old.create.content["type"]
+    if old.create.content.get("m.federate") is False:
+        extra["m.federate"] = False
+    content = create_event_content(version, creator, additional_creators, **extra)
+    try:
+        create = build_event(version=version, room_id=room_id, sender=creator, type="m.room.create", state_key="",
+                             content=content, prev_events=[], auth_events=[], origin_server_ts=now_ms(),
+                             server_name=rs.server_name, signing_key=rs.signing_key)
+        check_auth_rules(create, {}, version, create=create)
+    except (AuthRuleViolation, ValueError) as exc:
+        raise BadJson(f"Cannot create the replacement room: {exc}") from None
+    return create
+
+
+def _build_new_room_state(rs: RoomServer, old: RoomState, working: RoomState, user_id: str,
+                          new_creators: set[str], profile: Mapping[str, Any]) -> list[Pdu]:
+    """The upgrader's join, power levels, copied state, space children, bans and canonical alias.
+
+    The upgrader gets, for a moment, the power to send all of it when they lack it, and the copied
+    power levels are restored last (as Synapse does). Spec: "Room Upgrades", steps 3 and 4.
+    """
+    power, restore = _new_power_levels(old, working.version, user_id, new_creators)
+    specs = [EventSpec("m.room.member", {"membership": "join", **profile}, user_id),
+             EventSpec("m.room.power_levels", power, "")]
+    for event_type in TRANSFERABLE_STATE:
+        event = old.state.get((event_type, ""))
+        if event is not None:
+            specs.append(EventSpec(event_type, dict(event.content), ""))
+    if old.create.content.get("type") == "m.space":
+        specs += [EventSpec(t, dict(e.content), k) for (t, k), e in sorted(old.state.items(), key=lambda i: i[0])
+                  if t == "m.space.child"]
+    for (event_type, member), event in sorted(old.state.items(), key=lambda i: i[0]):
+        if event_type == "m.room.member" and event.content.get("membership") == "ban" and member != user_id:
+            reason = event.content.get("reason")
+            specs.append(EventSpec("m.room.member", {"membership": "ban",
+                                                     **({"reason": reason} if isinstance(reason, str) else {})},
+                                   member))
+    _, new_alias = _split_canonical_alias(old, rs.server_name)
+    if new_alias is not None:
+        specs.append(new_alias)
+    if restore is not None:
+        specs.append(EventSpec("m.room.power_levels", restore, ""))
+    built = []
+    for index, spec in enumerate(specs):
+        if index < 2:
+            pdu = rs.build(working, user_id, spec)      # the join and power levels must succeed
+            rs.advance(working, pdu)
+        else:
+            pdu = _try_build(rs, working, user_id, spec)
+        if pdu is not None:
+            built.append(pdu)
+    return built
+
+
+def _try_build(rs: RoomServer, working: RoomState, user_id: str, spec: EventSpec) -> Pdu | None:
+    """Build and advance, or None when an auth rule refuses (the upgrade goes on without it)."""
+    try:
+        pdu = rs.build(working, user_id, spec)
+    except Forbidden:
+        return None
+    rs.advance(working, pdu)
+    return pdu
+
+
+def _power_levels_content(room: RoomState) -> dict[str, Any] | None:
+    """The room's power levels with string and float values made integers (as v10+ needs)."""
+    event = room.state.get(("m.room.power_levels", ""))
+    if event is None:
+        return None
+    levels = PowerLevels.from_content(event.content, room.version)
+    content = dict(event.content)
+    for name in ("ban", "events_default", "invite", "kick", "redact", "state_default", "users_default"):
+        content[name] = getattr(levels, name)
+    for name in ("events", "users", "notifications"):
+        content[name] = dict(getattr(levels, name))
+    return content
+
+
+def _new_power_levels(old: RoomState, version: RoomVersion, user_id: str,
+                      new_creators: set[str]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(power levels to start the new room with, the copied levels to restore afterwards or None).
+
+    v12+ creators have infinite power and are never listed in `users`; a room leaving v12 lists its
+    old creators at 100. Spec: rooms/v12, "Authorisation rules"; client-server-api, "Room Upgrades".
+    """
+    content = _power_levels_content(old)
+    if content is None:
+        return default_power_levels(version, user_id, [], "private_chat"), None
+    users = dict(content["users"])
+    if old.version.privileged_creators and not version.privileged_creators:
+        for creator in auth_state_for(old.state, old.create, old.version).create.creators:
+            users.setdefault(creator, 100)
+    if version.privileged_creators:
+        users = {u: level for u, level in users.items() if u not in new_creators}
+    content["users"] = users
+    if version.privileged_creators:
+        return content, None
+    needed = max(content["state_default"], content["ban"], *content["events"].values())
+    if users.get(user_id, content["users_default"]) >= needed:
+        return content, None
+    raised = {**content, "users": {**users, user_id: needed}}
+    return raised, content
+
+
+def _split_canonical_alias(old: RoomState, server_name: str) -> tuple[EventSpec | None, EventSpec | None]:
+    """(the old room's canonical alias without its local aliases, the new room's with them), None when unchanged.
+
+    Spec: client-server-api, "Room Upgrades", step 4.
+    """
+    event = old.state.get(("m.room.canonical_alias", ""))
+    if event is None:
+        return None, None
+    local = f":{server_name}"
+    old_content, new_content = dict(event.content), {}
+    alias = old_content.get("alias")
+    if isinstance(alias, str) and alias.endswith(local):
+        new_content["alias"] = old_content.pop("alias")
+    alt = old_content.get("alt_aliases")
+    if isinstance(alt, list) and alt:
+        new_content["alt_aliases"] = [a for a in alt if isinstance(a, str) and a.endswith(local)]
+        old_content["alt_aliases"] = [a for a in alt if not (isinstance(a, str) and a.endswith(local))]
+    old_spec = EventSpec("m.room.canonical_alias", old_content, "") if old_content != dict(event.content) else None
+    new_spec = EventSpec("m.room.canonical_alias", new_content, "") if new_content else None
+    return old_spec, new_spec
+
+
+def _restricted_power_levels(old: RoomState) -> EventSpec | None:
+    """The old room's power levels with events_default and invite raised to max(50, users_default + 1).
+
+    Spec: client-server-api, "Room Upgrades", step 6.
+    """
+    content = _power_levels_content(old)
+    if content is None:
+        return None
+    floor = max(50, content["users_default"] + 1)
+    if content["events_default"] >= floor and content["invite"] >= floor:
+        return None
+    content["events_default"] = max(content["events_default"], floor)
+    content["invite"] = max(content["invite"], floor)
+    return EventSpec("m.room.power_levels", content, "")

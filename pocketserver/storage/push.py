@@ -1,0 +1,311 @@
+"""Push rules, notifications, unread counts, read positions, pushers and the push queue.
+
+Spec: client-server-api, "Push Notifications"; push-gateway-api.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterable, Protocol, Sequence
+
+from pocketserver.storage.writer import Transaction
+
+
+class Reads(Protocol):
+    """A Database or a Transaction: both answer fetchone/fetchall."""
+
+    async def fetchone(self, sql: str, params: Iterable[Any] = ...) -> Any: ...
+    async def fetchall(self, sql: str, params: Iterable[Any] = ...) -> list[Any]: ...
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+# --- push rules ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StoredRule:
+    kind: str
+    rule_id: str
+    priority: int
+    conditions: list[Any] | None
+    pattern: str | None
+    actions: list[Any]
+    enabled: bool
+
+
+async def get_user_rules(db: Reads, user_id: str) -> list[StoredRule]:
+    """The user's own rules, most important first within each kind."""
+    rows = await db.fetchall(
+        "SELECT kind, rule_id, priority, conditions_json, pattern, actions_json, enabled FROM push_rules "
+        "WHERE user_id = ? ORDER BY kind, priority DESC", (user_id,))
+    return [StoredRule(r[0], r[1], r[2], json.loads(r[3]) if r[3] is not None else None, r[4], json.loads(r[5]),
+                       bool(r[6])) for r in rows]
+
+
+async def get_default_changes(db: Reads, user_id: str) -> dict[tuple[str, str], tuple[bool | None, list[Any] | None]]:
+    """(kind, rule_id) -> (enabled, actions) the user set on server-default rules (None: unchanged)."""
+    rows = await db.fetchall("SELECT kind, rule_id, enabled, actions_json FROM push_rule_defaults WHERE user_id = ?",
+                             (user_id,))
+    return {(r[0], r[1]): (None if r[2] is None else bool(r[2]), None if r[3] is None else json.loads(r[3]))
+            for r in rows}
+
+
+async def upsert_rule(tx: Transaction, user_id: str, kind: str, rule_id: str, priority: int,
+                      conditions: list[Any] | None, pattern: str | None, actions: list[Any]) -> None:
+    """Create or replace a user rule's definition; an existing rule keeps its enabled flag."""
+    await tx.execute(
+        "INSERT INTO push_rules (user_id, kind, rule_id, priority, conditions_json, pattern, actions_json) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, kind, rule_id) DO UPDATE SET "
+        "priority = excluded.priority, conditions_json = excluded.conditions_json, pattern = excluded.pattern, "
+        "actions_json = excluded.actions_json",
+        (user_id, kind, rule_id, priority, None if conditions is None else _dumps(conditions), pattern,
+         _dumps(actions)))
+
+
+async def set_rule_priorities(tx: Transaction, user_id: str, kind: str, ordered_ids: Sequence[str]) -> None:
+    """Renumber a kind's user rules so the first of `ordered_ids` is the most important."""
+    n = len(ordered_ids)
+    await tx.executemany("UPDATE push_rules SET priority = ? WHERE user_id = ? AND kind = ? AND rule_id = ?",
+                         [(n - i, user_id, kind, rule_id) for i, rule_id in enumerate(ordered_ids)])
+
+
+async def delete_rule(tx: Transaction, user_id: str, kind: str, rule_id: str) -> bool:
+    cur = await tx.execute("DELETE FROM push_rules WHERE user_id = ? AND kind = ? AND rule_id = ?",
+                           (user_id, kind, rule_id))
+    return cur.rowcount > 0
+
+
+async def set_rule_enabled(tx: Transaction, user_id: str, kind: str, rule_id: str, enabled: bool) -> bool:
+    cur = await tx.execute("UPDATE push_rules SET enabled = ? WHERE user_id = ? AND kind = ? AND rule_id = ?",
+                           (int(enabled), user_id, kind, rule_id))
+    return cur.rowcount > 0
+
+
+async def set_rule_actions(tx: Transaction, user_id: str, kind: str, rule_id: str, actions: list[Any]) -> bool:
+    cur = await tx.execute("UPDATE push_rules SET actions_json = ? WHERE user_id = ? AND kind = ? AND rule_id = ?",
+                           (_dumps(actions), user_id, kind, rule_id))
+    return cur.rowcount > 0
+
+
+async def set_default_change(tx: Transaction, user_id: str, kind: str, rule_id: str, *,
+                             enabled: bool | None = None, actions: list[Any] | None = None) -> None:
+    """Record the user's enabled flag or actions for a server-default rule."""
+    await tx.execute(
+        "INSERT INTO push_rule_defaults (user_id, kind, rule_id, enabled, actions_json) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (user_id, kind, rule_id) DO UPDATE SET "
+        "enabled = COALESCE(excluded.enabled, enabled), actions_json = COALESCE(excluded.actions_json, actions_json)",
+        (user_id, kind, rule_id, None if enabled is None else int(enabled),
+         None if actions is None else _dumps(actions)))
+
+
+# --- notifications, unread counts and read positions ----------------------------------------------
+
+async def insert_push_action(tx: Transaction, user_id: str, stream_ordering: int, room_id: str, event_id: str,
+                             thread_id: str, actions: Sequence[Any], highlight: bool, counted: bool,
+                             ts: int) -> None:
+    await tx.execute(
+        "INSERT OR REPLACE INTO push_actions (user_id, stream_ordering, room_id, event_id, thread_id, actions_json, "
+        "notify, highlight, counted, ts) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        (user_id, stream_ordering, room_id, event_id, thread_id, _dumps(list(actions)), int(highlight),
+         int(counted), ts))
+
+
+async def add_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str, highlight: bool) -> None:
+    await tx.execute(
+        "INSERT INTO push_unread (user_id, room_id, thread_id, notification_count, highlight_count) "
+        "VALUES (?, ?, ?, 1, ?) ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET "
+        "notification_count = notification_count + 1, highlight_count = highlight_count + excluded.highlight_count",
+        (user_id, room_id, thread_id, int(highlight)))
+
+
+async def delete_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str | None) -> None:
+    """Forget the counts of one thread, or of the whole room when `thread_id` is None."""
+    if thread_id is None:
+        await tx.execute("DELETE FROM push_unread WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+    else:
+        await tx.execute("DELETE FROM push_unread WHERE user_id = ? AND room_id = ? AND thread_id = ?",
+                         (user_id, room_id, thread_id))
+
+
+async def advance_read_position(tx: Transaction, user_id: str, room_id: str, thread_key: str,
+                                stream_ordering: int) -> int:
+    """Move a read position forward (never back); returns the position now stored."""
+    row = await tx.fetchone(
+        "INSERT INTO push_read_positions (user_id, room_id, thread_id, stream_ordering) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET "
+        "stream_ordering = MAX(stream_ordering, excluded.stream_ordering) RETURNING stream_ordering",
+        (user_id, room_id, thread_key, stream_ordering))
+    return int(row[0]) if row else stream_ordering
+
+
+_RECOUNT_ROOM = """
+SELECT a.thread_id, COUNT(*), COALESCE(SUM(a.highlight), 0)
+FROM push_actions a
+LEFT JOIN push_read_positions p
+  ON p.user_id = a.user_id AND p.room_id = a.room_id AND p.thread_id = a.thread_id
+WHERE a.user_id = ? AND a.room_id = ? AND a.counted = 1 AND a.stream_ordering > ?
+  AND a.stream_ordering > COALESCE(p.stream_ordering, 0)
+GROUP BY a.thread_id
+"""
+
+_RECOUNT_THREAD = """
+SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM push_actions
+WHERE user_id = ? AND room_id = ? AND thread_id = ? AND counted = 1 AND stream_ordering > ?
+"""
+
+
+async def recount_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str | None) -> None:
+    """Recompute the counts of one thread (or every thread of the room) from the read positions."""
+    positions = {r[0]: int(r[1]) for r in await tx.fetchall(
+        "SELECT thread_id, stream_ordering FROM push_read_positions WHERE user_id = ? AND room_id = ?",
+        (user_id, room_id))}
+    unthreaded = positions.get("", 0)
+    await delete_unread(tx, user_id, room_id, thread_id)
+    if thread_id is None:
+        rows = [(r[0], r[1], r[2]) for r in await tx.fetchall(_RECOUNT_ROOM, (user_id, room_id, unthreaded))]
+    else:
+        floor = max(unthreaded, positions.get(thread_id, 0))
+        row = await tx.fetchone(_RECOUNT_THREAD, (user_id, room_id, thread_id, floor))
+        rows = [(thread_id, row[0], row[1])] if row else []
+    await tx.executemany(
+        "INSERT INTO push_unread (user_id, room_id, thread_id, notification_count, highlight_count) "
+        "VALUES (?, ?, ?, ?, ?)", [(user_id, room_id, t, n, h) for t, n, h in rows if n])
+
+
+async def get_unread(db: Reads, user_id: str) -> dict[str, dict[str, tuple[int, int]]]:
+    """room_id -> thread_id -> (notification_count, highlight_count), for rooms with unread notifications."""
+    out: dict[str, dict[str, tuple[int, int]]] = {}
+    for r in await db.fetchall("SELECT room_id, thread_id, notification_count, highlight_count FROM push_unread "
+                               "WHERE user_id = ?", (user_id,)):
+        out.setdefault(r[0], {})[r[1]] = (int(r[2]), int(r[3]))
+    return out
+
+
+async def get_badge_count(db: Reads, user_id: str) -> int:
+    """Unread notifications across the user's rooms, plus one per pending invite (as Synapse counts)."""
+    row = await db.fetchone(
+        "SELECT (SELECT COALESCE(SUM(notification_count), 0) FROM push_unread WHERE user_id = ?) + "
+        "(SELECT COUNT(*) FROM local_membership WHERE user_id = ? AND membership = 'invite' AND forgotten = 0)",
+        (user_id, user_id))
+    return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class PushActionRow:
+    stream_ordering: int
+    room_id: str
+    event_id: str
+    thread_id: str
+    actions: list[Any]
+    highlight: bool
+    ts: int
+
+
+async def get_push_actions(db: Reads, user_id: str, *, before: int | None, limit: int,
+                           only_highlight: bool) -> list[PushActionRow]:
+    """The user's notifications, newest first, below stream position `before`."""
+    sql = ("SELECT stream_ordering, room_id, event_id, thread_id, actions_json, highlight, ts FROM push_actions "
+           "WHERE user_id = ? AND stream_ordering < ?")
+    if only_highlight:
+        sql += " AND highlight = 1"
+    rows = await db.fetchall(sql + " ORDER BY stream_ordering DESC LIMIT ?",
+                             (user_id, before if before is not None else 2**62, limit))
+    return [PushActionRow(int(r[0]), r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), int(r[6])) for r in rows]
+
+
+async def get_read_positions(db: Reads, user_id: str, room_ids: Iterable[str]) -> dict[tuple[str, str], int]:
+    """(room_id, thread_key) -> read position, for the given rooms."""
+    ids = list(dict.fromkeys(room_ids))
+    out: dict[tuple[str, str], int] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for r in await db.fetchall(f"SELECT room_id, thread_id, stream_ordering FROM push_read_positions "
+                                   f"WHERE user_id = ? AND room_id IN ({marks})", (user_id, *chunk)):
+            out[(r[0], r[1])] = int(r[2])
+    return out
+
+
+async def get_event_relation(db: Reads, event_id: str) -> tuple[str | None, str | None] | None:
+    """(relates_to, rel_type) of a stored event, or None when the event is unknown."""
+    row = await db.fetchone("SELECT relates_to, rel_type FROM events WHERE event_id = ?", (event_id,))
+    return (row[0], row[1]) if row else None
+
+
+# --- pushers and the push queue --------------------------------------------------------------------
+
+_PUSHER_COLUMNS = ("id, user_id, device_id, kind, app_id, pushkey, app_display_name, device_display_name, "
+                   "profile_tag, lang, data_json, pushkey_ts")
+
+
+async def get_all_pushers(db: Reads) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in await db.fetchall(f"SELECT {_PUSHER_COLUMNS} FROM pushers ORDER BY id")]
+
+
+async def get_pushers_for_user(db: Reads, user_id: str) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in await db.fetchall(f"SELECT {_PUSHER_COLUMNS} FROM pushers WHERE user_id = ? "
+                                                "ORDER BY id", (user_id,))]
+
+
+async def upsert_pusher(tx: Transaction, *, user_id: str, device_id: str | None, kind: str, app_id: str,
+                        pushkey: str, app_display_name: str, device_display_name: str, profile_tag: str | None,
+                        lang: str, data: dict[str, Any], pushkey_ts: int) -> None:
+    await tx.execute(
+        "INSERT INTO pushers (user_id, device_id, kind, app_id, pushkey, app_display_name, device_display_name, "
+        "profile_tag, lang, data_json, pushkey_ts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        "ON CONFLICT (user_id, app_id, pushkey) DO UPDATE SET device_id = excluded.device_id, kind = excluded.kind, "
+        "app_display_name = excluded.app_display_name, device_display_name = excluded.device_display_name, "
+        "profile_tag = excluded.profile_tag, lang = excluded.lang, data_json = excluded.data_json, "
+        "pushkey_ts = excluded.pushkey_ts",
+        (user_id, device_id, kind, app_id, pushkey, app_display_name, device_display_name, profile_tag, lang,
+         _dumps(data), pushkey_ts))
+
+
+async def delete_pushers(tx: Transaction, app_id: str, pushkey: str, *, user_id: str | None = None,
+                         other_than_user: str | None = None) -> list[str]:
+    """Delete pushers with this app_id and pushkey (of one user, or of everyone but one); returns their users."""
+    sql, params = "DELETE FROM pushers WHERE app_id = ? AND pushkey = ?", [app_id, pushkey]
+    if user_id is not None:
+        sql, params = sql + " AND user_id = ?", params + [user_id]
+    if other_than_user is not None:
+        sql, params = sql + " AND user_id != ?", params + [other_than_user]
+    rows = await tx.fetchall(sql + " RETURNING id, user_id", params)
+    ids = [r[0] for r in rows]
+    await tx.executemany("DELETE FROM push_queue WHERE pusher_id = ?", [(i,) for i in ids])
+    return [r[1] for r in rows]
+
+
+async def enqueue_push(tx: Transaction, pusher_id: int, notification: dict[str, Any], now_ms: int) -> None:
+    await tx.execute("INSERT INTO push_queue (pusher_id, notification_json, next_attempt_ms, created_ms) "
+                     "VALUES (?, ?, ?, ?)", (pusher_id, _dumps(notification), now_ms, now_ms))
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedPush:
+    id: int
+    pusher_id: int
+    notification: dict[str, Any]
+    attempts: int
+    created_ms: int
+
+
+async def get_due_pushes(db: Reads, now_ms: int, limit: int) -> list[QueuedPush]:
+    rows = await db.fetchall("SELECT id, pusher_id, notification_json, attempts, created_ms FROM push_queue "
+                             "WHERE next_attempt_ms <= ? ORDER BY id LIMIT ?", (now_ms, limit))
+    return [QueuedPush(int(r[0]), int(r[1]), json.loads(r[2]), int(r[3]), int(r[4])) for r in rows]
+
+
+async def get_next_push_due(db: Reads) -> int | None:
+    row = await db.fetchone("SELECT MIN(next_attempt_ms) FROM push_queue")
+    return int(row[0]) if row and row[0] is not None else None
+
+
+async def delete_pushes(tx: Transaction, ids: Iterable[int]) -> None:
+    await tx.executemany("DELETE FROM push_queue WHERE id = ?", [(i,) for i in ids])
+
+
+async def reschedule_push(tx: Transaction, push_id: int, attempts: int, next_attempt_ms: int) -> None:
+    await tx.execute("UPDATE push_queue SET attempts = ?, next_attempt_ms = ? WHERE id = ?",
+                     (attempts, next_attempt_ms, push_id))

@@ -1,0 +1,232 @@
+"""Room aliases, directory visibility and the published room list over HTTP.
+
+Spec: client-server-api, "Room aliases", "Published room directory".
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+V3 = "/_matrix/client/v3"
+R = f"{V3}/rooms"
+
+
+def alias_path(alias: str) -> str:
+    return f"{V3}/directory/room/{quote(alias)}"
+
+
+async def users(api, *names):
+    return [(await api.register(n))["access_token"] for n in names]
+
+
+async def create(api, token, **body):
+    status, resp = await api.call("POST", f"{V3}/createRoom", body, token=token)
+    assert status == 200, resp
+    return resp["room_id"]
+
+
+async def test_alias_create_resolve_list_delete(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    room = await create(api, a, preset="public_chat")
+    status, body = await api.call("PUT", alias_path("#family:test.local"), {"room_id": room}, token=a)
+    assert (status, body) == (200, {})
+    status, body = await api.call("GET", alias_path("#family:test.local"))     # no token needed
+    assert (status, body) == (200, {"room_id": room, "servers": ["test.local"]})
+    status, body = await api.call("GET", f"{R}/{room}/aliases", token=a)
+    assert (status, body) == (200, {"aliases": ["#family:test.local"]})
+
+    # Taken alias, bad grammar, remote alias, unknown room, missing room_id.
+    status, body = await api.call("PUT", alias_path("#family:test.local"), {"room_id": room}, token=a)
+    assert (status, body["errcode"]) == (409, "M_ROOM_IN_USE")
+    for bad in ("family", "#nocolon", "#:test.local", "#bad name:test.local", "#x:bad server"):
+        status, body = await api.call("PUT", alias_path(bad), {"room_id": room}, token=a)
+        assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), bad
+    status, body = await api.call("GET", alias_path("nohash"))
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("PUT", alias_path("#x:elsewhere.org"), {"room_id": room}, token=a)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("PUT", alias_path("#x:test.local"), {"room_id": "!nope:test.local"}, token=a)
+    assert status == 400 and body["errcode"] == "M_UNKNOWN"
+    status, body = await api.call("PUT", alias_path("#x:test.local"), {}, token=a)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    status, body = await api.call("PUT", alias_path("#x:test.local"), {"room_id": room})
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+
+    # Not a member: may neither create an alias nor list them.
+    status, body = await api.call("PUT", alias_path("#bobs:test.local"), {"room_id": room}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("GET", f"{R}/{room}/aliases", token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("GET", f"{R}/!unknown:test.local/aliases", token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
+    # Bob joins and adds his own alias; he may delete it but not alice's (no power).
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    assert (await api.call("PUT", alias_path("#bobs:test.local"), {"room_id": room}, token=b))[0] == 200
+    status, body = await api.call("DELETE", alias_path("#family:test.local"), token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (await api.call("DELETE", alias_path("#bobs:test.local"), token=b))[0] == 200
+    # Alice (power to set the canonical alias) may delete an alias someone else created.
+    assert (await api.call("PUT", alias_path("#bobs2:test.local"), {"room_id": room}, token=b))[0] == 200
+    assert (await api.call("DELETE", alias_path("#bobs2:test.local"), token=a))[0] == 200
+    status, body = await api.call("DELETE", alias_path("#bobs2:test.local"), token=a)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("GET", alias_path("#bobs2:test.local"))
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("GET", alias_path("#family:elsewhere.org"))
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_delete_alias_updates_canonical_alias(api) -> None:
+    (a,) = await users(api, "alice")
+    room = await create(api, a, room_alias_name="main")
+    assert (await api.call("PUT", alias_path("#alt:test.local"), {"room_id": room}, token=a))[0] == 200
+    status, _ = await api.call("PUT", f"{R}/{room}/state/m.room.canonical_alias",
+                               {"alias": "#main:test.local", "alt_aliases": ["#alt:test.local"]}, token=a)
+    assert status == 200
+    assert (await api.call("DELETE", alias_path("#alt:test.local"), token=a))[0] == 200
+    _, content = await api.call("GET", f"{R}/{room}/state/m.room.canonical_alias", token=a)
+    assert content == {"alias": "#main:test.local"}
+    assert (await api.call("DELETE", alias_path("#main:test.local"), token=a))[0] == 200
+    _, content = await api.call("GET", f"{R}/{room}/state/m.room.canonical_alias", token=a)
+    assert content == {}
+
+
+async def test_world_readable_aliases_visible_to_anyone(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    room = await create(api, a, room_alias_name="open", initial_state=[
+        {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}])
+    status, body = await api.call("GET", f"{R}/{room}/aliases", token=b)
+    assert (status, body) == (200, {"aliases": ["#open:test.local"]})
+
+
+async def test_directory_visibility(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    room = await create(api, a, preset="public_chat")
+    status, body = await api.call("GET", f"{V3}/directory/list/room/{room}")
+    assert (status, body) == (200, {"visibility": "private"})
+    status, body = await api.call("GET", f"{V3}/directory/list/room/!nope:test.local")
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+    # Bob: not in the room, then in it without power.
+    status, body = await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "public"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    status, body = await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "public"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+
+    status, body = await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "secret"}, token=a)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("PUT", f"{V3}/directory/list/room/!nope:test.local", {"visibility": "public"},
+                                  token=a)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "public"})
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    assert (await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "public"}, token=a))[0] == 200
+    _, body = await api.call("GET", f"{V3}/directory/list/room/{room}")
+    assert body == {"visibility": "public"}
+    assert (await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "private"}, token=a))[0] == 200
+    _, body = await api.call("GET", f"{V3}/directory/list/room/{room}")
+    assert body == {"visibility": "private"}
+
+
+async def test_public_rooms_fields_filters_and_pagination(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    big = await create(api, a, visibility="public", name="Big room", topic="Lots of people", room_alias_name="big")
+    await api.call("POST", f"{R}/{big}/join", {}, token=b)
+    space = await create(api, a, visibility="public", name="Family space", creation_content={"type": "m.space"})
+    quiet = await create(api, a, visibility="public", name="Quiet", initial_state=[
+        {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}},
+        {"type": "m.room.avatar", "content": {"url": "mxc://test.local/abc"}}])
+    await create(api, a, name="Hidden")     # private: never listed
+
+    status, body = await api.call("GET", f"{V3}/publicRooms")
+    assert status == 200, body
+    assert [r["room_id"] for r in body["chunk"]][0] == big    # most members first
+    assert {r["room_id"] for r in body["chunk"]} == {big, space, quiet}
+    assert body["total_room_count_estimate"] == 3
+    entry = body["chunk"][0]
+    assert entry == {"room_id": big, "name": "Big room", "topic": "Lots of people",
+                     "canonical_alias": "#big:test.local", "num_joined_members": 2, "world_readable": False,
+                     "guest_can_join": False, "join_rule": "public"}
+    quiet_entry = next(r for r in body["chunk"] if r["room_id"] == quiet)
+    assert quiet_entry["world_readable"] is True and quiet_entry["avatar_url"] == "mxc://test.local/abc"
+    assert next(r for r in body["chunk"] if r["room_id"] == space)["room_type"] == "m.space"
+
+    # Pagination forwards with limit 1, then back.
+    seen, since = [], None
+    for _ in range(5):
+        query = {"limit": "1", **({"since": since} if since else {})}
+        _, page = await api.call("GET", f"{V3}/publicRooms", query=query)
+        seen += [r["room_id"] for r in page["chunk"]]
+        if len(seen) > 1:
+            assert "prev_batch" in page
+        since = page.get("next_batch")
+        if since is None:
+            break
+    assert seen == [r["room_id"] for r in body["chunk"]]
+    _, last = await api.call("POST", f"{V3}/publicRooms", {"limit": 2, "since": page["prev_batch"]}, token=a)
+    assert [r["room_id"] for r in last["chunk"]] == seen[:2]
+    assert "prev_batch" not in last and "next_batch" in last
+
+    # Filters.
+    _, found = await api.call("POST", f"{V3}/publicRooms", {"filter": {"generic_search_term": "PEOPLE"}}, token=a)
+    assert [r["room_id"] for r in found["chunk"]] == [big]
+    _, found = await api.call("POST", f"{V3}/publicRooms", {"filter": {"generic_search_term": "#big"}}, token=a)
+    assert [r["room_id"] for r in found["chunk"]] == [big]
+    _, found = await api.call("POST", f"{V3}/publicRooms", {"filter": {"room_types": ["m.space"]}}, token=a)
+    assert [r["room_id"] for r in found["chunk"]] == [space]
+    _, found = await api.call("POST", f"{V3}/publicRooms", {"filter": {"room_types": [None]}}, token=a)
+    assert {r["room_id"] for r in found["chunk"]} == {big, quiet}
+    _, found = await api.call("POST", f"{V3}/publicRooms", {"include_all_networks": True}, token=a)
+    assert len(found["chunk"]) == 3
+    _, found = await api.call("POST", f"{V3}/publicRooms", {"third_party_instance_id": "irc"}, token=a)
+    assert found["chunk"] == []
+    _, found = await api.call("GET", f"{V3}/publicRooms", query={"server": "test.local"})
+    assert len(found["chunk"]) == 3
+
+
+async def test_public_rooms_refusals(api) -> None:
+    (a,) = await users(api, "alice")
+    status, body = await api.call("GET", f"{V3}/publicRooms", query={"server": "elsewhere.org"})
+    assert (status, body["errcode"]) == (404, "M_UNKNOWN")
+    status, body = await api.call("GET", f"{V3}/publicRooms", query={"server": "bad server"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("GET", f"{V3}/publicRooms", query={"limit": "ten"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("GET", f"{V3}/publicRooms", query={"since": "garbage"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("GET", f"{V3}/publicRooms", token="not-a-token")
+    assert (status, body["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    status, body = await api.call("POST", f"{V3}/publicRooms", {})
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    for bad in ({"limit": "5"}, {"limit": True}, {"filter": []}, {"filter": {"room_types": "m.space"}},
+                {"filter": {"generic_search_term": 5}}, {"since": 3}):
+        status, body = await api.call("POST", f"{V3}/publicRooms", bad, token=a)
+        assert (status, body["errcode"]) == (400, "M_BAD_JSON"), bad
+    status, body = await api.call("POST", f"{V3}/publicRooms", {"limit": -1}, token=a)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("POST", f"{V3}/publicRooms",
+                                  {"include_all_networks": True, "third_party_instance_id": "irc"}, token=a)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("POST", f"{V3}/publicRooms", raw=b"not json", token=a)
+    assert (status, body["errcode"]) == (400, "M_NOT_JSON")
+
+
+async def test_creator_and_admin_powers(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    admin = (await api.server.registration.create_user("root", "pw", admin=True, login=True))["access_token"]
+    # Alice created the room but gave away her power: as its creator she may still publish it.
+    room = await create(api, a, room_version="11", preset="public_chat")
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    _, levels = await api.call("GET", f"{R}/{room}/state/m.room.power_levels", token=a)
+    levels["users"] = {"@bob:test.local": 100}
+    assert (await api.call("PUT", f"{R}/{room}/state/m.room.power_levels", levels, token=a))[0] == 200
+    assert (await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "public"}, token=a))[0] == 200
+    # The admin, outside the room, may unpublish it, list its aliases and delete any of them.
+    assert (await api.call("PUT", alias_path("#bobs:test.local"), {"room_id": room}, token=b))[0] == 200
+    status, body = await api.call("GET", f"{R}/{room}/aliases", token=admin)
+    assert (status, body) == (200, {"aliases": ["#bobs:test.local"]})
+    assert (await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "private"}, token=admin))[0] == 200
+    assert (await api.call("DELETE", alias_path("#bobs:test.local"), token=admin))[0] == 200
+    # An admin may create an alias for a room they are not in.
+    assert (await api.call("PUT", alias_path("#root:test.local"), {"room_id": room}, token=admin))[0] == 200

@@ -1,0 +1,127 @@
+"""Presence over HTTP: set and get, who may see whom, presence in /sync, timeouts and persistence.
+
+Spec: client-server-api, "Presence".
+"""
+from __future__ import annotations
+
+import asyncio
+
+from pocketserver.ephemeral.presence import IDLE_TIMER_MS, SYNC_ONLINE_TIMEOUT_MS
+from test_typing import ALICE, BOB, SYNC, shared_room
+
+P = "/_matrix/client/v3/presence"
+
+
+def presence_of(sync: dict) -> dict[str, dict]:
+    return {e["sender"]: e["content"] for e in sync["presence"]["events"] if e["type"] == "m.presence"}
+
+
+async def test_set_and_get(api) -> None:
+    _, a, b = await shared_room(api)
+    status, body = await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online", "status_msg": "cooking"},
+                                  token=a)
+    assert (status, body) == (200, {})
+    status, got = await api.call("GET", f"{P}/{ALICE}/status", token=b)
+    assert status == 200
+    assert got["presence"] == "online" and got["status_msg"] == "cooking" and got["currently_active"] is True
+    assert 0 <= got["last_active_ago"] < 10_000
+
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "unavailable"}, token=a)
+    _, got = await api.call("GET", f"{P}/{ALICE}/status", token=a)
+    assert got["presence"] == "unavailable" and "status_msg" not in got and "currently_active" not in got
+    # A user who never set presence is offline.
+    assert await api.call("GET", f"{P}/{BOB}/status", token=a) == (200, {"presence": "offline"})
+
+
+async def test_visibility_and_refusals(api) -> None:
+    _, a, b = await shared_room(api)
+    carol = (await api.register("carol"))["access_token"]
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online"}, token=a)
+    status, err = await api.call("GET", f"{P}/{ALICE}/status", token=carol)
+    assert (status, err["errcode"]) == (403, "M_FORBIDDEN")
+    status, err = await api.call("GET", f"{P}/@nobody:test.local/status", token=a)
+    assert (status, err["errcode"]) == (403, "M_FORBIDDEN")
+    status, err = await api.call("GET", f"{P}/not-a-user/status", token=a)
+    assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
+    status, err = await api.call("PUT", f"{P}/{BOB}/status", {"presence": "online"}, token=a)
+    assert (status, err["errcode"]) == (403, "M_FORBIDDEN")
+    for body, code in (({"presence": "busy"}, "M_INVALID_PARAM"), ({}, "M_MISSING_PARAM"),
+                       ({"presence": "online", "status_msg": 3}, "M_INVALID_PARAM")):
+        status, err = await api.call("PUT", f"{P}/{ALICE}/status", body, token=a)
+        assert (status, err["errcode"]) == (400, code), body
+
+
+async def test_presence_in_sync(api) -> None:
+    room, a, b = await shared_room(api)
+    carol = (await api.register("carol"))["access_token"]
+    _, first = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=b)
+    _, first_c = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=carol)
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online", "status_msg": "hi"}, token=a)
+
+    _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"], "set_presence": "offline"}, token=b)
+    assert presence_of(incr)[ALICE]["status_msg"] == "hi"
+    assert presence_of(incr)[ALICE]["presence"] == "online"
+    _, quiet = await api.call("GET", SYNC, query={"since": incr["next_batch"], "set_presence": "offline"}, token=b)
+    assert presence_of(quiet) == {}
+    # carol shares no room with alice.
+    _, other = await api.call("GET", SYNC, query={"since": first_c["next_batch"], "set_presence": "offline"},
+                              token=carol)
+    assert ALICE not in presence_of(other)
+    # Initial sync: everyone sharing a room who is not offline, and the user themself.
+    _, initial = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=b)
+    assert set(presence_of(initial)) == {ALICE}
+    _, own = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=a)
+    assert ALICE in presence_of(own)
+
+
+async def test_long_poll_woken_by_presence(api) -> None:
+    room, a, b = await shared_room(api)
+    _, first = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=b)
+    poll = asyncio.create_task(api.call("GET", SYNC, query={"since": first["next_batch"], "timeout": "20000",
+                                                            "set_presence": "offline"}, token=b))
+    while not api.server.notifier.waiting(BOB):
+        await asyncio.sleep(0)
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "unavailable"}, token=a)
+    _, woke = await asyncio.wait_for(poll, 10)
+    assert presence_of(woke)[ALICE]["presence"] == "unavailable"
+
+
+async def test_sync_sets_presence_and_timeouts(api) -> None:
+    room, a, b = await shared_room(api)
+    presence = api.server.presence
+    _, first = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=b)
+    await api.call("GET", SYNC, token=a)                 # set_presence defaults to online
+    _, got = await api.call("GET", f"{P}/{ALICE}/status", token=b)
+    assert got["presence"] == "online"
+    _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"], "set_presence": "offline"}, token=b)
+    assert presence_of(incr)[ALICE]["presence"] == "online"
+
+    await api.call("GET", SYNC, query={"set_presence": "unavailable"}, token=a)
+    assert presence.state(ALICE).presence == "unavailable"
+    # Activity (a typing notice) brings an unavailable user back online.
+    await api.call("PUT", f"/_matrix/client/v3/rooms/{room}/typing/{ALICE}", {"typing": True}, token=a)
+    assert presence.state(ALICE).presence == "online"
+
+    # Idle for 5 minutes while still syncing: unavailable; no sync for 30 s more: offline.
+    state = presence.state(ALICE)
+    later = state.last_active_ts + IDLE_TIMER_MS + 1
+    state.sync_until_ts = later
+    await presence.handle_timeouts(later)
+    assert presence.state(ALICE).presence == "unavailable"
+    await presence.handle_timeouts(later + SYNC_ONLINE_TIMEOUT_MS + 1)
+    assert presence.state(ALICE).presence == "offline"
+    _, after = await api.call("GET", SYNC, query={"since": incr["next_batch"], "set_presence": "offline"}, token=b)
+    assert presence_of(after)[ALICE]["presence"] == "offline"
+
+
+async def test_presence_survives_restart(make_api) -> None:
+    api = await make_api()
+    _, a, _ = await shared_room(api)
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "unavailable", "status_msg": "away"}, token=a)
+    assert api.server.db.writer.stats.commits > 0
+    await api.server.presence.flush()
+    rows = await api.server.db.fetchall("SELECT user_id, presence, status_msg FROM presence")
+    assert [tuple(r) for r in rows] == [(ALICE, "unavailable", "away")]
+    api.server.presence._states.clear()
+    await api.server.presence.load()
+    assert api.server.presence.state(ALICE).status_msg == "away"

@@ -1,0 +1,163 @@
+"""Room upgrades over HTTP: the replacement room, copied state, tombstone, aliases and refusals.
+
+Spec: client-server-api, "Room Upgrades".
+"""
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+
+V3 = "/_matrix/client/v3"
+R = f"{V3}/rooms"
+
+
+async def users(api, *names):
+    return [(await api.register(n))["access_token"] for n in names]
+
+
+async def state_map(api, room, token):
+    status, events = await api.call("GET", f"{R}/{room}/state", token=token)
+    assert status == 200, events
+    return {(e["type"], e["state_key"]): e for e in events}
+
+
+@pytest.mark.parametrize("old_version,new_version", [("10", "11"), ("11", "12"), ("12", "12"), ("12", "11"),
+                                                      ("1", "10")])
+async def test_upgrade_copies_state_and_tombstones(api, old_version, new_version) -> None:
+    a, b, c = await users(api, "alice", "bob", "carol")
+    status, body = await api.call("POST", f"{V3}/createRoom", {
+        "room_version": old_version, "preset": "public_chat", "visibility": "public", "name": "Family",
+        "topic": "Dinner", "room_alias_name": "family",
+        "initial_state": [{"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
+                          {"type": "m.room.avatar", "content": {"url": "mxc://test.local/a"}},
+                          {"type": "org.example.custom", "content": {"x": 1}}]}, token=a)
+    assert status == 200, body
+    old = body["room_id"]
+    await api.call("POST", f"{R}/{old}/join", {}, token=b)
+    await api.call("POST", f"{R}/{old}/join", {}, token=c)
+    await api.call("POST", f"{R}/{old}/ban", {"user_id": "@carol:test.local", "reason": "spam"}, token=a)
+    await api.call("PUT", f"{V3}/directory/room/{quote('#alt:test.local')}", {"room_id": old}, token=a)
+
+    status, body = await api.call("POST", f"{R}/{old}/upgrade", {"new_version": new_version}, token=a)
+    assert status == 200, body
+    new = body["replacement_room"]
+    assert new != old and new.startswith("!")
+
+    state = await state_map(api, new, a)
+    create = state[("m.room.create", "")]["content"]
+    assert create["room_version"] == new_version
+    assert create["predecessor"]["room_id"] == old
+    old_state = await state_map(api, old, a)
+    tombstone = old_state[("m.room.tombstone", "")]
+    assert tombstone["content"]["replacement_room"] == new
+    if new_version == "12":
+        assert "event_id" not in create["predecessor"]
+    else:
+        assert create["predecessor"]["event_id"] == tombstone["event_id"]
+    assert state[("m.room.name", "")]["content"] == {"name": "Family"}
+    assert state[("m.room.topic", "")]["content"] == {"topic": "Dinner"}
+    assert state[("m.room.avatar", "")]["content"] == {"url": "mxc://test.local/a"}
+    assert state[("m.room.encryption", "")]["content"]["algorithm"] == "m.megolm.v1.aes-sha2"
+    assert state[("m.room.join_rules", "")]["content"] == {"join_rule": "public"}
+    assert state[("m.room.member", "@alice:test.local")]["content"]["membership"] == "join"
+    assert ("m.room.member", "@bob:test.local") not in state           # memberships are not copied
+    assert state[("m.room.member", "@carol:test.local")]["content"] == {"membership": "ban", "reason": "spam"}
+    assert ("org.example.custom", "") not in state
+    users_pl = state[("m.room.power_levels", "")]["content"]["users"]
+    if new_version == "12":
+        assert "@alice:test.local" not in users_pl      # creators have infinite power, never listed
+    else:
+        assert users_pl["@alice:test.local"] == 100
+
+    # Aliases moved with the canonical alias; directory entry moved; old room locked down.
+    _, resolved = await api.call("GET", f"{V3}/directory/room/{quote('#family:test.local')}")
+    assert resolved["room_id"] == new
+    _, aliases = await api.call("GET", f"{R}/{new}/aliases", token=a)
+    assert aliases["aliases"] == ["#alt:test.local", "#family:test.local"]
+    assert state[("m.room.canonical_alias", "")]["content"] == {"alias": "#family:test.local"}
+    assert old_state[("m.room.canonical_alias", "")]["content"] == {}
+    _, vis = await api.call("GET", f"{V3}/directory/list/room/{old}")
+    assert vis == {"visibility": "private"}
+    _, vis = await api.call("GET", f"{V3}/directory/list/room/{new}")
+    assert vis == {"visibility": "public"}
+    old_pl = old_state[("m.room.power_levels", "")]["content"]
+    assert old_pl["events_default"] == 50 and old_pl["invite"] == 50
+    status, body = await api.call("PUT", f"{R}/{old}/send/m.room.message/1", {"body": "still here?"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    # Bob can follow into the public replacement room.
+    assert (await api.call("POST", f"{R}/{new}/join", {}, token=b))[0] == 200
+
+
+async def test_upgrade_gives_temporary_power_and_restores_it(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    # Bob may send the tombstone (level 50) but not everything the copy needs (state_default 60).
+    _, body = await api.call("POST", f"{V3}/createRoom", {
+        "room_version": "10", "preset": "public_chat",
+        "power_level_content_override": {"state_default": 60, "users": {"@alice:test.local": 100,
+                                                                        "@bob:test.local": 50},
+                                         "events": {"m.room.tombstone": 50}}}, token=a)
+    old = body["room_id"]
+    await api.call("POST", f"{R}/{old}/join", {}, token=b)
+    status, body = await api.call("POST", f"{R}/{old}/upgrade", {"new_version": "11"}, token=b)
+    assert status == 200, body
+    state = await state_map(api, body["replacement_room"], b)
+    levels = state[("m.room.power_levels", "")]["content"]
+    assert levels["users"]["@bob:test.local"] == 50 and levels["state_default"] == 60
+
+
+async def test_upgrade_to_v12_with_additional_creators(api) -> None:
+    a, b = await users(api, "alice", "bob")
+    _, body = await api.call("POST", f"{V3}/createRoom", {"room_version": "11", "preset": "public_chat"}, token=a)
+    old = body["room_id"]
+    status, body = await api.call("POST", f"{R}/{old}/upgrade",
+                                  {"new_version": "12", "additional_creators": ["@bob:test.local"]}, token=a)
+    assert status == 200, body
+    state = await state_map(api, body["replacement_room"], a)
+    assert state[("m.room.create", "")]["content"]["additional_creators"] == ["@bob:test.local"]
+    assert "@bob:test.local" not in state[("m.room.power_levels", "")]["content"]["users"]
+
+
+async def test_upgrade_space_copies_children(api) -> None:
+    (a,) = await users(api, "alice")
+    _, body = await api.call("POST", f"{V3}/createRoom", {"creation_content": {"type": "m.space"}}, token=a)
+    space = body["room_id"]
+    await api.call("PUT", f"{R}/{space}/state/m.space.child/!child:test.local", {"via": ["test.local"]}, token=a)
+    status, body = await api.call("POST", f"{R}/{space}/upgrade", {"new_version": "12"}, token=a)
+    assert status == 200, body
+    state = await state_map(api, body["replacement_room"], a)
+    assert state[("m.room.create", "")]["content"]["type"] == "m.space"
+    assert state[("m.space.child", "!child:test.local")]["content"] == {"via": ["test.local"]}
+
+
+async def test_upgrade_refusals(api) -> None:
+    a, b, c = await users(api, "alice", "bob", "carol")
+    _, body = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", {"new_version": "99"}, token=a)
+    assert (status, body["errcode"]) == (400, "M_UNSUPPORTED_ROOM_VERSION")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", {"new_version": 11}, token=a)
+    assert (status, body["errcode"]) == (400, "M_UNSUPPORTED_ROOM_VERSION")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", {}, token=a)
+    assert (status, body["errcode"]) == (400, "M_MISSING_PARAM")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", raw=b"[", token=a)
+    assert (status, body["errcode"]) == (400, "M_NOT_JSON")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade",
+                                  {"new_version": "12", "additional_creators": "bob"}, token=a)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade",
+                                  {"new_version": "12", "additional_creators": ["bob"]}, token=a)
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    # Bob is in the room but lacks the tombstone's power level; carol is not in the room.
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", {"new_version": "12"}, token=b)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", {"new_version": "12"}, token=c)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    status, body = await api.call("POST", f"{R}/!nope:test.local/upgrade", {"new_version": "12"}, token=a)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    status, body = await api.call("POST", f"{R}/{room}/upgrade", {"new_version": "12"})
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    # Nothing changed in the room after the refusals.
+    state = await state_map(api, room, a)
+    assert ("m.room.tombstone", "") not in state
