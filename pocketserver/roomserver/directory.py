@@ -24,7 +24,7 @@ MAX_PUBLIC_ROOMS_PAGE = 500
 
 
 class AliasInUse(MatrixError):
-    errcode, status = "M_ROOM_IN_USE", 409
+    errcode, status = "M_UNKNOWN", 409   # spec example and Synapse
 
 
 class RemoteDirectoryUnavailable(MatrixError):
