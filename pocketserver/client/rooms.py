@@ -59,6 +59,7 @@ async def send_message(room_id: str, event_type: str, txn_id: str) -> dict:
     content = await json_object_body()
     event_id = await sending.send_event(server.roomserver, requester.user_id, requester.device_id, room_id,
                                         event_type, content, txn_id)
+    await server.presence.bump_active(requester.user_id)   # sending counts as activity, as in Synapse
     return {"event_id": event_id}
 
 
