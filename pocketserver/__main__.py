@@ -138,7 +138,6 @@ async def _with_server(config: Config, action: Callable[[Any], Awaitable[int]]) 
 
 
 def _user_command(args: argparse.Namespace, config: Config) -> int:
-    from pocketserver.accounts.account import deactivate_user
     from pocketserver.storage import accounts as store
     user_id = f"@{getattr(args, 'name', '').lower()}:{config.server_name}"
 
@@ -164,7 +163,7 @@ def _user_command(args: argparse.Namespace, config: Config) -> int:
             await server.db.write(job)
             print(f"password changed for {user_id}; its devices were logged out")
         elif args.user_command == "deactivate":
-            await server.db.write(lambda tx: deactivate_user(tx, user_id, erase=False))
+            await server.account.deactivate_user(user_id, erase=False)
             print(f"deactivated {user_id}")
         return 0
 

@@ -66,6 +66,7 @@ class Server:
         self.roomserver = RoomServer(config, self.db, self.signing_key)
         self.membership = Membership(self.roomserver, self.profiles)
         self.profiles.add_listener(self.membership.profile_changed)
+        self.account.add_deactivation_listener(self.membership.leave_all)
         self.reader = RoomReader(self.roomserver)
         self.directory = Directory(self.roomserver)
         self.room_summaries = RoomSummaries(self.roomserver)

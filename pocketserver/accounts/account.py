@@ -4,12 +4,13 @@ Spec: client-server-api, "Account registration and management", "Device manageme
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from pocketserver.accounts.auth import Authenticator, Requester
 from pocketserver.accounts.passwords import PasswordHasher
 from pocketserver.accounts.sessions import Sessions, check_password_field
 from pocketserver.accounts.uia import UserInteractiveAuth
+from pocketserver.e2ee.device_lists import record_device_list_change
 from pocketserver.errors import BadJson, Forbidden, MissingParam, NotFound, WeakPassword
 from pocketserver.storage import accounts as store
 from pocketserver.storage import profiles
@@ -28,6 +29,7 @@ class Account:
         self._db = db
         self._hasher = hasher
         self._sessions = sessions
+        self._deactivation_listeners: list[Callable[[str], Awaitable[None]]] = []
         self._uia = uia
         self._auth = auth
 
@@ -77,7 +79,24 @@ class Account:
         if not isinstance(erase, bool):
             raise BadJson("erase must be a boolean")
         await self.confirm_identity(requester, body.get("auth"), "deactivate")
-        await self._db.write(lambda tx: deactivate_user(tx, requester.user_id, erase=erase))
+        await self.deactivate_user(requester.user_id, erase=erase)
+
+    def add_deactivation_listener(self, listener: Callable[[str], Awaitable[None]]) -> None:
+        """Call `listener(user_id)` after a deactivation is committed (to leave rooms)."""
+        self._deactivation_listeners.append(listener)
+
+    async def deactivate_user(self, user_id: str, *, erase: bool) -> None:
+        """Deactivate an account (its own request or an admin's), then run the listeners."""
+        async def job(tx: Transaction) -> None:
+            await self._sessions.delete_devices(tx, user_id, await store.list_device_ids_tx(tx, user_id))
+            await store.deactivate_user(tx, user_id)
+            if erase:
+                await profiles.delete_profile(tx, user_id)
+            tx.changes.users.add(user_id)
+
+        await self._db.write(job)
+        for listener in self._deactivation_listeners:
+            await listener(user_id)
 
     async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
         """Spec: client-server-api, "GET /_matrix/client/v3/devices"."""
@@ -105,7 +124,13 @@ class Account:
             return
         if not isinstance(name, str) or len(name) > 512:
             raise BadJson("display_name must be a string of at most 512 characters")
-        if not await self._db.write(lambda tx: store.set_device_display_name(tx, user_id, device_id, name)):
+        async def job(tx: Transaction) -> bool:
+            if not await store.set_device_display_name(tx, user_id, device_id, name):
+                return False
+            await record_device_list_change(tx, user_id)   # other users' clients show device names
+            return True
+
+        if not await self._db.write(job):
             raise NotFound("Device not found")
 
     async def delete_devices(self, requester: Requester, device_ids: Any, auth: Any) -> None:
@@ -125,11 +150,3 @@ class Account:
             raise NotFound("Device not found")
         await self.confirm_identity(requester, auth, "delete_device")
         await self._db.write(lambda tx: self._sessions.delete_devices(tx, requester.user_id, [device_id]))
-
-
-async def deactivate_user(tx: Transaction, user_id: str, *, erase: bool) -> None:
-    """Inside a write job: deactivate `user_id`, removing devices, tokens and, with erase, the profile."""
-    await store.deactivate_user(tx, user_id)
-    if erase:
-        await profiles.delete_profile(tx, user_id)
-    tx.changes.users.add(user_id)

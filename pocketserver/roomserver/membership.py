@@ -118,6 +118,15 @@ class Membership:
             except (_NotJoined, Forbidden):
                 continue
 
+    async def leave_all(self, user_id: str) -> None:
+        """Leave every room and reject every invite of a deactivated user, as Synapse does."""
+        rooms = await room_store.get_rooms_for_user(self._rs.db, user_id, ("join", "invite", "knock"))
+        for room_id in rooms:
+            try:
+                await self.leave(user_id, room_id)
+            except (Forbidden, NotFound):
+                continue
+
     async def invite(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/invite"."""
         target = _target(target)

@@ -123,3 +123,16 @@ async def test_devices_are_private(api) -> None:
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
     status, body = await api.call("DELETE", f"/_matrix/client/v3/devices/{b['device_id']}", {}, token=a["access_token"])
     assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+
+
+async def test_deactivation_leaves_rooms(api) -> None:
+    me = await api.register("leaver")
+    other = await api.register("stayer")
+    _, room = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=other["access_token"])
+    await api.call("POST", f"/_matrix/client/v3/rooms/{room['room_id']}/join", {}, token=me["access_token"])
+    status, _ = await api.call("POST", "/_matrix/client/v3/account/deactivate", {
+        "auth": {"type": "m.login.password", "user": "leaver", "password": "pw"}}, token=me["access_token"])
+    assert status == 200
+    _, members = await api.call("GET", f"/_matrix/client/v3/rooms/{room['room_id']}/joined_members",
+                                token=other["access_token"])
+    assert set(members["joined"]) == {"@stayer:test.local"}
