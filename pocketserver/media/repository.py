@@ -72,7 +72,7 @@ class MediaRepository:
 
     # ---- uploads ------------------------------------------------------------------------
 
-    def _check_upload_request(self, user_id: str, content_length: int | None, upload_name: str | None) -> None:
+    def _check_upload_request(self, content_length: int | None, upload_name: str | None) -> None:
         if content_length is not None and content_length > self.config.max_upload_size:
             raise TooLarge("Upload request body is too large")
         if upload_name is not None and len(upload_name) > MAX_UPLOAD_NAME:
@@ -95,7 +95,7 @@ class MediaRepository:
     async def upload(self, user_id: str, chunks: AsyncIterator[bytes], *, content_length: int | None,
                      media_type: str | None, upload_name: str | None) -> str:
         """Store an upload and return its mxc:// URI. Spec: uploadContent."""
-        self._check_upload_request(user_id, content_length, upload_name)
+        self._check_upload_request(content_length, upload_name)
         self.upload_limiter.spend(user_id)
         await self._check_quota(self.db, user_id, content_length or 0)
         content_hash, length = await self._receive(chunks)
@@ -140,7 +140,7 @@ class MediaRepository:
             raise CannotOverwriteMedia("Media ID already has content")
         if (record.unused_expires_ts or 0) <= now_ms():
             raise NotFound("Media ID has expired")
-        self._check_upload_request(user_id, content_length, upload_name)
+        self._check_upload_request(content_length, upload_name)
         await self._check_quota(self.db, user_id, content_length or 0)
         content_hash, length = await self._receive(chunks)
 

@@ -6,6 +6,7 @@ Cross-Origin-Resource-Policy) and "Serving inline content"; RFC 9110 "Range Requ
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from pathlib import Path
 from typing import Any, AsyncIterator, BinaryIO, ClassVar
@@ -147,7 +148,7 @@ def file_response(path: Path, *, content_type: str, disposition: str, etag: str 
     Raises FileNotFoundError when the file is gone, before any byte is sent.
     """
     file = open(path, "rb")
-    length = path.stat().st_size
+    length = os.fstat(file.fileno()).st_size
     headers = {**media_headers(authenticated=authenticated), "Content-Disposition": disposition,
                "Accept-Ranges": "bytes"}
     if etag:

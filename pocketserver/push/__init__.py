@@ -4,6 +4,7 @@ Spec: client-server-api, "Push Notifications"; push-gateway-api.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Mapping
 
@@ -24,6 +25,7 @@ from pocketserver.storage.writer import Transaction
 from pocketserver.sync.filters import event_matches
 from pocketserver.sync.sources import SyncContext
 
+log = logging.getLogger(__name__)
 MAX_NOTIFICATIONS_PAGE = 1000
 DEFAULT_NOTIFICATIONS_PAGE = 50
 
@@ -83,7 +85,11 @@ class Push:
         for user_id in recipients:
             ruleset = await self.rules.get_ruleset_tx(tx, user_id)
             ctx = PushContext(user_id, _display_name(room, user_id), member_count, sender_level, levels)
-            rule = evaluate_rules(ruleset.rules, event, ctx)
+            try:
+                rule = evaluate_rules(ruleset.rules, event, ctx)
+            except Exception:  # a bug in one user's rules must never stop the event being stored
+                log.exception("push rule evaluation failed for %s", user_id)
+                continue
             if rule is None or "notify" not in rule.actions:
                 continue
             highlight = is_highlight(rule.actions)

@@ -125,7 +125,7 @@ def _event_match(condition: Mapping[str, Any], event: Mapping[str, Any]) -> bool
     value = get_event_property(event, key)
     if not isinstance(value, str):
         return False
-    return glob_matcher(pattern, key == "content.body").search(value) is not None
+    return glob_matches(pattern, value, key == "content.body")
 
 
 def _contains_display_name(event: Mapping[str, Any], display_name: str | None) -> bool:
@@ -201,18 +201,45 @@ def _split_cached(key: str) -> tuple[str, ...]:
     return split_dotted_key(key)
 
 
-@functools.lru_cache(maxsize=4096)
-def glob_matcher(pattern: str, word_boundary: bool) -> re.Pattern[str]:
-    """A case-insensitive regex for a glob (`*` any run, `?` one character).
+def glob_matches(pattern: str, value: str, word_boundary: bool) -> bool:
+    """Case-insensitive glob match (`*` any run, `?` one character).
 
     Whole-value match normally; for `content.body`, any substring that starts and ends at a word
     boundary (start or end of the value, or a character outside [A-Za-z0-9_]).
     Spec: client-server-api, "Conditions" (`event_match`).
+
+    The pattern is matched segment by segment (the parts between `*`s), each at its leftmost
+    place, which is exact for globs: one regex with a `.*?` per star could backtrack for a very
+    long time on a hostile body, and this runs inside the write job.
     """
-    body = "".join(".*?" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
+    segments = pattern.split("*")
+    if len(segments) == 1:
+        return _regex(pattern, "body" if word_boundary else "whole").search(value) is not None
+    first, *middle, last = segments
+    found = _regex(first, "boundary_start" if word_boundary else "start").search(value)
+    if found is None:
+        return False
+    pos = found.end()
+    for segment in middle:
+        if segment:
+            found = _regex(segment, "anywhere").search(value, pos)
+            if found is None:
+                return False
+            pos = found.end()
     if word_boundary:
-        return re.compile(rf"(?:^|(?<=[^{_WORD}])){body}(?:$|(?=[^{_WORD}]))", re.IGNORECASE | re.DOTALL)
-    return re.compile(rf"\A{body}\Z", re.IGNORECASE | re.DOTALL)
+        return _regex(last, "boundary_end").search(value, pos) is not None
+    start = len(value) - len(last)
+    return start >= pos and _regex(last, "end").match(value, start) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _regex(segment: str, where: str) -> re.Pattern[str]:
+    """A compiled, case-insensitive regex for a star-free glob segment (`?` is any one character)."""
+    body = "".join("." if ch == "?" else re.escape(ch) for ch in segment)
+    before, after = rf"(?:^|(?<=[^{_WORD}]))", rf"(?:$|(?=[^{_WORD}]))"
+    source = {"body": before + body + after, "whole": rf"\A{body}\Z", "boundary_start": before + body,
+              "start": rf"\A{body}", "anywhere": body, "boundary_end": body + after, "end": rf"{body}\Z"}[where]
+    return re.compile(source, re.IGNORECASE | re.DOTALL)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -15,11 +15,14 @@ import subprocess
 import sys
 import tempfile
 import time
+import struct
 import urllib.request
+import zlib
 from importlib import metadata
 from pathlib import Path
 from typing import Iterator
 
+import aiohttp
 import pytest
 
 pytest.importorskip("PyInstaller", reason="PyInstaller is not installed (it comes with the `test` extra: "
@@ -171,6 +174,34 @@ async def _sync_until(client: AsyncClient, room_id: str, body: str) -> list[str]
     return seen
 
 
+def make_png(width: int, height: int) -> bytes:
+    """A small RGB gradient PNG, built by hand so the test itself needs no imaging library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\0" + bytes(v for x in range(width) for v in (x % 256, y % 256, 128))
+                    for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+async def _thumbnail_round_trip(base_url: str, token: str) -> None:
+    """Upload an image and fetch a 32x32 thumbnail: Pillow and its libraries work in the binary."""
+    original = make_png(200, 120)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{base_url}/_matrix/media/v3/upload?filename=gradient.png", data=original,
+                             headers={"Content-Type": "image/png"}) as resp:
+            body = await resp.json()
+            assert resp.status == 200, body
+        server_name, media_id = body["content_uri"].removeprefix("mxc://").split("/")
+        async with http.get(f"{base_url}/_matrix/client/v1/media/thumbnail/{server_name}/{media_id}",
+                            params={"width": "32", "height": "32", "method": "crop"}) as resp:
+            thumbnail = await resp.read()
+            assert resp.status == 200, thumbnail[:300]
+            assert resp.headers["Content-Type"].startswith("image/")
+    assert thumbnail != original and len(thumbnail) < len(original)
+
+
 async def test_binary_serves_persists_and_stops_cleanly(binary: Path, workdir: Path, tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "server.log"
@@ -198,6 +229,7 @@ async def test_binary_serves_persists_and_stops_cleanly(binary: Path, workdir: P
                                           {"msgtype": "m.text", "body": "hello from the binary"})
             assert isinstance(sent, RoomSendResponse), sent
             assert "hello from the binary" in await _sync_until(client, created.room_id, "hello from the binary")
+            await _thumbnail_round_trip(server.base_url, token)
         finally:
             await client.close()
     finally:
@@ -209,6 +241,7 @@ async def test_binary_serves_persists_and_stops_cleanly(binary: Path, workdir: P
     assert "GET /_matrix/client/versions 200" in output
     assert "PUT /_matrix/client/v3/rooms/" in output
     assert token not in output and PASSWORD not in output and "hello from the binary" not in output
+    assert "POST /_matrix/media/v3/upload 200" in output and "filename=" not in output   # no query strings
 
     # Start again in the same directory: the message was durably committed before its 200.
     again = BinaryServer(binary, workdir, port, log)

@@ -224,8 +224,9 @@ async def test_async_upload_flow(api) -> None:
     assert resp.status_code == 504 and (await resp.get_json())["errcode"] == "M_NOT_YET_UPLOADED"
 
     waiting = asyncio.create_task(get(api, f"{path}?timeout_ms=10000", bob))
-    await asyncio.sleep(0.05)          # let the download start waiting on the upload's event
-    assert not waiting.done()
+    while ("test.local", media_id) not in api.server.media._waiters:   # it waits on an event
+        assert not waiting.done()
+        await asyncio.sleep(0)
     put = f"{LEGACY}/upload/test.local/{media_id}"
     resp = await api.client.put(put, data=b"late", headers={**auth(bob), "Content-Type": "text/plain"})
     assert resp.status_code == 403 and (await resp.get_json())["errcode"] == "M_FORBIDDEN"

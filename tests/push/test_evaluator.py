@@ -79,6 +79,18 @@ def test_event_match_whole_value_and_case_insensitive() -> None:
     assert match({"kind": "event_match", "key": "type", "pattern": "m.room.*"}, event("m.room.name"))
 
 
+def test_glob_stays_fast_on_hostile_bodies() -> None:
+    """Many `*` against a long body must not backtrack exponentially (this runs in the write job)."""
+    import time
+    cond = {"kind": "event_match", "key": "content.body", "pattern": "a*a*a*a*a*a*b"}
+    started = time.perf_counter()
+    assert not match(cond, event(content={"body": "a " * 20000}))
+    assert not match({"kind": "event_match", "key": "content.x", "pattern": "a*a*a*a*a*b"},
+                     event(content={"x": "a" * 20000}))
+    assert time.perf_counter() - started < 5
+    assert match(cond, event(content={"body": "a a a a a a-b"}))
+
+
 def test_glob_special_characters_are_literal() -> None:
     cond = {"kind": "event_match", "key": "content.x", "pattern": "a.b[c]+"}
     assert match(cond, event(content={"x": "a.b[c]+"}))
@@ -286,3 +298,25 @@ def test_disabled_default_rule_is_skipped_and_user_rules_rank_first() -> None:
     rules = build_ruleset(ALICE, own[2:], {}).rules
     assert winner(event(content={"body": "hi"}), rules=rules) == BOB
     assert winner(event(content={"body": "hi"}, sender="@carol:example.org"), rules=rules) == ".m.rule.message"
+
+
+def test_glob_agrees_with_a_reference_regex() -> None:
+    """The segment matcher gives the same answers as a plain backtracking regex on small inputs."""
+    import itertools
+    import re
+
+    from pocketserver.push.evaluator import glob_matches
+
+    def reference(pattern: str, value: str, word: bool) -> bool:
+        body = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+        if word:
+            body = rf"(?:^|(?<=[^A-Za-z0-9_])){body}(?:$|(?=[^A-Za-z0-9_]))"
+            return re.search(body, value, re.IGNORECASE | re.DOTALL) is not None
+        return re.fullmatch(body, value, re.IGNORECASE | re.DOTALL) is not None
+
+    patterns = ["".join(p) for n in range(1, 5) for p in itertools.product("a*? ", repeat=n)]
+    values = ["".join(v) for n in range(0, 6) for v in itertools.product("aB -", repeat=n)][::7]
+    for pattern in patterns:
+        for value in values:
+            for word in (False, True):
+                assert glob_matches(pattern, value, word) is reference(pattern, value, word), (pattern, value, word)
