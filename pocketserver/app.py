@@ -15,6 +15,7 @@ from pocketserver.client import relations, timestamp
 from pocketserver.client import media
 from pocketserver.client import directory, reporting, room_summary, room_upgrade
 from pocketserver.client import key_backup, keys, to_device
+from pocketserver.client import sliding_sync
 from pocketserver.config import Config
 from pocketserver.discovery import landing
 from pocketserver.errors import register_error_handlers
@@ -28,7 +29,7 @@ BLUEPRINTS = (versions.bp, registration.bp, login.bp, account.bp, devices.bp, pr
               filter.bp, account_data.bp, rooms.bp, membership.bp, sync.bp, relations.bp, timestamp.bp, directory.bp, room_upgrade.bp,
               reporting.bp, room_summary.bp, metrics.bp, landing.bp,
               typing.bp, receipts.bp, presence.bp,
-              push_rules.bp, pushers.bp, notifications.bp, media.bp)
+              push_rules.bp, pushers.bp, notifications.bp, media.bp, sliding_sync.bp)
 
 # Spec: client-server-api, "Web Browser Clients" (CORS headers on every response).
 CORS_HEADERS = {

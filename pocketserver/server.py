@@ -37,6 +37,8 @@ from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.storage.database import Database
 from pocketserver.storage.rooms import get_all_stream_positions
 from pocketserver.sync.notifier import Notifier
+from pocketserver.sync.sliding import SlidingSyncService
+from pocketserver.sync.sliding_extensions import SlidingExtensions
 from pocketserver.sync.sync import SyncService
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,9 @@ class Server:
         self.sync.add_source(TypingSource(self.typing))
         self.sync.add_source(ReceiptSource(self.db))
         self.sync.add_source(PresenceSource(self.db, self.presence))
+        self.sliding_sync = SlidingSyncService(self.reader, self.notifier, self.sync, SlidingExtensions(
+            self.db, typing=TypingSource(self.typing), receipts=ReceiptSource(self.db),
+            e2ee=(self.device_lists, self.one_time_keys), push_rules=self.push.rules))
         self.media = MediaRepository(config, self.db)
         self._tasks: list[asyncio.Task[None]] = []
         self.announcer: Announcer | None = None
@@ -123,15 +128,15 @@ class Server:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.push.close()
-        try:
-            await self.auth.flush_last_seen()
-        except Exception:
-            log.exception("flushing last-seen times at shutdown failed")
         self.typing.stop()
-        try:
-            await self.presence.flush()
-        except Exception:
-            log.exception("flushing presence at shutdown failed")
+        # Write what is kept in memory (last-seen times, presence, media access times) in the
+        # writer's last batches, then drain it.
+        for name, flush in (("last-seen times", self.auth.flush_last_seen), ("presence", self.presence.flush),
+                            ("media access times", self.media.flush_access)):
+            try:
+                await flush()
+            except Exception:
+                log.exception("flushing %s at shutdown failed", name)
         await self.db.close()
 
 

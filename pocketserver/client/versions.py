@@ -16,7 +16,7 @@ bp = Blueprint("versions", __name__)
 # foundation serves accounts, devices, profiles, filters and account data; rooms and /sync
 # arrive with their issues, and with them the version strings clients look for.
 SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = ()
-UNSTABLE_FEATURES: dict[str, bool] = {}
+UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.simplified_msc3575": True}
 
 
 @bp.get("/_matrix/client/versions")
