@@ -65,6 +65,8 @@ class RoomServer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._rooms: OrderedDict[str, RoomState] = OrderedDict()
         self.state_cache = StateCache(db)
+        self._pending_txns: dict[tuple[str, str, str], asyncio.Future[list[Persisted]]] = {}
+        self._inflight: dict[str, int] = {}     # room_id -> queued jobs not yet committed
 
     def lock(self, room_id: str) -> asyncio.Lock:
         lock = self._locks.get(room_id)
@@ -85,10 +87,15 @@ class RoomServer:
         return room
 
     def remember(self, room: RoomState) -> None:
+        """Keep `room` as the room's view; evict the least recently used idle rooms beyond the bound."""
         self._rooms[room.room_id] = room
         self._rooms.move_to_end(room.room_id)
-        while len(self._rooms) > MAX_CACHED_ROOMS:
-            self._rooms.popitem(last=False)
+        if len(self._rooms) > MAX_CACHED_ROOMS:
+            # A room with queued jobs must keep its view: a reload would miss the queued events.
+            for room_id in [r for r in self._rooms if not self._inflight.get(r)]:
+                if len(self._rooms) <= MAX_CACHED_ROOMS:
+                    break
+                del self._rooms[room_id]
 
     async def require_room(self, room_id: str) -> RoomState:
         room = await self.get_room_state(room_id)
@@ -137,7 +144,9 @@ class RoomServer:
         """Create `specs` in order in one room and persist them in one write job.
 
         `txn` is (user_id, device_id, txn_id) for idempotent sends; `check(room)` may refuse
-        before anything is built. Raises Forbidden when an auth rule refuses an event.
+        before anything is built. Raises Forbidden when an auth rule refuses an event. The room
+        lock is held only while building and queueing, so the next event of the room can be
+        built while this one waits for its commit (they may share it).
         """
         async with self.lock(room_id):
             room = await self.require_room(room_id)
@@ -149,38 +158,57 @@ class RoomServer:
                 pdu = self.build(working, sender, spec)
                 built.append(pdu)
                 self.advance(working, pdu)
-            persisted, final = await self.persist(room, built, txn=txn)
-            self.remember(final)
-            return persisted
+            future, _ = self.enqueue(room, built, txn=txn)
+        return await future
 
     async def persist(self, room: RoomState, pdus: Sequence[Pdu], *, txn: tuple[str, str, str] | None = None,
                       new_room: tuple[str, bool] | None = None,
                       extra: Any = None) -> tuple[list[Persisted], RoomState]:
-        """Write already-authorised events of one room in one job; returns them and the new room view.
+        """Queue already-authorised events of one room and wait for their commit.
 
-        `new_room` is (creator, is_public) when the first of `pdus` creates the room.
+        Returns them and the room view that includes them.
         """
-        version, room_id = room.version, room.room_id
+        future, head = self.enqueue(room, pdus, txn=txn, new_room=new_room, extra=extra)
+        return await future, head
 
-        async def job(tx: Transaction) -> tuple[list[Persisted], RoomState]:
-            working = room.copy()
+    def pending_txn(self, txn: tuple[str, str, str]) -> "asyncio.Future[list[Persisted]] | None":
+        """The queued, not yet committed send with this (user, device, txn_id), if any."""
+        return self._pending_txns.get(txn)
+
+    def enqueue(self, room: RoomState, pdus: Sequence[Pdu], *, txn: tuple[str, str, str] | None = None,
+                new_room: tuple[str, bool] | None = None,
+                extra: Any = None) -> tuple["asyncio.Future[list[Persisted]]", RoomState]:
+        """Queue the write job for `pdus` (built on `room`) and make them the room's head at once.
+
+        Call with the room lock held. Jobs run in queue order; if one fails, later jobs built on
+        it fail too (their prev_events are missing) and the room view is reloaded from the database.
+        """
+        version, room_id, cursor = room.version, room.room_id, room.cursor
+        assert cursor is not None
+        snapshot = room.copy()
+        head = room.copy()
+        for pdu in pdus:
+            self.advance(head, pdu)
+        self.remember(head)
+
+        async def job(tx: Transaction) -> list[Persisted]:
+            working = snapshot
+            group, chain = cursor.state_group, cursor.chain_length
             out = []
             if new_room is not None:
                 await room_store.insert_room(tx, room_id, version.identifier, new_room[0], new_room[1], now_ms())
+            await _check_prev_events_stored(tx, pdus[0])
             for pdu in pdus:
                 position = await tx.next_stream_position(event_store.STREAM)
-                before_group = working.state_group
+                before_group = group
                 replaces = None
                 if pdu.state_key is not None:
                     key: StateKey = (pdu.type, pdu.state_key)
                     previous = working.state.get(key)
                     replaces = previous.event_id if previous else None
                     working.state[key] = pdu
-                    full = working.state_ids()
-                    prev_group = working.state_group if working.state_group >= 0 else None
                     group, chain = await state_store.insert_state_group(
-                        tx, room_id, prev_group, working.chain_length, {key: pdu.event_id}, full)
-                    working.state_group, working.chain_length = group, chain
+                        tx, room_id, group if group >= 0 else None, chain, {key: pdu.event_id}, working.state_ids())
                     membership = pdu.content.get("membership") if pdu.type == "m.room.member" else None
                     await room_store.update_current_state(
                         tx, room_id, [(key, pdu.event_id, membership if isinstance(membership, str) else None)])
@@ -197,7 +225,7 @@ class RoomServer:
                     tx, event_id=pdu.event_id, room_id=room_id, stream_ordering=position, type=pdu.type,
                     state_key=pdu.state_key, sender=pdu.sender, depth=pdu.depth,
                     origin_server_ts=pdu.origin_server_ts, raw=stored_json(pdu), prev_events=pdu.prev_events,
-                    state_before=before_group, state_after=working.state_group, replaces_state=replaces,
+                    state_before=before_group, state_after=group, replaces_state=replaces,
                     relates_to=relates_to if isinstance(relates_to, str) else None,
                     rel_type=rel_type if isinstance(rel_type, str) else None,
                     txn_id=txn[2] if txn else None, device_id=txn[1] if txn else None)
@@ -211,9 +239,32 @@ class RoomServer:
             if txn is not None:
                 await event_store.insert_txn(tx, txn[0], txn[1], txn[2], out[-1].event_id, now_ms())
             tx.changes.rooms.add(room_id)
-            return out, working
+            # Only a job that got this far moves the cursor; a failed one leaves it for the reload.
+            cursor.state_group, cursor.chain_length = group, chain
+            return out
 
-        return await self.db.write(job)
+        future = self.db.enqueue(job)
+        self._inflight[room_id] = self._inflight.get(room_id, 0) + 1
+        if txn is not None:
+            self._pending_txns[txn] = future
+
+        def done(f: "asyncio.Future[list[Persisted]]") -> None:
+            left = self._inflight.get(room_id, 1) - 1
+            if left > 0:
+                self._inflight[room_id] = left
+            else:
+                self._inflight.pop(room_id, None)
+            if txn is not None and self._pending_txns.get(txn) is f:
+                del self._pending_txns[txn]
+            if f.cancelled() or f.exception() is not None:
+                self.forget(room_id)
+
+        future.add_done_callback(done)
+        return future, head
+
+    def forget(self, room_id: str) -> None:
+        """Drop the cached view of a room; the next use reloads it from what is committed."""
+        self._rooms.pop(room_id, None)
 
     async def on_event_persisted(self, tx: Transaction, room: RoomState, pdu: Pdu, stream_ordering: int) -> None:
         """Called in the write job after each event is stored; a no-op until push evaluation replaces it."""
@@ -237,10 +288,27 @@ class RoomServer:
         self.state_cache.forget_content(target_id)
         if target.state_key is not None:
             key = (target.type, target.state_key)
-            current = room.state.get(key)
-            if current is not None and current.event_id == target_id:
-                # Current state now holds the redacted form; later auth checks must use it.
-                room.state[key] = pdu_from_stored(dataclasses.replace(target, json=redacted), room.version)
+            redacted_pdu = pdu_from_stored(dataclasses.replace(target, json=redacted), room.version)
+            # Current state now holds the redacted form; later auth checks must use it.
+            for view in (room, self._rooms.get(room.room_id)):
+                current = view.state.get(key) if view is not None else None
+                if current is not None and current.event_id == target_id:
+                    view.state[key] = redacted_pdu
+
+
+async def _check_prev_events_stored(tx: Transaction, first: Pdu) -> None:
+    """Refuse a job whose first event builds on an event that never got committed."""
+    prevs = list(dict.fromkeys(first.prev_events))
+    if not prevs:
+        return
+    marks = ",".join("?" * len(prevs))
+    row = await tx.fetchone(f"SELECT COUNT(*) FROM events WHERE event_id IN ({marks})", prevs)
+    if row is None or row[0] != len(prevs):
+        raise _PrevEventLost("An earlier event of this room failed to be stored; please retry")
+
+
+class _PrevEventLost(MatrixError):
+    errcode, status = "M_UNKNOWN", 503
 
 
 class _BadEvent(MatrixError):

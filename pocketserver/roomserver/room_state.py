@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pocketserver.rooms.events import Pdu, StateKey, parse_pdu
@@ -14,8 +14,20 @@ from pocketserver.storage.database import Database
 
 
 @dataclass(slots=True)
+class WriterCursor:
+    """The room's latest state group as the writer sees it; jobs of one room advance it in order."""
+
+    state_group: int
+    chain_length: int
+
+
+@dataclass(slots=True)
 class RoomState:
-    """Current state, forward extremities and state group of a room, as of its last commit."""
+    """A room's current state and forward extremities, including events queued but not yet committed.
+
+    `state_group`/`chain_length` are where the room stood when this view was loaded; the writer's
+    jobs use the shared `cursor`, which they advance as they commit.
+    """
 
     room_id: str
     version: RoomVersion
@@ -24,7 +36,11 @@ class RoomState:
     extremities: list[Pdu]
     state_group: int
     chain_length: int
-    extra: dict[str, Any] = field(default_factory=dict)
+    cursor: WriterCursor | None = None
+
+    def __post_init__(self) -> None:
+        if self.cursor is None:
+            self.cursor = WriterCursor(self.state_group, self.chain_length)
 
     def state_ids(self) -> dict[StateKey, str]:
         return {key: pdu.event_id for key, pdu in self.state.items()}
@@ -36,7 +52,7 @@ class RoomState:
 
     def copy(self) -> "RoomState":
         return RoomState(self.room_id, self.version, self.create, dict(self.state), list(self.extremities),
-                         self.state_group, self.chain_length)
+                         self.state_group, self.chain_length, self.cursor)
 
 
 def pdu_from_stored(stored: event_store.StoredEvent, version: RoomVersion) -> Pdu:

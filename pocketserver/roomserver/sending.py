@@ -5,6 +5,7 @@ Spec: client-server-api, "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}
 """
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Mapping
 
 from pocketserver.e2ee import check_encryption_state_change
@@ -31,18 +32,28 @@ async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str,
                      content: Mapping[str, Any], txn_id: str) -> str:
     """Send a message event once per (device, txn_id); a retry returns the first event ID."""
     _check_type(event_type)
+    return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content))
+
+
+async def _send_once(rs: RoomServer, user_id: str, device_id: str, room_id: str, txn_id: str,
+                     spec: EventSpec, check: Any = None) -> str:
+    """Build and queue one event under the room lock, then wait for its commit outside it."""
     if len(txn_id.encode()) > 255:
         raise BadJson("Transaction ID is too long")
+    txn = (user_id, device_id, txn_id)
     async with rs.lock(room_id):
-        earlier = await event_store.get_txn_event(rs.db, user_id, device_id, txn_id)
-        if earlier is not None:
-            return earlier
-        room = await rs.require_room(room_id)
-        _require_joined(room, user_id)
-        pdu = rs.build(room.copy(), user_id, EventSpec(event_type, content))
-        persisted, final = await rs.persist(room, [pdu], txn=(user_id, device_id, txn_id))
-        rs.remember(final)
-        return persisted[0].event_id
+        pending = rs.pending_txn(txn)
+        if pending is None:
+            earlier = await event_store.get_txn_event(rs.db, user_id, device_id, txn_id)
+            if earlier is not None:
+                return earlier
+            room = await rs.require_room(room_id)
+            _require_joined(room, user_id)
+            if check is not None:
+                await check(room)
+            pdu = rs.build(room.copy(), user_id, spec)
+            pending, _ = rs.enqueue(room, [pdu], txn=txn)
+    return (await asyncio.shield(pending))[0].event_id
 
 
 def _require_joined(room: RoomState, user_id: str) -> None:
@@ -96,12 +107,8 @@ async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: st
     """Redact an event the sender may redact: their own, or any with the `redact` power level."""
     if reason is not None and not isinstance(reason, str):
         raise BadJson("reason must be a string")
-    async with rs.lock(room_id):
-        earlier = await event_store.get_txn_event(rs.db, user_id, device_id, txn_id)
-        if earlier is not None:
-            return earlier
-        room = await rs.require_room(room_id)
-        _require_joined(room, user_id)
+
+    async def check(room: RoomState) -> None:
         target = await event_store.get_event(rs.db, event_id)
         if target is None or target.room_id != room_id:
             raise NotFound("Event not found")
@@ -109,8 +116,7 @@ async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: st
             auth = auth_state_for(room.state, room.create, room.version)
             if auth.user_power_level(user_id) < auth.power_levels.redact:
                 raise Forbidden("You do not have permission to redact this event")
-        content = {} if reason is None else {"reason": reason}
-        pdu = rs.build(room.copy(), user_id, EventSpec("m.room.redaction", content, redacts=event_id))
-        persisted, final = await rs.persist(room, [pdu], txn=(user_id, device_id, txn_id))
-        rs.remember(final)
-        return persisted[0].event_id
+
+    content = {} if reason is None else {"reason": reason}
+    return await _send_once(rs, user_id, device_id, room_id, txn_id,
+                            EventSpec("m.room.redaction", content, redacts=event_id), check)

@@ -141,6 +141,11 @@ class Database:
         assert self.writer is not None, "database is not open"
         return await self.writer.submit(job, size=size)
 
+    def enqueue(self, job: Job[T], *, size: int = 0) -> "asyncio.Future[T]":
+        """Queue `job` in FIFO order without waiting; the future resolves after its commit."""
+        assert self.writer is not None, "database is not open"
+        return self.writer.enqueue(job, size=size)
+
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[aiosqlite.Connection]:
         """Borrow a read-only connection (sees every committed write)."""

@@ -131,11 +131,19 @@ class Writer:
 
     async def submit(self, job: Job[T], *, size: int = 0) -> T:
         """Queue `job`, wait for the commit that holds it, and return its result."""
+        return await self.enqueue(job, size=size)
+
+    def enqueue(self, job: Job[T], *, size: int = 0) -> asyncio.Future[T]:
+        """Queue `job` now and return the future its commit resolves.
+
+        Jobs run in the order they were queued, so a caller may queue a job that depends on an
+        earlier one before that one is committed.
+        """
         if self._task is None or self._task.done():
             raise RuntimeError("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future, size))
-        return await future
+        return future
 
     async def run(self) -> None:
         stopping = False

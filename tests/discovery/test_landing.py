@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pocketserver.discovery import announce
-from tests.client.conftest import make_api  # noqa: F401  (the in-process app fixture)
+
 from tests.conftest import SHARED_SECRET
 
 
