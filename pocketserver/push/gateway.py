@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiohttp
+if TYPE_CHECKING:   # aiohttp is imported on first use: it costs ~0.1 s of start-up otherwise
+    import aiohttp
 
 NOTIFY_PATH = "/_matrix/push/v1/notify"
 TIMEOUT_S = 15.0
@@ -45,7 +46,7 @@ class Gateway:
     """Sends notify requests over one aiohttp session."""
 
     def __init__(self, timeout_s: float = TIMEOUT_S) -> None:
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -58,8 +59,9 @@ class Gateway:
 
         Raises GatewayError: permanent for a 4xx other than 408/429, transient otherwise.
         """
+        import aiohttp
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout_s))
         try:
             # No redirects: the URL the user gave is the only place their notifications go.
             async with self._session.post(url, json={"notification": notification}, allow_redirects=False) as resp:
