@@ -12,10 +12,11 @@ from pocketserver.server import current_server
 
 bp = Blueprint("versions", __name__)
 
-# Spec versions are listed here only once every required part of them is served. The
-# foundation serves accounts, devices, profiles, filters and account data; rooms and /sync
-# arrive with their issues, and with them the version strings clients look for.
-SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = ()
+# Spec versions are listed only once every required part of them is served: accounts, rooms
+# (v1-12), sync, E2EE, content repository with authenticated media (v1.11), push, receipts,
+# typing, presence, relations and threads, directory. Later versions add modules not built yet
+# (OAuth 2.0 API, account locking/suspension admin APIs, invite permissions, policy servers, ...).
+SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = tuple(f"v1.{n}" for n in range(1, 12))
 UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.simplified_msc3575": True}
 
 
