@@ -72,8 +72,7 @@ async def load_room_state(db: Database, room_id: str) -> RoomState | None:
     state = {key: pdu_from_stored(stored[eid], version) for key, eid in state_ids.items()}
     extremities = [pdu_from_stored(stored[eid], version) for eid in extremity_ids]
     latest = max((stored[eid] for eid in extremity_ids), key=lambda e: e.stream_ordering)
-    async with db.reader() as conn:
-        chain = await state_store.get_chain_length(conn, latest.state_after)
+    chain = await db.read(lambda conn: state_store.get_chain_length(conn, latest.state_after))
     return RoomState(room_id, version, state[("m.room.create", "")], state, extremities, latest.state_after, chain)
 
 

@@ -29,8 +29,7 @@ class StateCache:
     async def group(self, group_id: int) -> dict[StateKey, str]:
         found = self._groups.get(group_id)
         if found is None:
-            async with self._db.reader() as conn:
-                found = await state_store.load_state_group(conn, group_id)
+            found = await self._db.read(lambda conn: state_store.load_state_group(conn, group_id))
             self._groups[group_id] = found
             if len(self._groups) > MAX_GROUPS:
                 self._groups.popitem(last=False)

@@ -8,7 +8,7 @@ import re
 import sqlite3
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import aiosqlite
 
@@ -148,20 +148,40 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def reader(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Borrow a read-only connection (sees every committed write)."""
+        """Borrow a read-only connection (sees every committed write).
+
+        The body must not be cancelled half-way through a statement (see `read`); prefer `read`,
+        `fetchone` and `fetchall`, which are safe.
+        """
         conn = await self._readers.get()
         try:
             yield conn
         finally:
             self._readers.put_nowait(conn)
 
+    async def read(self, fn: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `fn` on a read-only connection, to completion even if the caller is cancelled.
+
+        A read cancelled between executing a statement and closing its cursor would leave the
+        connection inside a read transaction, seeing an old snapshot for good; so the read runs
+        in a shielded task and the caller merely stops waiting for it.
+        """
+        async def run() -> T:
+            async with self.reader() as conn:
+                return await fn(conn)
+        return await asyncio.shield(run())
+
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self.reader() as conn, conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+        async def one(conn: aiosqlite.Connection) -> aiosqlite.Row | None:
+            async with conn.execute(sql, tuple(params)) as cur:
+                return await cur.fetchone()
+        return await self.read(one)
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self.reader() as conn, conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+        async def rows(conn: aiosqlite.Connection) -> list[aiosqlite.Row]:
+            async with conn.execute(sql, tuple(params)) as cur:
+                return list(await cur.fetchall())
+        return await self.read(rows)
 
 
 def backup(source: Path, destination: Path) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -180,3 +181,24 @@ def test_sigkill_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     conn.close()
     assert acked <= stored, f"lost acknowledged writes: {sorted(acked - stored)[:10]}"
+
+
+async def test_cancelled_reads_leave_no_stale_snapshot(tmp_path: Path) -> None:
+    """A request cancelled mid-read (client gone) must not pin its connection to an old snapshot."""
+    database = Database(tmp_path / "cancel.db", readers=1)
+    await database.open()
+    try:
+        await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER)"))
+        await database.write(lambda tx: tx.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(20000)]))
+        for i in range(30):
+            task = asyncio.create_task(database.fetchall("SELECT k FROM t"))
+            for _ in range(i % 4):
+                await asyncio.sleep(0)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await database.write(lambda tx, i=i: tx.execute("INSERT INTO t VALUES (?)", (-1 - i,)))
+            row = await database.fetchone("SELECT COUNT(*) FROM t WHERE k = ?", (-1 - i,))
+            assert row[0] == 1, f"round {i}: the reader still sees an old snapshot"
+    finally:
+        await database.close()
