@@ -182,7 +182,7 @@ def _answers_versions(host: str, port: int) -> bool:
     target = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
     url_host = f"[{target}]" if ":" in target else target
     try:
-        with urllib.request.urlopen(f"http://{url_host}:{port}/_matrix/client/versions", timeout=2) as resp:
+        with urllib.request.urlopen(f"http://{url_host}:{port}/_matrix/client/versions", timeout=1) as resp:
             return "versions" in json.loads(resp.read())
     except (OSError, ValueError):
         return False

@@ -77,7 +77,10 @@ class JsClient:
                 seen = len(self.events)
                 self._changed.clear()
                 await self._changed.wait()
-        return await asyncio.wait_for(find(), timeout)
+        try:
+            return await asyncio.wait_for(find(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"no matching js-sdk event within {timeout}s; last events: {self.events[-8:]}") from None
 
     async def close(self) -> None:
         try:

@@ -190,3 +190,20 @@ def test_cli_exit_codes(tmp_path: Path) -> None:
     bad = subprocess.run(cmd + ["--log-level", "debug", "doctor", "--data-dir", str(data)],
                          capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
     assert bad.returncode == 1 and "[FAIL] signing key" in bad.stdout
+
+
+def test_log_level_before_or_after_any_command(tmp_path: Path) -> None:
+    """--log-level is global: before the command, after it, and with the default `serve` left out."""
+    data = make_data_dir(tmp_path)
+    cmd = [sys.executable, "-m", "pocketserver"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POCKETSERVER_")}
+    for args in (["--log-level", "debug", "user", "list"], ["user", "list", "--log-level", "debug"]):
+        result = subprocess.run(cmd + args + ["--data-dir", str(data)], capture_output=True, text=True,
+                                cwd=ROOT, timeout=60, env=env)
+        assert result.returncode == 0 and " DEBUG " in result.stderr, (args, result.stderr[-2000:])
+    quiet = subprocess.run(cmd + ["user", "list", "--log-level", "error", "--data-dir", str(data)],
+                           capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    serve_help = subprocess.run(cmd + ["--log-level", "info", "--help"], capture_output=True, text=True,
+                                cwd=ROOT, timeout=60, env=env)
+    assert serve_help.returncode == 0 and "--log-level" in serve_help.stdout

@@ -114,9 +114,6 @@ class Connections:
                 conn.states.popitem(last=False)
         return f"{self._boot}_{conn.serial}_{position}"
 
-    def __len__(self) -> int:
-        return len(self._conns)
-
 
 class SlidingSyncService:
     """Computes sliding sync responses and long-polls on the notifier."""
@@ -227,8 +224,8 @@ class SlidingSyncService:
         """Timeline and all required state: a room new to the connection, or one whose required_state grew."""
         facts, config = ctx.facts, ctx.config
         upto = facts.visible_upto or ctx.now.events
-        after = 0 if sent is None else sent.upto
-        timeline = await self._timeline(ctx, after=after, upto=upto)
+        expand = sent is not None and config.timeline_limit > sent.config.timeline_limit
+        timeline = await self._timeline(ctx, after=0 if sent is None or expand else sent.upto, upto=upto)
         state_ids = await self._state_ids(facts)
         keys = [k for k in state_ids if config.wants(k, ctx.user_id)]
         lazy = frozenset(e.sender for e in timeline.events) if config.lazy_members else frozenset()
@@ -236,6 +233,8 @@ class SlidingSyncService:
         required = await _events_in_order(self._db, (state_ids[k] for k in keys))
         meta = _room_meta(await self._meta_contents(facts, state_ids), ctx)
         entry: dict[str, Any] = {**({"initial": True} if initial else {}), **_visible_meta(meta)}
+        if expand:
+            entry["unstable_expanded_timeline"] = True
         await self._add_events(entry, ctx, timeline, required)
         lazy_sent = lazy | (sent.lazy_members if sent is not None else frozenset())
         return entry, SentRoom(facts.membership, upto, config, lazy_sent, meta)
@@ -252,7 +251,7 @@ class SlidingSyncService:
         changed_keys: list[StateKey] = []
         if new_events or timeline.events:
             state_ids = await self._state_ids(facts)
-            if timeline.limited and not expand:
+            if new_events and timeline.limited:
                 # State changes that fell out of the limited timeline still reach the client.
                 before = await sections.state_at(self._reader, facts.room_id, sent.upto)
                 changed_keys = [k for k, v in state_ids.items() if before.get(k) != v and config.wants(k, ctx.user_id)]

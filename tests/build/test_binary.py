@@ -11,11 +11,11 @@ import importlib.util
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
 import time
-import struct
 import urllib.request
 import zlib
 from importlib import metadata
@@ -70,7 +70,7 @@ def build_binary() -> Path:
                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=900)
         if result.returncode != 0:
             pytest.fail(f"PyInstaller failed ({result.returncode}):\n{log.read_text()[-6000:]}")
-        partial = target.with_suffix(".partial")
+        partial = target.with_name(f".pocketserver.{os.getpid()}.partial")
         shutil.move(str(Path(tmp) / "dist" / "pocketserver"), partial)
         os.replace(partial, target)          # atomic: a half-copied binary is never cached
     _prune_old_builds()
@@ -79,7 +79,7 @@ def build_binary() -> Path:
 
 def _prune_old_builds() -> None:
     builds = sorted((p for p in CACHE.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in builds[KEEP_BUILDS:]:
+    for old in builds[KEEP_BUILDS:]:      # the oldest; a build running elsewhere is the newest
         shutil.rmtree(old, ignore_errors=True)
 
 

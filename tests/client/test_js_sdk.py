@@ -4,6 +4,8 @@ Spec: client-server-api, "Syncing", "Room membership", "Events on Change of Prof
 """
 from __future__ import annotations
 
+import asyncio
+
 from nio import AsyncClient, LoginResponse, RoomMessageText
 
 from tests.js_client import JsClient
@@ -52,3 +54,58 @@ async def test_js_sdk_and_nio_see_each_other(homeserver, http) -> None:
     finally:
         await js.close()
         await bob.close()
+
+
+async def test_typing_receipts_and_unread_counts_across_sdks(homeserver, http) -> None:
+    from nio import ReceiptEvent, RoomMessageText
+
+    await homeserver.register_shared_secret(http, "js-carol", "js-carol-pw")
+    await homeserver.register_shared_secret(http, "nio-dave", "nio-dave-pw")
+    js = await JsClient.start()
+    dave = AsyncClient(homeserver.base_url, "nio-dave")
+    try:
+        await js.call("login", baseUrl=homeserver.base_url, user="js-carol", password="js-carol-pw")
+        assert isinstance(await dave.login("nio-dave-pw"), LoginResponse)
+        room_id = (await js.call("createRoom", name="Counts", invite=["@nio-dave:test.local"]))["room_id"]
+        await dave.sync(timeout=0)
+        await dave.join(room_id)
+        await js.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
+                          and e["sender"] == "@nio-dave:test.local")
+
+        # nio types; the js-sdk sees it.
+        await dave.room_typing(room_id, True, timeout=30_000)
+        await js.wait_for(lambda e: e["event"] == "typing" and e["user_id"] == "@nio-dave:test.local" and e["typing"])
+
+        # nio sends a message: the js-sdk user has one unread notification.
+        sent = await dave.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "are you there?"})
+        await js.wait_for(lambda e: e["event"] == "timeline" and e.get("body") == "are you there?")
+        counts = await js.call("unread", roomId=room_id)
+        assert counts["total"] == 1 and counts["highlight"] == 0, counts
+
+        # The js-sdk reads it: its count goes back to 0 and nio sees the read receipt.
+        await dave.sync(timeout=0, since=dave.next_batch)
+        await js.call("readReceipt", roomId=room_id, eventId=sent.event_id)
+        await js.wait_for(lambda e: e["event"] == "receipt" and sent.event_id in e["content"]
+                          and "@js-carol:test.local" in str(e["content"]))
+        # The SDK applies the server's counts from the sync that carries the receipt.
+        for _ in range(20):
+            counts = await js.call("unread", roomId=room_id)
+            if counts["total"] == 0:
+                break
+            await asyncio.sleep(0.1)   # the SDK updates its counts asynchronously; poll it briefly
+        assert counts["total"] == 0, counts
+        seen_receipt = False
+        for _ in range(5):
+            sync = await dave.sync(timeout=10_000, since=dave.next_batch)
+            room = sync.rooms.join.get(room_id)
+            for event in room.ephemeral if room else []:
+                if isinstance(event, ReceiptEvent) and any(
+                        r.event_id == sent.event_id and r.user_id == "@js-carol:test.local" for r in event.receipts):
+                    seen_receipt = True
+            if seen_receipt:
+                break
+        assert seen_receipt
+        assert not isinstance(sent, RoomMessageText)
+    finally:
+        await js.close()
+        await dave.close()

@@ -1,0 +1,71 @@
+"""matrix-js-sdk's SlidingSync class (MSC4186) against a real server: its room list, timelines and
+long-polling, with a second user writing through matrix-nio's /sync client.
+
+Spec: MSC4186 ("POST /_matrix/client/unstable/org.matrix.simplified_msc3575/sync").
+"""
+from __future__ import annotations
+
+import asyncio
+
+from nio import AsyncClient, LoginResponse
+
+from tests.js_client import JS_DIR, JsClient, ensure_js_sdk
+
+
+async def start_sliding_client() -> JsClient:
+    ensure_js_sdk()
+    proc = await asyncio.create_subprocess_exec("node", str(JS_DIR / "sliding.mjs"), cwd=JS_DIR,
+                                                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                limit=16 * 1024 * 1024)
+    return JsClient(proc)
+
+
+async def test_js_sdk_sliding_sync(homeserver, http) -> None:
+    await homeserver.register_shared_secret(http, "ss-alice", "ss-alice-pw")
+    await homeserver.register_shared_secret(http, "ss-bob", "ss-bob-pw")
+    bob = AsyncClient(homeserver.base_url, "ss-bob")
+    js = None
+    try:
+        assert isinstance(await bob.login("ss-bob-pw"), LoginResponse)
+        kitchen = (await bob.room_create(name="Kitchen", invite=["@ss-alice:test.local"])).room_id
+        await bob.room_send(kitchen, "m.room.message", {"msgtype": "m.text", "body": "before alice"})
+
+        js = await start_sliding_client()
+        login = await js.call("login", baseUrl=homeserver.base_url, user="ss-alice", password="ss-alice-pw")
+        assert login["user_id"] == "@ss-alice:test.local"
+        first = await js.wait_for(lambda e: e["event"] == "response")
+        assert first["lists"] == {"all": 1} and first["rooms"][kitchen]["initial"] is True
+        assert set(first["extensions"]) >= {"to_device", "account_data", "typing", "receipts"}
+
+        # A room the SDK creates arrives over sliding sync as initial, and its own message comes back.
+        own = (await js.call("createRoom", name="Pantry"))["room_id"]
+        await js.wait_for(lambda e: e["event"] == "response" and own in e["rooms"] and e["rooms"][own]["initial"])
+        await js.call("send", roomId=own, body="note to self")
+        await js.wait_for(lambda e: e["event"] == "timeline" and e["body"] == "note to self")
+
+        # Alice accepts bob's invite from another session, then bob's message reaches the SDK live.
+        async with http.post(f"{homeserver.base_url}/_matrix/client/v3/rooms/{kitchen}/join", json={},
+                             headers={"Authorization": f"Bearer {await access_token(homeserver, http)}"}) as resp:
+            assert resp.status == 200, await resp.text()
+        await js.wait_for(lambda e: e["event"] == "timeline" and e["room_id"] == kitchen
+                          and e["type"] == "m.room.member" and e["sender"] == "@ss-alice:test.local")
+        await bob.room_send(kitchen, "m.room.message", {"msgtype": "m.text", "body": "hello over sliding sync"})
+        seen = await js.wait_for(lambda e: e["event"] == "timeline" and e["body"] == "hello over sliding sync")
+        assert seen["sender"] == "@ss-bob:test.local" and seen["room_id"] == kitchen
+        rooms = {r["room_id"]: r for r in (await js.call("rooms"))["rooms"]}
+        assert rooms[kitchen]["name"] == "Kitchen" and rooms[own]["name"] == "Pantry"
+        assert "before alice" in rooms[kitchen]["bodies"] and rooms[kitchen]["bodies"][-1] == "hello over sliding sync"
+    finally:
+        if js is not None:
+            await js.close()
+        await bob.close()
+
+
+async def access_token(homeserver, http) -> str:
+    """A second session of alice, so the join does not go through the SDK under test."""
+    async with http.post(f"{homeserver.base_url}/_matrix/client/v3/login", json={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "ss-alice"},
+            "password": "ss-alice-pw"}) as resp:
+        body = await resp.json()
+        assert resp.status == 200, body
+        return body["access_token"]

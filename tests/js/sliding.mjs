@@ -1,0 +1,97 @@
+// A matrix-js-sdk client that syncs with simplified sliding sync (MSC4186, the SDK's SlidingSync class),
+// driven over stdin/stdout with JSON lines like driver.mjs.
+// Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
+if (!Promise.withResolvers) {
+  // Node 20 lacks Promise.withResolvers, which the SDK uses (it declares Node >= 22).
+  Promise.withResolvers = function () {
+    let resolve, reject;
+    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
+    return { promise, resolve, reject };
+  };
+}
+const sdk = await import("matrix-js-sdk");
+// SlidingSync is not re-exported by the package index; the package has no "exports" map, so import the module.
+const { SlidingSync, SlidingSyncEvent, SlidingSyncState } = await import("matrix-js-sdk/lib/sliding-sync.js");
+import readline from "node:readline";
+
+const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
+let client = null;
+let sliding = null;
+
+function watch(c, ss) {
+  c.on(sdk.RoomEvent.Timeline, (event, room, toStartOfTimeline) => {
+    if (toStartOfTimeline) return;
+    out({ event: "timeline", room_id: room.roomId, type: event.getType(), sender: event.getSender(),
+          event_id: event.getId(), body: event.getContent().body ?? null });
+  });
+  c.on(sdk.RoomMemberEvent.Typing, (event, member) => {
+    out({ event: "typing", room_id: member.roomId, user_id: member.userId, typing: member.typing });
+  });
+  c.on(sdk.ClientEvent.AccountData, (event) => {
+    out({ event: "account_data", type: event.getType(), content: event.getContent() });
+  });
+  ss.on(SlidingSyncEvent.Lifecycle, (state, resp, err) => {
+    if (state !== SlidingSyncState.Complete || !resp) return;
+    const rooms = {};
+    for (const [roomId, data] of Object.entries(resp.rooms ?? {})) {
+      rooms[roomId] = { initial: data.initial ?? false, name: data.name ?? null, bump_stamp: data.bump_stamp ?? null,
+                        timeline: (data.timeline ?? []).length };
+    }
+    const lists = {};
+    for (const [name, list] of Object.entries(resp.lists ?? {})) lists[name] = list.count;
+    out({ event: "response", pos: resp.pos, lists, rooms, extensions: Object.keys(resp.extensions ?? {}) });
+  });
+}
+
+async function waitPrepared(c) {
+  if (c.getSyncState() === "PREPARED" || c.getSyncState() === "SYNCING") return;
+  await new Promise((resolve, reject) => {
+    c.on(sdk.ClientEvent.Sync, (state) => {
+      if (state === "PREPARED" || state === "SYNCING") resolve();
+      if (state === "ERROR") reject(new Error("sync error"));
+    });
+  });
+}
+
+const handlers = {
+  async login({ baseUrl, user, password }) {
+    const tmp = sdk.createClient({ baseUrl });
+    const resp = await tmp.loginRequest({ type: "m.login.password", identifier: { type: "m.id.user", user }, password });
+    client = sdk.createClient({ baseUrl, accessToken: resp.access_token, userId: resp.user_id, deviceId: resp.device_id });
+    const room = { timeline_limit: 10, required_state: [["*", "*"]] };
+    const lists = new Map([["all", { ranges: [[0, 20]], ...room }]]);
+    sliding = new SlidingSync(baseUrl, lists, room, client, 10000);
+    watch(client, sliding);
+    await client.startClient({ slidingSync: sliding });
+    await waitPrepared(client);
+    return { user_id: resp.user_id, device_id: resp.device_id };
+  },
+  async createRoom({ name }) {
+    const r = await client.createRoom({ name });
+    return { room_id: r.room_id };
+  },
+  async send({ roomId, body }) {
+    const r = await client.sendTextMessage(roomId, body);
+    return { event_id: r.event_id };
+  },
+  async rooms() {
+    return { rooms: client.getRooms().map((r) => ({ room_id: r.roomId, name: r.name,
+                                                  bodies: r.getLiveTimeline().getEvents()
+                                                    .filter((e) => e.getType() === "m.room.message")
+                                                    .map((e) => e.getContent().body) })) };
+  },
+  async stop() { client?.stopClient(); sliding?.stop(); setTimeout(() => process.exit(0), 50); return {}; },
+};
+
+const rl = readline.createInterface({ input: process.stdin });
+rl.on("line", async (line) => {
+  let msg;
+  try { msg = JSON.parse(line); } catch { return; }
+  try {
+    const result = await handlers[msg.cmd](msg);
+    out({ id: msg.id, ok: true, ...result });
+  } catch (err) {
+    out({ id: msg.id, ok: false, error: String(err?.data?.errcode ?? "") + " " + String(err?.message ?? err) });
+  }
+});
+rl.on("close", () => { client?.stopClient(); sliding?.stop(); process.exit(0); });
