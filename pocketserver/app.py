@@ -7,6 +7,7 @@ from typing import AsyncIterator
 
 from quart import Quart, Response, request
 
+from pocketserver.client import search as search_client
 from pocketserver.client import (account, account_data, devices, filter, login, membership, profile,
                                  registration, rooms, sync, versions)
 from pocketserver.client import notifications, push_rules, pushers
@@ -24,7 +25,7 @@ from pocketserver.server import Server
 
 log = logging.getLogger("pocketserver.access")
 
-BLUEPRINTS = (versions.bp, registration.bp, login.bp, account.bp, devices.bp, profile.bp,
+BLUEPRINTS = (versions.bp, search_client.bp, registration.bp, login.bp, account.bp, devices.bp, profile.bp,
               keys.bp, to_device.bp, key_backup.bp,
               filter.bp, account_data.bp, rooms.bp, membership.bp, sync.bp, relations.bp, timestamp.bp, directory.bp, room_upgrade.bp,
               reporting.bp, room_summary.bp, metrics.bp, landing.bp,

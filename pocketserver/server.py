@@ -34,6 +34,8 @@ from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.directory import Directory
 from pocketserver.roomserver.summary import RoomSummaries
 from pocketserver.server_key import load_or_create_signing_key
+from pocketserver.search.indexer import SearchIndexer
+from pocketserver.search.search import Search
 from pocketserver.storage.database import Database
 from pocketserver.storage.rooms import get_all_stream_positions
 from pocketserver.sync.notifier import Notifier
@@ -73,6 +75,8 @@ class Server:
         self.directory = Directory(self.roomserver)
         self.room_summaries = RoomSummaries(self.roomserver)
         self.notifier = Notifier()
+        self.search_indexer = SearchIndexer(self.db)
+        self.search = Search(self.reader)
         self.sync = SyncService(self.db, self.reader, self.notifier)
         self.push = Push(config, self.db, self.reader)
         self.roomserver.on_event_persisted = self.push.on_event_persisted  # type: ignore[method-assign]
@@ -103,6 +107,8 @@ class Server:
         await self.db.open()
         self.notifier.set_positions(await get_all_stream_positions(self.db))
         self.db.writer.add_listener(self.notifier.on_commit)
+        self.db.writer.add_listener(self.search_indexer.on_commit)
+        self._tasks.append(asyncio.create_task(self.search_indexer.run(), name="search-indexer"))
         self._tasks.append(asyncio.create_task(self.auth.run_last_seen_flusher(), name="last-seen"))
         self._tasks.append(asyncio.create_task(self.media.run_maintenance(), name="media-maintenance"))
         await self.push.start()

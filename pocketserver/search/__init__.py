@@ -1,0 +1,4 @@
+"""Server-side search over room events.
+
+Spec: client-server-api, "Server Side Search".
+"""

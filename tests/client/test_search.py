@@ -1,0 +1,86 @@
+"""Server-side search: full-text matches, ordering, context, groups, visibility and redactions.
+
+Spec: client-server-api, "Server Side Search".
+"""
+from __future__ import annotations
+
+R = "/_matrix/client/v3/rooms"
+SEARCH = "/_matrix/client/v3/search"
+
+
+async def room_with_messages(api, *bodies, preset="public_chat"):
+    alice = await api.register("alice")
+    token = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": preset, "name": "Recipes"}, token=token)
+    room = body["room_id"]
+    ids = []
+    for i, text in enumerate(bodies):
+        _, sent = await api.call("PUT", f"{R}/{room}/send/m.room.message/{i}", {"msgtype": "m.text", "body": text},
+                                 token=token)
+        ids.append(sent["event_id"])
+    await api.server.search_indexer.catch_up()
+    return token, room, ids
+
+
+def query(term, **extra):
+    return {"search_categories": {"room_events": {"search_term": term, **extra}}}
+
+
+async def test_search_finds_words_and_prefixes(api) -> None:
+    token, room, ids = await room_with_messages(api, "Grandma's apple pie", "Pancakes on Sunday", "apple crumble")
+    status, body = await api.call("POST", SEARCH, query("apple"), token=token)
+    assert status == 200, body
+    found = body["search_categories"]["room_events"]
+    assert found["count"] == 2 and found["highlights"] == ["apple"]
+    assert {r["result"]["event_id"] for r in found["results"]} == {ids[0], ids[2]}
+    assert all(r["rank"] > 0 for r in found["results"])
+    _, body = await api.call("POST", SEARCH, query("panc", order_by="recent"), token=token)
+    assert [r["result"]["content"]["body"] for r in body["search_categories"]["room_events"]["results"]] == \
+        ["Pancakes on Sunday"]
+    _, body = await api.call("POST", SEARCH, query("recipes", keys=["content.name"]), token=token)
+    assert body["search_categories"]["room_events"]["results"][0]["result"]["type"] == "m.room.name"
+
+
+async def test_context_groups_pagination(api) -> None:
+    token, room, ids = await room_with_messages(api, *[f"soup number {i}" for i in range(5)])
+    _, body = await api.call("POST", SEARCH, query("soup", order_by="recent", filter={"limit": 2},
+                                                  event_context={"before_limit": 1, "after_limit": 1,
+                                                                 "include_profile": True},
+                                                  groupings={"group_by": [{"key": "room_id"}]}), token=token)
+    found = body["search_categories"]["room_events"]
+    assert [r["result"]["content"]["body"] for r in found["results"]] == ["soup number 4", "soup number 3"]
+    ctx = found["results"][1]["context"]
+    assert [e["content"]["body"] for e in ctx["events_before"]] == ["soup number 2"]
+    assert [e["content"]["body"] for e in ctx["events_after"]] == ["soup number 4"]
+    assert ctx["profile_info"]["@alice:test.local"]["displayname"] == "alice"
+    assert found["groups"]["room_id"][room]["results"] == [r["result"]["event_id"] for r in found["results"]]
+    status, more = await api.call("POST", SEARCH, query("soup", order_by="recent", filter={"limit": 2}),
+                                  token=token, query={"next_batch": found["next_batch"]})
+    assert [r["result"]["content"]["body"] for r in more["search_categories"]["room_events"]["results"]] == \
+        ["soup number 2", "soup number 1"]
+
+
+async def test_search_respects_membership_visibility_and_redaction(api) -> None:
+    token, room, ids = await room_with_messages(api, "secret family recipe", "public note",
+                                                preset="private_chat")
+    outsider = await api.register("mallory")
+    _, body = await api.call("POST", SEARCH, query("secret"), token=outsider["access_token"])
+    assert body["search_categories"]["room_events"]["results"] == []
+    await api.call("PUT", f"{R}/{room}/redact/{ids[0]}/r1", {}, token=token)
+    await api.server.search_indexer.catch_up()
+    _, body = await api.call("POST", SEARCH, query("secret"), token=token)
+    assert body["search_categories"]["room_events"]["results"] == []
+
+
+async def test_bad_search_requests(api) -> None:
+    token, _, _ = await room_with_messages(api, "x")
+    for payload, errcode in [({}, "M_MISSING_PARAM"), (query(5), "M_MISSING_PARAM"),
+                             (query("x", keys=["content.secret"]), "M_BAD_JSON"),
+                             (query("x", order_by="size"), "M_BAD_JSON"),
+                             (query("x", filter={"limit": -3}), "M_BAD_JSON")]:
+        status, body = await api.call("POST", SEARCH, payload, token=token)
+        assert (status, body["errcode"]) == (400, errcode), payload
+    status, body = await api.call("POST", SEARCH, query("x"), token=token, query={"next_batch": "nope"})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
+    status, body = await api.call("POST", SEARCH, query("***"), token=token)
+    assert status == 200 and body["search_categories"]["room_events"]["results"] == []
