@@ -109,3 +109,32 @@ async def test_typing_receipts_and_unread_counts_across_sdks(homeserver, http) -
     finally:
         await js.close()
         await dave.close()
+
+
+async def test_relations_through_the_js_sdk(homeserver, http) -> None:
+    """Edits and thread replies sent with nio are listed by the js-sdk's relations API."""
+    await homeserver.register_shared_secret(http, "js-erin", "js-erin-pw")
+    await homeserver.register_shared_secret(http, "nio-fred", "nio-fred-pw")
+    js = await JsClient.start()
+    fred = AsyncClient(homeserver.base_url, "nio-fred")
+    try:
+        await js.call("login", baseUrl=homeserver.base_url, user="js-erin", password="js-erin-pw")
+        assert isinstance(await fred.login("nio-fred-pw"), LoginResponse)
+        room_id = (await js.call("createRoom", name="Threads", invite=["@nio-fred:test.local"]))["room_id"]
+        await fred.sync(timeout=0)
+        await fred.join(room_id)
+        root = await fred.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "root"})
+        edit = await fred.room_send(room_id, "m.room.message", {
+            "msgtype": "m.text", "body": "* root!", "m.new_content": {"msgtype": "m.text", "body": "root!"},
+            "m.relates_to": {"rel_type": "m.replace", "event_id": root.event_id}})
+        reply = await fred.room_send(room_id, "m.room.message", {
+            "msgtype": "m.text", "body": "in thread",
+            "m.relates_to": {"rel_type": "m.thread", "event_id": root.event_id}})
+        related = (await js.call("relations", roomId=room_id, eventId=root.event_id))["events"]
+        assert {(e["event_id"], e["rel_type"]) for e in related} == {(edit.event_id, "m.replace"),
+                                                                      (reply.event_id, "m.thread")}
+        threads = (await js.call("relations", roomId=room_id, eventId=root.event_id, relType="m.thread"))["events"]
+        assert [e["event_id"] for e in threads] == [reply.event_id]
+    finally:
+        await js.close()
+        await fred.close()

@@ -82,6 +82,11 @@ const handlers = {
     const room = client.getRoom(roomId);
     return { joined: room ? room.getJoinedMembers().map((m) => [m.userId, m.name]) : [] };
   },
+  async relations({ roomId, eventId, relType }) {
+    const r = await client.relations(roomId, eventId, relType ?? null, null);
+    return { events: r.events.map((e) => ({ event_id: e.getId(), type: e.getType(), sender: e.getSender(),
+                                            rel_type: e.getWireContent()["m.relates_to"]?.rel_type ?? null })) };
+  },
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
