@@ -82,6 +82,7 @@ class Push:
         event = dict(pdu.raw)
         event.setdefault("room_id", room.room_id)
         joined_set = set(joined)
+        notified: dict[str, tuple[tuple[Any, ...], bool, bool]] = {}
         for user_id in recipients:
             ruleset = await self.rules.get_ruleset_tx(tx, user_id)
             ctx = PushContext(user_id, _display_name(room, user_id), member_count, sender_level, levels)
@@ -93,10 +94,13 @@ class Push:
             if rule is None or "notify" not in rule.actions:
                 continue
             highlight = is_highlight(rule.actions)
-            await counts.record_notification(tx, user_id, room.room_id, pdu.event_id, stream_ordering, thread_id,
-                                             rule.actions, highlight, user_id in joined_set, now_ms())
+            counted = user_id in joined_set
+            notified[user_id] = (rule.actions, highlight, counted)
+            if counted:
+                await counts.add_to_unread(tx, user_id, room.room_id, thread_id, highlight)
             if self.pushers.for_user(user_id):
                 await self.pushers.enqueue(tx, user_id, await self._notification(tx, room, pdu, user_id, rule.actions))
+        await counts.record_notifications(tx, room.room_id, pdu.event_id, stream_ordering, thread_id, now_ms(), notified)
 
     def _local_joined(self, room: RoomState) -> tuple[list[str], int]:
         local, count = [], 0
@@ -156,7 +160,7 @@ class Push:
         """Spec: client-server-api, "GET /_matrix/client/v3/notifications"."""
         before = None
         if from_token is not None:
-            if not from_token.isdigit() or len(from_token) > 18:
+            if not (from_token.isascii() and from_token.isdigit()) or len(from_token) > 18:
                 raise InvalidParam("Invalid from token")
             before = int(from_token)
         page = DEFAULT_NOTIFICATIONS_PAGE if limit is None else max(1, min(limit, MAX_NOTIFICATIONS_PAGE))

@@ -47,14 +47,16 @@ async def on_left_room(tx: Transaction, user_id: str, room_id: str, stream_order
     await store.delete_unread(tx, user_id, room_id, None)
 
 
-async def record_notification(tx: Transaction, user_id: str, room_id: str, event_id: str, stream_ordering: int,
-                              thread_id: str, actions: tuple[Any, ...], highlight: bool, counted: bool,
-                              ts: int) -> None:
-    """Store one notification for /notifications and, when `counted`, add it to the unread counts."""
-    await store.insert_push_action(tx, user_id, stream_ordering, room_id, event_id, thread_id, actions,
-                                   highlight, counted, ts)
-    if counted:
-        await store.add_unread(tx, user_id, room_id, thread_id, highlight)
+async def add_to_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str, highlight: bool) -> None:
+    """Count one more unread notification (and highlight) for the user in the room's thread."""
+    await store.add_unread(tx, user_id, room_id, thread_id, highlight)
+
+
+async def record_notifications(tx: Transaction, room_id: str, event_id: str, stream_ordering: int, thread_id: str,
+                               ts: int, recipients: Mapping[str, tuple[tuple[Any, ...], bool, bool]]) -> None:
+    """Store an event's notifications (user -> (actions, highlight, counted)) for /notifications, in one row."""
+    if recipients:
+        await store.insert_event_push_actions(tx, stream_ordering, room_id, event_id, thread_id, ts, recipients)
 
 
 async def get_thread_id(tx: Transaction, content: Mapping[str, Any]) -> str:

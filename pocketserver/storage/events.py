@@ -55,8 +55,6 @@ async def insert_event(tx: Transaction, *, event_id: str, room_id: str, stream_o
          json.dumps(raw, ensure_ascii=False, separators=(",", ":")), state_before, state_after, replaces_state,
          relates_to, rel_type, txn_id, device_id))
     prevs = list(prev_events)
-    await tx.executemany("INSERT OR IGNORE INTO event_edges (event_id, prev_event_id) VALUES (?, ?)",
-                         [(event_id, p) for p in prevs])
     await tx.executemany("DELETE FROM forward_extremities WHERE room_id = ? AND event_id = ?",
                          [(room_id, p) for p in prevs])
     await tx.execute("INSERT INTO forward_extremities (room_id, event_id) VALUES (?, ?)", (room_id, event_id))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 from pocketserver.storage.writer import Transaction
 
@@ -102,14 +102,14 @@ async def set_default_change(tx: Transaction, user_id: str, kind: str, rule_id: 
 
 # --- notifications, unread counts and read positions ----------------------------------------------
 
-async def insert_push_action(tx: Transaction, user_id: str, stream_ordering: int, room_id: str, event_id: str,
-                             thread_id: str, actions: Sequence[Any], highlight: bool, counted: bool,
-                             ts: int) -> None:
-    await tx.execute(
-        "INSERT OR REPLACE INTO push_actions (user_id, stream_ordering, room_id, event_id, thread_id, actions_json, "
-        "notify, highlight, counted, ts) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
-        (user_id, stream_ordering, room_id, event_id, thread_id, _dumps(list(actions)), int(highlight),
-         int(counted), ts))
+async def insert_event_push_actions(tx: Transaction, stream_ordering: int, room_id: str, event_id: str,
+                                    thread_id: str, ts: int,
+                                    recipients: Mapping[str, tuple[Sequence[Any], bool, bool]]) -> None:
+    """Store who an event notified: user -> (actions, highlight, counted), in one row."""
+    payload = {u: {"a": list(a), "h": int(h), "c": int(c)} for u, (a, h, c) in recipients.items()}
+    await tx.execute("INSERT OR REPLACE INTO push_event_actions (stream_ordering, room_id, event_id, thread_id, ts, "
+                     "recipients_json) VALUES (?, ?, ?, ?, ?, ?)",
+                     (stream_ordering, room_id, event_id, thread_id, ts, _dumps(payload)))
 
 
 async def add_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str, highlight: bool) -> None:
@@ -140,38 +140,30 @@ async def advance_read_position(tx: Transaction, user_id: str, room_id: str, thr
     return int(row[0]) if row else stream_ordering
 
 
-_RECOUNT_ROOM = """
-SELECT a.thread_id, COUNT(*), COALESCE(SUM(a.highlight), 0)
-FROM push_actions a
-LEFT JOIN push_read_positions p
-  ON p.user_id = a.user_id AND p.room_id = a.room_id AND p.thread_id = a.thread_id
-WHERE a.user_id = ? AND a.room_id = ? AND a.counted = 1 AND a.stream_ordering > ?
-  AND a.stream_ordering > COALESCE(p.stream_ordering, 0)
-GROUP BY a.thread_id
-"""
-
-_RECOUNT_THREAD = """
-SELECT COUNT(*), COALESCE(SUM(highlight), 0) FROM push_actions
-WHERE user_id = ? AND room_id = ? AND thread_id = ? AND counted = 1 AND stream_ordering > ?
-"""
-
-
 async def recount_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str | None) -> None:
-    """Recompute the counts of one thread (or every thread of the room) from the read positions."""
+    """Recompute the counts of one thread (or every thread of the room) from the read positions.
+
+    Reads only the room's notifying events after the user's unthreaded read position.
+    """
     positions = {r[0]: int(r[1]) for r in await tx.fetchall(
         "SELECT thread_id, stream_ordering FROM push_read_positions WHERE user_id = ? AND room_id = ?",
         (user_id, room_id))}
-    unthreaded = positions.get("", 0)
+    floor = positions.get("", 0)
     await delete_unread(tx, user_id, room_id, thread_id)
-    if thread_id is None:
-        rows = [(r[0], r[1], r[2]) for r in await tx.fetchall(_RECOUNT_ROOM, (user_id, room_id, unthreaded))]
-    else:
-        floor = max(unthreaded, positions.get(thread_id, 0))
-        row = await tx.fetchone(_RECOUNT_THREAD, (user_id, room_id, thread_id, floor))
-        rows = [(thread_id, row[0], row[1])] if row else []
+    totals: dict[str, list[int]] = {}
+    for position, thread, raw in await tx.fetchall(
+            "SELECT stream_ordering, thread_id, recipients_json FROM push_event_actions "
+            "WHERE room_id = ? AND stream_ordering > ?", (room_id, floor)):
+        if (thread_id is not None and thread != thread_id) or position <= positions.get(thread, 0):
+            continue
+        mine = json.loads(raw).get(user_id)
+        if mine and mine.get("c"):
+            counts = totals.setdefault(thread, [0, 0])
+            counts[0] += 1
+            counts[1] += int(bool(mine.get("h")))
     await tx.executemany(
         "INSERT INTO push_unread (user_id, room_id, thread_id, notification_count, highlight_count) "
-        "VALUES (?, ?, ?, ?, ?)", [(user_id, room_id, t, n, h) for t, n, h in rows if n])
+        "VALUES (?, ?, ?, ?, ?)", [(user_id, room_id, t, n, h) for t, (n, h) in totals.items() if n])
 
 
 async def get_unread(db: Reads, user_id: str) -> dict[str, dict[str, tuple[int, int]]]:
@@ -203,16 +195,34 @@ class PushActionRow:
     ts: int
 
 
+MAX_NOTIFICATION_SCAN = 20_000
+
+
 async def get_push_actions(db: Reads, user_id: str, *, before: int | None, limit: int,
                            only_highlight: bool) -> list[PushActionRow]:
-    """The user's notifications, newest first, below stream position `before`."""
-    sql = ("SELECT stream_ordering, room_id, event_id, thread_id, actions_json, highlight, ts FROM push_actions "
-           "WHERE user_id = ? AND stream_ordering < ?")
-    if only_highlight:
-        sql += " AND highlight = 1"
-    rows = await db.fetchall(sql + " ORDER BY stream_ordering DESC LIMIT ?",
-                             (user_id, before if before is not None else 2**62, limit))
-    return [PushActionRow(int(r[0]), r[1], r[2], r[3], json.loads(r[4]), bool(r[5]), int(r[6])) for r in rows]
+    """The user's notifications, newest first, below stream position `before`.
+
+    Scans recent notifying events (at most MAX_NOTIFICATION_SCAN per call) for the user's entries.
+    """
+    out: list[PushActionRow] = []
+    cursor, scanned = before if before is not None else 2**62, 0
+    while len(out) < limit and scanned < MAX_NOTIFICATION_SCAN:
+        rows = await db.fetchall("SELECT stream_ordering, room_id, event_id, thread_id, ts, recipients_json "
+                                 "FROM push_event_actions WHERE stream_ordering < ? "
+                                 "ORDER BY stream_ordering DESC LIMIT 500", (cursor,))
+        if not rows:
+            break
+        scanned += len(rows)
+        cursor = int(rows[-1][0])
+        for position, room_id, event_id, thread_id, ts, raw in rows:
+            mine = json.loads(raw).get(user_id)
+            if mine is None or (only_highlight and not mine.get("h")):
+                continue
+            out.append(PushActionRow(int(position), room_id, event_id, thread_id, list(mine.get("a", [])),
+                                     bool(mine.get("h")), int(ts)))
+            if len(out) == limit:
+                break
+    return out
 
 
 async def get_read_positions(db: Reads, user_id: str, room_ids: Iterable[str]) -> dict[tuple[str, str], int]:

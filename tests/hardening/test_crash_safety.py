@@ -5,6 +5,7 @@ Spec: not a spec section; DESIGN.md, "The write path" (durable before 200).
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -99,6 +100,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_event(tmp_path: Path) ->
         assert body in stored[event_id]
     # Stream order follows the DAG: each event comes after its prev_events.
     order = {e: s for e, s in conn.execute("SELECT event_id, stream_ordering FROM events")}
-    for event_id, prev in conn.execute("SELECT event_id, prev_event_id FROM event_edges"):
-        assert prev in order and order[prev] < order[event_id]
+    for event_id, raw in conn.execute("SELECT event_id, json FROM events"):
+        for prev in json.loads(raw)["prev_events"]:
+            assert prev in order and order[prev] < order[event_id]
     conn.close()

@@ -5,6 +5,7 @@ Spec: server-server-api, "PDUs" (prev_events); DESIGN.md, "The write path".
 from __future__ import annotations
 
 import asyncio
+import json
 
 R = "/_matrix/client/v3/rooms"
 
@@ -26,11 +27,11 @@ async def test_concurrent_sends_to_one_room_share_commits(api) -> None:
     assert all(status == 200 for status, _ in results)
     assert stats.commits - before < n / 2, f"{stats.commits - before} commits for {n} sends to one room"
     # The room stays a single chain: each message's only prev_event is the one stored before it.
-    rows = await api.server.db.fetchall(
-        "SELECT e.event_id, x.prev_event_id FROM events e JOIN event_edges x ON x.event_id = e.event_id "
-        "WHERE e.room_id = ? ORDER BY e.stream_ordering", (room,))
+    rows = await api.server.db.fetchall("SELECT event_id, json FROM events WHERE room_id = ? ORDER BY stream_ordering",
+                                        (room,))
     ids = [r[0] for r in rows]
-    assert all(prev == ids[i - 1] for i, (_, prev) in enumerate(rows) if i > 0)
+    prevs = [json.loads(r[1])["prev_events"] for r in rows]
+    assert all(prev == [ids[i - 1]] for i, prev in enumerate(prevs) if i > 0)
     extremities = await api.server.db.fetchall("SELECT event_id FROM forward_extremities WHERE room_id = ?", (room,))
     assert [r[0] for r in extremities] == [ids[-1]]
 
@@ -60,9 +61,9 @@ async def test_failed_job_makes_later_queued_events_fail_then_recovers(api, monk
     assert status == 200, body
     stored = await api.server.db.fetchall("SELECT event_id FROM events WHERE room_id = ?", (room,))
     stored_ids = {r[0] for r in stored}
-    edges = await api.server.db.fetchall(
-        "SELECT x.prev_event_id FROM event_edges x JOIN events e ON e.event_id = x.event_id WHERE e.room_id = ?", (room,))
-    assert all(prev in stored_ids for (prev,) in edges), "an event points at a prev_event that was never stored"
+    rows = await api.server.db.fetchall("SELECT json FROM events WHERE room_id = ?", (room,))
+    prevs = [p for (raw,) in rows for p in json.loads(raw)["prev_events"]]
+    assert all(prev in stored_ids for prev in prevs), "an event points at a prev_event that was never stored"
     extremities = await api.server.db.fetchall("SELECT event_id FROM forward_extremities WHERE room_id = ?", (room,))
     assert len(extremities) == 1
 

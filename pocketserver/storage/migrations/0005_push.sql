@@ -24,22 +24,19 @@ CREATE TABLE push_rule_defaults (
 );
 
 -- Every event a user was (or would have been) notified about, for /notifications and counts.
-CREATE TABLE push_actions (
-    user_id TEXT NOT NULL,
-    stream_ordering INTEGER NOT NULL,
+-- One row per notifying event, naming every recipient: a message to a room of N local members
+-- writes one row (one page at the end of the table), not N rows spread over per-user index pages.
+-- recipients_json: {"@user:server": {"a": actions, "h": 0|1 (highlight), "c": 0|1 (counts as unread)}}
+CREATE TABLE push_event_actions (
+    stream_ordering INTEGER PRIMARY KEY,
     room_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
     thread_id TEXT NOT NULL,                 -- 'main' or the thread root's event ID
-    actions_json TEXT NOT NULL,
-    notify INTEGER NOT NULL,
-    highlight INTEGER NOT NULL,
-    counted INTEGER NOT NULL,                -- 1 when it adds to unread counts (0 for invites)
     ts INTEGER NOT NULL,
-    PRIMARY KEY (user_id, stream_ordering)
+    recipients_json TEXT NOT NULL
 );
-CREATE INDEX push_actions_room ON push_actions (user_id, room_id, stream_ordering);
+CREATE INDEX push_event_actions_room ON push_event_actions (room_id, stream_ordering);
 
--- Unread notification and highlight counts per user, room and thread (kept up to date on write).
 CREATE TABLE push_unread (
     user_id TEXT NOT NULL,
     room_id TEXT NOT NULL,
