@@ -66,6 +66,32 @@ class Config:
         'Failed password checks (login and user-interactive auth) per second per account. Default 0.17.')
     rc_failed_auth_burst: int = _key(5,
         'Burst of failed password checks before the rate applies. Default 5.')
+    rc_message_per_second: float = _key(0.2,
+        'Events (messages, state, redactions) a user may send per second, as Synapse\'s rc_message. Default 0.2.')
+    rc_message_burst: int = _key(10,
+        'Burst of events before the rate applies. Default 10.')
+    rc_room_creation_per_second: float = _key(0.016,
+        'Rooms a user may create per second (about one a minute). Default 0.016.')
+    rc_room_creation_burst: int = _key(10,
+        'Burst of room creations before the rate applies. Default 10.')
+    rc_invites_per_second: float = _key(0.3,
+        'Invites a user may send, and a room may see, per second (Synapse\'s per_issuer/per_room). Default 0.3.')
+    rc_invites_burst: int = _key(10,
+        'Burst of invites sent before the rate applies. Default 10.')
+    rc_invites_received_per_second: float = _key(0.003,
+        'Invites a user may receive per second (Synapse\'s rc_invites per_user). Default 0.003.')
+    rc_invites_received_burst: int = _key(5,
+        'Burst of invites received before the rate applies. Default 5.')
+    rc_joins_per_second: float = _key(0.1,
+        'Rooms a user may join per second (Synapse\'s rc_joins local). Default 0.1.')
+    rc_joins_burst: int = _key(10,
+        'Burst of joins before the rate applies. Default 10.')
+    max_rooms_per_user: int = _key(10_000,
+        'Rooms a user may be joined to at once; 0 means no limit. Default 10000.')
+    max_devices_per_user: int = _key(1_000,
+        'Devices (logged-in sessions) a user may have at once; 0 means no limit. Default 1000.')
+    admin_contact: str = _key("",
+        'A URI (mailto: or https:) for reaching the admin, sent with "disk full" errors. Default: the server\'s address.')
     refreshable_access_token_lifetime_ms: int = _key(300_000,
         'Lifetime of access tokens issued with a refresh token, in ms. Default 300000 (5 min).')
     password_hash_opslimit: int = _key(2,
@@ -126,6 +152,10 @@ class Config:
         if self.public_baseurl:
             return self.public_baseurl.rstrip("/")
         return f"http://{_reachable_host(self.host)}:{self.port}"
+
+    def admin_contact_uri(self) -> str:
+        """Where users can reach the admin (M_RESOURCE_LIMIT_EXCEEDED's admin_contact)."""
+        return self.admin_contact or self.client_base_url() + "/"
 
     def with_overrides(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -189,10 +219,13 @@ def validate(config: Config) -> list[str]:
         problems.append(f"public_baseurl: {config.public_baseurl!r} is not an http(s) URL")
     if config.max_request_bytes < 65_536:
         problems.append("max_request_bytes: must be at least 65536 (one event)")
-    for key in ("rc_login_per_second", "rc_registration_per_second", "rc_failed_auth_per_second"):
+    for key in ("rc_login_per_second", "rc_registration_per_second", "rc_failed_auth_per_second",
+                "rc_message_per_second", "rc_room_creation_per_second", "rc_invites_per_second",
+                "rc_invites_received_per_second", "rc_joins_per_second"):
         if getattr(config, key) <= 0:
             problems.append(f"{key}: must be greater than 0")
-    for key in ("rc_login_burst", "rc_registration_burst", "rc_failed_auth_burst",
+    for key in ("rc_login_burst", "rc_registration_burst", "rc_failed_auth_burst", "rc_message_burst",
+                "rc_room_creation_burst", "rc_invites_burst", "rc_invites_received_burst", "rc_joins_burst",
                 "writer_max_batch_jobs", "password_hash_opslimit"):
         if getattr(config, key) < 1:
             problems.append(f"{key}: must be at least 1")
@@ -207,7 +240,8 @@ def validate(config: Config) -> list[str]:
         problems.append("max_upload_size: must be at least 1")
     if config.rc_media_upload_per_second <= 0 or config.rc_media_upload_burst < 1:
         problems.append("rc_media_upload_per_second/burst: must be greater than 0 / at least 1")
-    for key in ("media_quota_per_user_bytes", "media_retention_local_days", "media_retention_remote_days"):
+    for key in ("media_quota_per_user_bytes", "media_retention_local_days", "media_retention_remote_days",
+                "max_rooms_per_user", "max_devices_per_user"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative (0 turns it off)")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):

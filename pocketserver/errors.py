@@ -4,10 +4,12 @@ Spec: client-server-api, "Standard error response".
 """
 from __future__ import annotations
 
+import errno
 import logging
+import sqlite3
 from typing import Any, ClassVar
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -131,6 +133,37 @@ class Unauthorized(MatrixError):
         return {**self.challenge, "errcode": self.error.errcode, "error": self.error.message}
 
 
+# SQLite primary result codes that mean the disk, not the request, is at fault.
+_SQLITE_STORAGE_CODES = {13: "the server's disk is full",          # SQLITE_FULL
+                         8: "the server's storage is read-only",   # SQLITE_READONLY
+                         10: "the server's storage failed",        # SQLITE_IOERR
+                         14: "the server's storage failed"}        # SQLITE_CANTOPEN
+_OS_STORAGE_ERRNOS = {errno.ENOSPC: "the server's disk is full", errno.EDQUOT: "the server's disk is full",
+                      errno.EROFS: "the server's storage is read-only", errno.EIO: "the server's storage failed"}
+
+
+def storage_failure(err: BaseException) -> ResourceLimitExceeded | None:
+    """The Matrix error for a write the disk refused (full, read-only, I/O error), else None.
+
+    Reads keep working in that state, so only requests that write get it. Spec:
+    client-server-api, "Standard error response" (M_RESOURCE_LIMIT_EXCEEDED, with admin_contact).
+    """
+    reason = None
+    if isinstance(err, sqlite3.Error):
+        code = getattr(err, "sqlite_errorcode", None)
+        reason = _SQLITE_STORAGE_CODES.get(code & 0xFF) if isinstance(code, int) else None
+        if reason is None and "database or disk is full" in str(err):
+            reason = _SQLITE_STORAGE_CODES[13]
+    elif isinstance(err, OSError):
+        reason = _OS_STORAGE_ERRNOS.get(err.errno or 0)
+    if reason is None:
+        return None
+    server = current_app.config.get("POCKETSERVER") if current_app else None
+    contact = server.config.admin_contact_uri() if server is not None else ""
+    return ResourceLimitExceeded(f"Cannot store this now: {reason}. Reading still works; "
+                                 "try again after the server's admin has freed space.", admin_contact=contact)
+
+
 def error_response(err: MatrixError) -> Response:
     """Render a MatrixError as its JSON body with its status."""
     resp = jsonify(err.body())
@@ -167,5 +200,9 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def _unexpected(err: Exception) -> Response:
+        refused = storage_failure(err)
+        if refused is not None:     # the writer logged the failed batch; no traceback per request
+            log.warning("write refused by storage: %s", err)
+            return error_response(refused)
         log.exception("unhandled error", exc_info=err)
         return error_response(MatrixError("Internal server error"))

@@ -49,7 +49,7 @@ def is_valid_server_name(name: str) -> bool:
                 ipaddress.IPv4Address(host)
             except ValueError:
                 return False
-    if port is not None and not (port.isdigit() and 1 <= len(port) <= 5 and int(port) <= 65535):
+    if port is not None and not (port.isascii() and port.isdigit() and 1 <= len(port) <= 5 and int(port) <= 65535):
         return False
     return True
 

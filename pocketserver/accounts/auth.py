@@ -76,7 +76,8 @@ class Authenticator:
         token = token_from_request(request)
         if token is None:
             if request.headers.get("Authorization"):
-                raise UnknownToken("Invalid Authorization header", soft_logout=False)
+                # As Synapse: a header that is not "Bearer <token>" counts as no token at all.
+                raise MissingToken("Invalid Authorization header")
             return None
         token_hash = hash_token(token)
         owner = await store.get_token_owner(self._db, token_hash)

@@ -81,6 +81,11 @@ class Sessions:
         """
         device_id = device_id or new_device_id()
         now = now_ms()
+        cap = self._config.max_devices_per_user
+        if cap:
+            count, exists = await store.count_devices_tx(tx, user_id, device_id)
+            if not exists and count >= cap:
+                raise Forbidden(f"Too many devices (at most {cap}); log out of or delete an old one first")
         await store.upsert_device(tx, user_id, device_id, display_name, now)
         await tx.execute("DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?",
                          (user_id, device_id))

@@ -35,7 +35,7 @@ async def get_filter(user_id: str, filter_id: str) -> dict:
     requester = await server.auth.require_user(request, allow_guest=True)
     if requester.user_id != user_id:
         raise Forbidden("Cannot get filters for other users")
-    if not filter_id.isdigit() or len(filter_id) > 18:
+    if not (filter_id.isascii() and filter_id.isdigit()) or len(filter_id) > 18:
         raise NotFound("No such filter")
     found = await filters.get_filter(server.db, user_id, int(filter_id))
     if found is None:

@@ -18,8 +18,14 @@ async def get_notifications() -> dict:
     server = current_server()
     requester = await server.auth.require_user(request)
     raw_limit = request.args.get("limit")
-    if raw_limit is not None and not (raw_limit.isdigit() and len(raw_limit) <= 9):
-        raise InvalidParam("limit must be a non-negative integer")
+    limit = None
+    if raw_limit is not None:     # a huge limit is capped by get_notifications, as on /messages
+        if not (raw_limit.isascii() and raw_limit.isdigit()):
+            raise InvalidParam("limit must be a non-negative integer")
+        try:
+            limit = int(raw_limit)
+        except ValueError:     # more digits than int() takes
+            raise InvalidParam("limit must be a non-negative integer") from None
     return await server.push.get_notifications(requester.user_id, from_token=request.args.get("from"),
-                                               limit=int(raw_limit) if raw_limit is not None else None,
+                                               limit=limit,
                                                only=request.args.get("only"))

@@ -28,7 +28,20 @@ def _int_arg(name: str, default: int, low: int = 0, high: int = 1000) -> int:
         value = int(raw)
     except ValueError:
         raise InvalidParam(f"{name} must be an integer") from None
-    return max(low, min(value, high))
+    if value < low:     # as Synapse's parse_integer: a negative limit is refused, a huge one capped
+        raise InvalidParam(f"{name} must be at least {low}")
+    return min(value, high)
+
+
+def _choice_arg(name: str, allowed: tuple[str, ...]) -> str | None:
+    """A query parameter that must be one of `allowed` when present (Synapse's parse_string)."""
+    value = request.args.get(name)
+    if value is not None and value not in allowed:
+        raise InvalidParam(f"Query parameter {name!r} must be one of {', '.join(allowed)}")
+    return value
+
+
+MEMBERSHIPS = ("invite", "join", "leave", "ban", "knock")
 
 
 @bp.post("/_matrix/client/v3/createRoom")
@@ -81,7 +94,7 @@ async def get_room_state_with_key(room_id: str, event_type: str, state_key: str)
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
     event = await server.reader.state_event(requester.user_id, room_id, event_type, state_key)
-    if request.args.get("format") == "event":
+    if _choice_arg("format", ("content", "event")) == "event":
         return (await server.reader.serialize([event], requester.user_id, requester.device_id))[0]
     content = event.json.get("content")
     return content if isinstance(content, dict) else {}
@@ -176,8 +189,8 @@ async def get_members_by_room(room_id: str) -> dict:
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
     members = await server.reader.members(requester.user_id, room_id, at=request.args.get("at"),
-                                          membership=request.args.get("membership"),
-                                          not_membership=request.args.get("not_membership"))
+                                          membership=_choice_arg("membership", MEMBERSHIPS),
+                                          not_membership=_choice_arg("not_membership", MEMBERSHIPS))
     return {"chunk": await server.reader.serialize(members, requester.user_id, requester.device_id)}
 
 

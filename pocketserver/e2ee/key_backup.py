@@ -58,7 +58,7 @@ def parse_version(value: str | None) -> int:
     """A backup version string; one that cannot exist is simply not found (as in Synapse)."""
     if value is None or value == "":
         raise MissingParam("Missing version")
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise NotFound(f"Unknown backup version {value!r}")
     return int(value)
 

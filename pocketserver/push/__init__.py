@@ -93,13 +93,13 @@ class Push:
                 continue
             if rule is None or "notify" not in rule.actions:
                 continue
-            highlight = is_highlight(rule.actions)
-            counted = user_id in joined_set
-            notified[user_id] = (rule.actions, highlight, counted)
-            if counted:
-                await counts.add_to_unread(tx, user_id, room.room_id, thread_id, highlight)
+            notified[user_id] = (rule.actions, is_highlight(rule.actions), user_id in joined_set)
+        # One statement for every recipient's count (before the pushers read the badge count):
+        # a statement each held the single writer for a round trip per member of a big room.
+        await counts.add_to_unread(tx, room.room_id, thread_id, [(u, h) for u, (_, h, c) in notified.items() if c])
+        for user_id, (actions, _, _) in notified.items():
             if self.pushers.for_user(user_id):
-                await self.pushers.enqueue(tx, user_id, await self._notification(tx, room, pdu, user_id, rule.actions))
+                await self.pushers.enqueue(tx, user_id, await self._notification(tx, room, pdu, user_id, actions))
         await counts.record_notifications(tx, room.room_id, pdu.event_id, stream_ordering, thread_id, now_ms(), notified)
 
     def _local_joined(self, room: RoomState) -> tuple[list[str], int]:

@@ -7,7 +7,7 @@ Spec: client-server-api, "Receiving notifications", "Marking notifications as re
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from pocketserver.storage import push as store
 from pocketserver.storage.writer import Transaction
@@ -47,9 +47,10 @@ async def on_left_room(tx: Transaction, user_id: str, room_id: str, stream_order
     await store.delete_unread(tx, user_id, room_id, None)
 
 
-async def add_to_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str, highlight: bool) -> None:
-    """Count one more unread notification (and highlight) for the user in the room's thread."""
-    await store.add_unread(tx, user_id, room_id, thread_id, highlight)
+async def add_to_unread(tx: Transaction, room_id: str, thread_id: str, users: Sequence[tuple[str, bool]]) -> None:
+    """Count one more unread notification for each (user, highlight) in the room's thread."""
+    if users:
+        await store.add_unread(tx, room_id, thread_id, users)
 
 
 async def record_notifications(tx: Transaction, room_id: str, event_id: str, stream_ordering: int, thread_id: str,

@@ -22,6 +22,7 @@ from pocketserver.rooms.canonical import encode_canonical_json
 from pocketserver.rooms.events import MAX_EVENT_BYTES, EventFormatError, Pdu, StateKey, build_event, get_redacts
 from pocketserver.rooms.signing import SigningKey
 from pocketserver.rooms.redaction import redact
+from pocketserver.roomserver.limits import RoomLimits
 from pocketserver.roomserver.room_state import RoomState, load_room_state, pdu_from_stored, stored_json
 from pocketserver.roomserver.visibility import StateCache
 from pocketserver.storage import events as event_store
@@ -65,8 +66,9 @@ class RoomServer:
         self._locks: dict[str, asyncio.Lock] = {}
         self._rooms: OrderedDict[str, RoomState] = OrderedDict()
         self.state_cache = StateCache(db)
-        self._pending_txns: dict[tuple[str, str, str], asyncio.Future[list[Persisted]]] = {}
+        self._pending_txns: dict[tuple[str, ...], asyncio.Future[list[Persisted]]] = {}
         self._inflight: dict[str, int] = {}     # room_id -> queued jobs not yet committed
+        self.limits = RoomLimits(config)
 
     def lock(self, room_id: str) -> asyncio.Lock:
         lock = self._locks.get(room_id)
@@ -171,11 +173,11 @@ class RoomServer:
         future, head = self.enqueue(room, pdus, txn=txn, new_room=new_room, extra=extra)
         return await future, head
 
-    def pending_txn(self, txn: tuple[str, str, str]) -> "asyncio.Future[list[Persisted]] | None":
+    def pending_txn(self, txn: tuple[str, ...]) -> "asyncio.Future[list[Persisted]] | None":
         """The queued, not yet committed send with this (user, device, txn_id), if any."""
         return self._pending_txns.get(txn)
 
-    def enqueue(self, room: RoomState, pdus: Sequence[Pdu], *, txn: tuple[str, str, str] | None = None,
+    def enqueue(self, room: RoomState, pdus: Sequence[Pdu], *, txn: tuple[str, ...] | None = None,
                 new_room: tuple[str, bool] | None = None,
                 extra: Any = None) -> tuple["asyncio.Future[list[Persisted]]", RoomState]:
         """Queue the write job for `pdus` (built on `room`) and make them the room's head at once.
@@ -237,7 +239,8 @@ class RoomServer:
             if extra is not None:
                 await extra(tx)
             if txn is not None:
-                await event_store.insert_txn(tx, txn[0], txn[1], txn[2], out[-1].event_id, now_ms())
+                # The last element is the dedup key (a scoped txn_id, see sending._send_once).
+                await event_store.insert_txn(tx, txn[0], txn[1], txn[-1], out[-1].event_id, now_ms())
             tx.changes.rooms.add(room_id)
             # Only a job that got this far moves the cursor; a failed one leaves it for the reload.
             cursor.state_group, cursor.chain_length = group, chain

@@ -97,6 +97,13 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
         raise BadJson("initial_state must be a list")
     creation_content = dict(_object(body, "creation_content"))
     override = _object(body, "power_level_content_override")
+    await rs.limits.check_room_count(rs.db, creator)
+    rs.limits.room_creation.check(creator)
+    for user in invites:    # the invite list counts per recipient, so createRoom cannot spam one user
+        rs.limits.invites_received.check(user)
+    rs.limits.room_creation.spend(creator)
+    for user in invites:
+        rs.limits.invites_received.spend(user)
 
     alias = None
     if alias_name is not None:

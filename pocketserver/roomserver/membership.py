@@ -40,6 +40,12 @@ def _target(user_id: Any) -> str:
     return user_id
 
 
+def _require_member(room: RoomState, sender: str) -> None:
+    """Refuse a sender outside the room before any check that would tell them about its members."""
+    if room.membership(sender) != "join":
+        raise Forbidden(f"User {sender} not in room {room.room_id}")
+
+
 class Membership:
     """Turns membership requests into m.room.member events through the roomserver."""
 
@@ -69,7 +75,11 @@ class Membership:
         content: dict[str, Any] = {"membership": "join", **await self._profile(user_id), **_reason(reason)}
 
         async def check(room: RoomState) -> None:
-            if room.membership(user_id) in ("join", "invite"):
+            current = room.membership(user_id)
+            if current == "join":       # a profile refresh, not one more room
+                return
+            await self._rs.limits.spend_join(self._rs.db, user_id)
+            if current == "invite":
                 return
             rule = room.state.get(("m.room.join_rules", ""))
             join_rule = rule.content.get("join_rule") if rule else None
@@ -137,10 +147,12 @@ class Membership:
         content = {"membership": "invite", **await self._profile(target), **_reason(reason)}
 
         async def check(room: RoomState) -> None:
+            _require_member(room, sender)
             if room.membership(target) == "join":
                 raise Forbidden(f"{target} is already in the room.")
             if room.membership(target) == "ban":
                 raise Forbidden(f"{target} is banned from the room")
+            self._rs.limits.spend_invite(sender, room_id, target)
 
         await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)], check=check)
 
@@ -165,6 +177,7 @@ class Membership:
         target = _target(target)
 
         async def check(room: RoomState) -> None:
+            _require_member(room, sender)
             if room.membership(target) not in ("join", "invite", "knock"):
                 raise Forbidden(f"{target} is not in the room")
 
@@ -182,6 +195,7 @@ class Membership:
         target = _target(target)
 
         async def check(room: RoomState) -> None:
+            _require_member(room, sender)
             if room.membership(target) != "ban":
                 raise Forbidden(f"{target} is not banned")
 

@@ -168,6 +168,9 @@ class RoomReader:
         state = await self.current_state(user_id, room_id)
         if at is not None:
             position = StreamToken.parse(at).events
+            read_limit = await self.require_reader(user_id, room_id)
+            if read_limit is not None:      # a member who left sees no membership after they left
+                position = min(position, read_limit)
             rows = await event_store.get_room_events(self.db, room_id, after=0, upto=position, limit=1, backwards=True)
             if rows:
                 ids = await self.cache.group(rows[0].state_after)

@@ -9,7 +9,7 @@ import asyncio
 from typing import Any, Mapping
 
 from pocketserver.e2ee import check_encryption_state_change
-from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound
+from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound, TooLarge
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
 from pocketserver.roomserver.room_state import RoomState
@@ -24,33 +24,43 @@ class BadAlias(MatrixError):
 
 
 def _check_type(event_type: str) -> None:
-    if not event_type or len(event_type.encode()) > MAX_TYPE_BYTES:
-        raise BadJson("Event type must be 1-255 bytes")
+    if not event_type:
+        raise BadJson("Event type must not be empty")
+    if len(event_type.encode()) > MAX_TYPE_BYTES:    # Synapse's EventSizeError: 413 M_TOO_LARGE
+        raise TooLarge("Event type must be at most 255 bytes")
 
 
 async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str, event_type: str,
                      content: Mapping[str, Any], txn_id: str) -> str:
     """Send a message event once per (device, txn_id); a retry returns the first event ID."""
     _check_type(event_type)
-    return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content))
+    return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content),
+                            scope=f"send/{room_id}/{event_type}")
 
 
 async def _send_once(rs: RoomServer, user_id: str, device_id: str, room_id: str, txn_id: str,
-                     spec: EventSpec, check: Any = None) -> str:
-    """Build and queue one event under the room lock, then wait for its commit outside it."""
+                     spec: EventSpec, check: Any = None, *, scope: str) -> str:
+    """Build and queue one event under the room lock, then wait for its commit outside it.
+
+    A retransmission is the same txn_id on the same path (`scope`); the same txn_id on
+    another room, event type or endpoint is a new request. Spec: client-server-api,
+    "Transaction identifiers".
+    """
     if len(txn_id.encode()) > 255:
         raise BadJson("Transaction ID is too long")
-    txn = (user_id, device_id, txn_id)
+    scoped = f"{scope}/{txn_id}"
+    txn = (user_id, device_id, txn_id, scoped)   # the event keeps txn_id; the dedup key is `scoped`
     async with rs.lock(room_id):
         pending = rs.pending_txn(txn)
         if pending is None:
-            earlier = await event_store.get_txn_event(rs.db, user_id, device_id, txn_id)
+            earlier = await event_store.get_txn_event(rs.db, user_id, device_id, scoped)
             if earlier is not None:
                 return earlier
             room = await rs.require_room(room_id)
             _require_joined(room, user_id)
             if check is not None:
                 await check(room)
+            rs.limits.messages.spend(user_id)     # a retried txn_id above is not counted again
             pdu = rs.build(room.copy(), user_id, spec)
             pending, _ = rs.enqueue(room, [pdu], txn=txn)
     return (await asyncio.shield(pending))[0].event_id
@@ -66,7 +76,7 @@ async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str,
     """Set one state entry; sending the same content as the current entry creates no new event."""
     _check_type(event_type)
     if len(state_key.encode()) > 255:
-        raise BadJson("State key must be at most 255 bytes")
+        raise TooLarge("State key must be at most 255 bytes")
     if event_type == "m.room.canonical_alias":
         await _check_canonical_alias(rs, room_id, content)
     async with rs.lock(room_id):
@@ -77,6 +87,13 @@ async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str,
         current = room.state.get((event_type, state_key))
         if current is not None and current.sender == user_id and dict(current.content) == dict(content):
             return current.event_id
+        rs.limits.messages.spend(user_id)
+        if event_type == "m.room.member":    # the same limits as /join and /invite
+            membership = content.get("membership")
+            if membership == "join" and room.membership(state_key) != "join":
+                await rs.limits.spend_join(rs.db, state_key)
+            elif membership == "invite" and room.membership(state_key) != "invite":
+                rs.limits.spend_invite(user_id, room_id, state_key)
         pdu = rs.build(room.copy(), user_id, EventSpec(event_type, content, state_key))
         persisted, final = await rs.persist(room, [pdu])
         rs.remember(final)
@@ -119,4 +136,5 @@ async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: st
 
     content = {} if reason is None else {"reason": reason}
     return await _send_once(rs, user_id, device_id, room_id, txn_id,
-                            EventSpec("m.room.redaction", content, redacts=event_id), check)
+                            EventSpec("m.room.redaction", content, redacts=event_id), check,
+                            scope=f"redact/{room_id}/{event_id}")

@@ -81,7 +81,7 @@ class Search:
             raise BadJson("group_by keys must be room_id or sender")
         offset = 0
         if next_batch is not None:
-            if not next_batch.isdigit() or len(next_batch) > 9:
+            if not (next_batch.isascii() and next_batch.isdigit()) or len(next_batch) > 9:
                 raise InvalidParam("Invalid next_batch")
             offset = int(next_batch)
 

@@ -114,6 +114,13 @@ async def get_token_owner(db: Database, token_hash: bytes) -> TokenOwner | None:
     return TokenOwner(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
 
 
+async def count_devices_tx(tx: Transaction, user_id: str, device_id: str) -> tuple[int, bool]:
+    """How many devices the user has, and whether `device_id` is one of them."""
+    row = await tx.fetchone("SELECT COUNT(*), COALESCE(SUM(device_id = ?), 0) FROM devices WHERE user_id = ?",
+                            (device_id, user_id))
+    return (int(row[0]), bool(row[1])) if row else (0, False)
+
+
 async def upsert_device(tx: Transaction, user_id: str, device_id: str, display_name: str | None,
                         now_ms: int) -> None:
     await tx.execute(_UPSERT_DEVICE, (user_id, device_id, display_name, now_ms))

@@ -179,8 +179,9 @@ class Database:
 
     async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
         async def rows(conn: aiosqlite.Connection) -> list[aiosqlite.Row]:
-            async with conn.execute(sql, tuple(params)) as cur:
-                return list(await cur.fetchall())
+            # One trip to the connection's thread (execute, fetch all, finish), not three: under
+            # load each trip waits for a turn of the busy event loop while holding the reader.
+            return list(await conn.execute_fetchall(sql, tuple(params)))
         return await self.read(rows)
 
 

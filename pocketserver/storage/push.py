@@ -112,12 +112,13 @@ async def insert_event_push_actions(tx: Transaction, stream_ordering: int, room_
                      (stream_ordering, room_id, event_id, thread_id, ts, _dumps(payload)))
 
 
-async def add_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str, highlight: bool) -> None:
-    await tx.execute(
+async def add_unread(tx: Transaction, room_id: str, thread_id: str, users: Iterable[tuple[str, bool]]) -> None:
+    """One more notification (and highlight) for each (user_id, highlight), in one statement."""
+    await tx.executemany(
         "INSERT INTO push_unread (user_id, room_id, thread_id, notification_count, highlight_count) "
         "VALUES (?, ?, ?, 1, ?) ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET "
         "notification_count = notification_count + 1, highlight_count = highlight_count + excluded.highlight_count",
-        (user_id, room_id, thread_id, int(highlight)))
+        [(user_id, room_id, thread_id, int(highlight)) for user_id, highlight in users])
 
 
 async def delete_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str | None) -> None:

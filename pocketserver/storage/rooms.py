@@ -90,6 +90,13 @@ async def get_rooms_for_user(db: Database, user_id: str, memberships: tuple[str,
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+async def count_joined_rooms(db: Database, user_id: str) -> int:
+    """How many rooms a local user is joined to."""
+    row = await db.fetchone("SELECT COUNT(*) FROM local_membership WHERE user_id = ? AND membership = 'join'",
+                            (user_id,))
+    return int(row[0]) if row else 0
+
+
 async def forget_room(tx: Transaction, user_id: str, room_id: str) -> None:
     await tx.execute("UPDATE local_membership SET forgotten = 1 WHERE user_id = ? AND room_id = ?", (user_id, room_id))
 

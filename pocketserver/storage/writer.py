@@ -152,6 +152,9 @@ class Writer:
             self._carry = None
             if isinstance(first, _Stop):
                 break
+            # One turn of the event loop (not a timed wait): requests already running up to their
+            # submit get to join this batch, so concurrent writers share the disk sync.
+            await asyncio.sleep(0)
             batch, size = [first], first.size
             while not self._queue.empty() and len(batch) < self._max_jobs:
                 item = self._queue.get_nowait()
@@ -192,6 +195,10 @@ class Writer:
                     outcomes.append((p, value, None))
                     changes.merge(tx.changes)
                 except Exception as exc:  # one bad job must not sink the batch
+                    if not self._conn.in_transaction:
+                        # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
+                        # the batch is lost, and its waiters must hear the real cause.
+                        raise
                     await self._conn.execute("ROLLBACK TO job")
                     await self._conn.execute("RELEASE job")
                     outcomes.append((p, None, exc))

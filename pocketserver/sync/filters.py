@@ -5,12 +5,15 @@ Spec: client-server-api, "Filtering" and "POST /_matrix/client/v3/user/{userId}/
 from __future__ import annotations
 
 import fnmatch
+import json
 from typing import Any, Mapping
 
-from pocketserver.errors import BadJson
+from pocketserver.errors import BadJson, TooLarge
 
 MAX_FILTER_LIST = 1000
 MAX_LIMIT = 10_000
+# Filters are stored for good, so one is held to the size of an event (real clients' are < 1 KiB).
+MAX_FILTER_BYTES = 65_536
 
 
 def _strings(name: str, value: Any) -> None:
@@ -44,6 +47,8 @@ def check_filter(definition: Mapping[str, Any]) -> None:
 
     Spec: client-server-api, "Filtering" (the Filter and RoomFilter schemas).
     """
+    if len(json.dumps(definition, ensure_ascii=False).encode()) > MAX_FILTER_BYTES:
+        raise TooLarge(f"Filter is larger than {MAX_FILTER_BYTES} bytes")
     if "event_fields" in definition:
         _strings("event_fields", definition["event_fields"])
     if "event_format" in definition and definition["event_format"] not in ("client", "federation"):

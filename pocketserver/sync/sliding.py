@@ -96,7 +96,7 @@ class Connections:
         parts = pos.split("_")
         conn = self._conns.get(key)
         if len(parts) != 3 or parts[0] != self._boot or conn is None or parts[1] != str(conn.serial) \
-                or not parts[2].isdigit() or int(parts[2]) not in conn.states:
+                or not (parts[2].isascii() and parts[2].isdigit()) or int(parts[2]) not in conn.states:
             raise UnknownPos("Unknown or expired position; start a new connection")
         position = int(parts[2])
         for older in [n for n in conn.states if n < position]:     # the client has moved past them

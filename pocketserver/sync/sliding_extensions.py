@@ -101,7 +101,7 @@ class SlidingExtensions:
         Spec: MSC3885 (to_device extension); "Send-to-Device messaging".
         """
         since = config.get("since")
-        acknowledged = int(since) if isinstance(since, str) and since.isdigit() and len(since) < 19 else 0
+        acknowledged = int(since) if isinstance(since, str) and since.isascii() and since.isdigit() and len(since) < 19 else 0
         limit = config.get("limit", DEFAULT_TO_DEVICE_LIMIT)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             limit = DEFAULT_TO_DEVICE_LIMIT

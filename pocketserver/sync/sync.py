@@ -53,7 +53,7 @@ class SyncService:
                 raise BadJson("filter must be an object")
             check_filter(definition)
             return definition
-        if not value.isdigit() or len(value) > 18:
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
             raise NotFound("No such filter")
         found = await filter_store.get_filter(self._db, user_id, int(value))
         if found is None:

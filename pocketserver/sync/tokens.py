@@ -35,7 +35,7 @@ class StreamToken:
     def parse(cls, text: str) -> "StreamToken":
         parts = text.split("_") if isinstance(text, str) else []
         names = [f.name for f in fields(cls)]
-        if not parts or parts[0] != PREFIX or len(parts) != len(names) + 1 or not all(p.isdigit() for p in parts[1:]):
+        if not parts or parts[0] != PREFIX or len(parts) != len(names) + 1 or not all(p.isascii() and p.isdigit() for p in parts[1:]):
             raise InvalidToken("Invalid stream token")
         values = [int(p) for p in parts[1:]]
         if any(v > 2**62 for v in values):
