@@ -32,7 +32,7 @@ from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
 log = logging.getLogger(__name__)
-MAX_CACHED_ROOMS = 64
+MAX_CACHED_ROOMS = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +234,8 @@ class RoomServer:
                 await self.on_event_persisted(tx, working, pdu, position)
                 if pdu.type == "m.room.redaction":
                     await self._apply_redaction(tx, working, pdu)
+                if pdu.type == "m.room.history_visibility":
+                    self.state_cache.history_visibility_changed(room_id)
                 working.extremities = [pdu]
                 out.append(Persisted(pdu.event_id, position))
             if extra is not None:
@@ -251,7 +253,11 @@ class RoomServer:
         if txn is not None:
             self._pending_txns[txn] = future
 
+        changes_visibility = any(p.type == "m.room.history_visibility" for p in pdus)
+
         def done(f: "asyncio.Future[list[Persisted]]") -> None:
+            if changes_visibility:   # again after the commit: a read in between may have cached the old answer
+                self.state_cache.history_visibility_changed(room_id)
             left = self._inflight.get(room_id, 1) - 1
             if left > 0:
                 self._inflight[room_id] = left

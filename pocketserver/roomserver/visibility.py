@@ -25,6 +25,7 @@ class StateCache:
         self._db = db
         self._groups: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
         self._contents: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._always_shared: dict[str, bool] = {}
 
     async def group(self, group_id: int) -> dict[StateKey, str]:
         found = self._groups.get(group_id)
@@ -47,6 +48,23 @@ class StateCache:
             while len(self._contents) > MAX_STATE_EVENTS:
                 self._contents.popitem(last=False)
         return {e: self._contents[e] for e in event_ids if e in self._contents}
+
+    async def always_shared(self, room_id: str) -> bool:
+        """Whether every m.room.history_visibility event of the room says shared or world_readable."""
+        found = self._always_shared.get(room_id)
+        if found is None:
+            rows = await self._db.fetchall("SELECT json FROM events WHERE room_id = ? "
+                                           "AND type = 'm.room.history_visibility' AND state_key = ''", (room_id,))
+            found = all(json.loads(r[0]).get("content", {}).get("history_visibility") in ("shared", "world_readable")
+                        for r in rows)
+            self._always_shared[room_id] = found
+            if len(self._always_shared) > MAX_STATE_EVENTS:
+                self._always_shared.pop(next(iter(self._always_shared)))
+        return found
+
+    def history_visibility_changed(self, room_id: str) -> None:
+        """Forget what was known of a room's visibility history (a new history_visibility event)."""
+        self._always_shared.pop(room_id, None)
 
     def forget_content(self, event_id: str) -> None:
         """Drop a cached content (after the event was redacted)."""
@@ -75,8 +93,14 @@ async def filter_visible(db: Database, cache: StateCache, user_id: str, events: 
     Spec: client-server-api, "Room History Visibility".
     """
     joins_by_room: dict[str, list[int]] = {}
+    everything: dict[str, bool] = {}
     visible = []
     for event in events:
+        if event.room_id not in everything:
+            everything[event.room_id] = await _sees_whole_history(db, cache, user_id, event.room_id)
+        if everything[event.room_id]:
+            visible.append(event)
+            continue
         if event.room_id not in joins_by_room:
             joins_by_room[event.room_id] = await _joins_of(db, user_id, event.room_id)
         groups = [event.state_before]
@@ -89,6 +113,20 @@ async def filter_visible(db: Database, cache: StateCache, user_id: str, events: 
                 visible.append(event)
                 break
     return visible
+
+
+async def _sees_whole_history(db: Database, cache: StateCache, user_id: str, room_id: str) -> bool:
+    """True when the user is joined now and the room's history was never less than `shared`.
+
+    Then every event is visible: an event before the user's join falls under rule 3 (shared, and
+    the user joined after it), one after it under rule 2. This spares the per-event state look-ups
+    that make an initial sync over many rooms slow.
+    """
+    row = await db.fetchone("SELECT membership FROM current_state WHERE room_id = ? AND type = 'm.room.member' "
+                            "AND state_key = ?", (room_id, user_id))
+    if row is None or row[0] != "join":
+        return False
+    return await cache.always_shared(room_id)
 
 
 async def _allowed(cache: StateCache, user_id: str, event: StoredEvent, group: int, joins: list[int]) -> bool:

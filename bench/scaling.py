@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""How /sync cost grows: a user in more and more rooms, and one room with more and more history.
+
+Starts its own pocketserver on 127.0.0.1 in a temporary data directory, fills it over the client
+API, and measures initial and incremental /sync (median of a few runs) and the server's RSS at each
+size. Prints a table and writes JSON (--json). Issue 9's scaling scenario; run it beside
+../shared/bench for the Synapse comparison figures.
+
+    .venv/bin/python bench/scaling.py --json bench/results/scaling.json
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+SECRET = "scaling-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Bench:
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base = http, base
+
+    async def call(self, method: str, path: str, token: str | None = None, body=None, params=None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        async with self.http.request(method, self.base + path, json=body, params=params, headers=headers) as r:
+            data = await r.json()
+            if r.status != 200:
+                raise RuntimeError(f"{method} {path}: {r.status} {data}")
+            return data
+
+    async def user(self, name: str) -> str:
+        nonce = (await self.call("GET", "/_synapse/admin/v1/register"))["nonce"]
+        mac = hmac.new(SECRET.encode(), b"\x00".join([nonce.encode(), name.encode(), b"pw", b"notadmin"]),
+                       hashlib.sha1).hexdigest()
+        body = await self.call("POST", "/_synapse/admin/v1/register",
+                               body={"nonce": nonce, "username": name, "password": "pw", "admin": False, "mac": mac})
+        return body["access_token"]
+
+    async def timed_sync(self, token: str, params: dict) -> tuple[float, dict]:
+        started = time.perf_counter()
+        body = await self.call("GET", "/_matrix/client/v3/sync", token, params=params)
+        return (time.perf_counter() - started) * 1000, body
+
+
+async def measure_sync(b: Bench, token: str, runs: int = 3) -> tuple[float, float]:
+    """Median initial /sync and median incremental /sync with one new message, in ms."""
+    flt = json.dumps({"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}}})
+    initial, incremental = [], []
+    for _ in range(runs):
+        ms, body = await b.timed_sync(token, {"filter": flt})
+        initial.append(ms)
+        since = body["next_batch"]
+        room = next(iter(body["rooms"]["join"]))
+        await b.call("PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{time.monotonic_ns()}", token,
+                     {"msgtype": "m.text", "body": "tick"})
+        ms, _ = await b.timed_sync(token, {"filter": flt, "since": since})
+        incremental.append(ms)
+    return statistics.median(initial), statistics.median(incremental)
+
+
+async def run(args: argparse.Namespace) -> dict:
+    data = Path(tempfile.mkdtemp(prefix="pocket-scaling-"))
+    port = free_port()
+    config = data / "pocket.toml"
+    limits = "\n".join(f"rc_{k}_per_second = 1000000.0\nrc_{k}_burst = 1000000" for k in
+                       ("login", "registration", "failed_auth", "message", "room_creation", "invites",
+                        "invites_received", "joins"))
+    config.write_text(f'server_name = "localhost"\nhost = "127.0.0.1"\nport = {port}\ndata_dir = "{data}"\n'
+                      f'registration_shared_secret = "{SECRET}"\nlan_discovery = false\nlog_level = "warning"\n{limits}\n')
+    proc = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results: dict = {"rooms": [], "history": []}
+    try:
+        async with aiohttp.ClientSession() as http:
+            b = Bench(http, f"http://127.0.0.1:{port}")
+            for _ in range(200):
+                try:
+                    await b.call("GET", "/_matrix/client/versions")
+                    break
+                except (aiohttp.ClientError, RuntimeError):
+                    await asyncio.sleep(0.05)
+            # A user in more and more rooms (each with a few messages).
+            me = await b.user("many-rooms")
+            created = 0
+            for target in args.room_steps:
+                while created < target:
+                    room = (await b.call("POST", "/_matrix/client/v3/createRoom", me, {"name": f"r{created}"}))["room_id"]
+                    for i in range(3):
+                        await b.call("PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{created}-{i}", me,
+                                     {"msgtype": "m.text", "body": f"hello {i}"})
+                    created += 1
+                initial, incr = await measure_sync(b, me)
+                results["rooms"].append({"rooms": target, "initial_ms": initial, "incremental_ms": incr,
+                                         "rss_mib": rss_mib(proc.pid)})
+                print(f"rooms={target:4d}  initial {initial:7.1f} ms  incremental {incr:6.1f} ms  "
+                      f"RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+            # One room with 100 members and more and more history.
+            owner = await b.user("big-room-owner")
+            room = (await b.call("POST", "/_matrix/client/v3/createRoom", owner, {"preset": "public_chat"}))["room_id"]
+            members = [await b.user(f"member{i}") for i in range(args.members - 1)]
+            for token in members:
+                await b.call("POST", f"/_matrix/client/v3/rooms/{room}/join", token, {})
+            reader = members[0]
+            sent = 0
+            for target in args.history_steps:
+                batch = []
+                while sent < target:
+                    token = members[sent % len(members)]
+                    batch.append(b.call("PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/h{sent}", token,
+                                        {"msgtype": "m.text", "body": f"message {sent}"}))
+                    sent += 1
+                    if len(batch) == 16:
+                        await asyncio.gather(*batch)
+                        batch = []
+                await asyncio.gather(*batch)
+                initial, incr = await measure_sync(b, reader)
+                results["history"].append({"messages": target, "members": args.members, "initial_ms": initial,
+                                           "incremental_ms": incr, "rss_mib": rss_mib(proc.pid)})
+                print(f"messages={target:6d} members={args.members}  initial {initial:7.1f} ms  "
+                      f"incremental {incr:6.1f} ms  RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--room-steps", type=int, nargs="+", default=[25, 50, 100, 200])
+    parser.add_argument("--history-steps", type=int, nargs="+", default=[1000, 2500, 5000, 10000])
+    parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
