@@ -13,26 +13,25 @@ bp = Blueprint("membership", __name__)
 ROOM = "/_matrix/client/v3/rooms/<room_id>"
 
 
-@bp.post(f"{ROOM}/join")
-async def join_room_by_id(room_id: str) -> dict:
-    """operationId joinRoomById. Spec: "POST /_matrix/client/v3/rooms/{roomId}/join"."""
-    server = current_server()
-    requester = await server.auth.require_user(request, allow_guest=True)
-    body = await json_object_body(empty_ok=True)
-    room_id = await server.membership.resolve_room(room_id)
-    await server.membership.join(requester.user_id, room_id, body.get("reason"))
-    return {"room_id": room_id}
-
-
-@bp.post("/_matrix/client/v3/join/<room_id_or_alias>")
-async def join_room(room_id_or_alias: str) -> dict:
-    """operationId joinRoom. Spec: "POST /_matrix/client/v3/join/{roomIdOrAlias}"."""
+async def _join(room_id_or_alias: str) -> dict:
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
     body = await json_object_body(empty_ok=True)
     room_id = await server.membership.resolve_room(room_id_or_alias)
     await server.membership.join(requester.user_id, room_id, body.get("reason"))
     return {"room_id": room_id}
+
+
+@bp.post(f"{ROOM}/join")
+async def join_room_by_id(room_id: str) -> dict:
+    """operationId joinRoomById. Spec: "POST /_matrix/client/v3/rooms/{roomId}/join"."""
+    return await _join(room_id)
+
+
+@bp.post("/_matrix/client/v3/join/<room_id_or_alias>")
+async def join_room(room_id_or_alias: str) -> dict:
+    """operationId joinRoom. Spec: "POST /_matrix/client/v3/join/{roomIdOrAlias}"."""
+    return await _join(room_id_or_alias)
 
 
 @bp.post("/_matrix/client/v3/knock/<room_id_or_alias>")
