@@ -12,6 +12,7 @@ from pocketserver.accounts.auth import (Authenticator, Requester, hash_token, ne
 from pocketserver.accounts.passwords import MAX_PASSWORD_BYTES, PasswordHasher
 from pocketserver.config import Config
 from pocketserver.e2ee.device_keys import delete_device_keys
+from pocketserver.storage.push import delete_pushers_of_devices
 from pocketserver.errors import (BadJson, Forbidden, InvalidParam, MissingParam, UnknownToken,
                                  UserDeactivated)
 from pocketserver.ids import InvalidIdentifier, UserID
@@ -216,6 +217,8 @@ class Sessions:
             await store.delete_device(tx, user_id, device_id)
             self._auth.forget_device(user_id, device_id)
         await delete_device_keys(tx, user_id, device_ids)
+        # A device that is gone gets no more pushes (spec: pushers belong to the access token's device).
+        await delete_pushers_of_devices(tx, user_id, device_ids)
         tx.changes.users.add(user_id)
 
 

@@ -157,6 +157,7 @@ class Pushers:
         self.db = db
         self.gateway = gateway or Gateway()
         self._by_user: dict[str, list[Pusher]] = {}
+        self._reloads: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._queued = False
         self.updated = asyncio.Event()     # set whenever the in-memory pushers change (tests wait on it)
@@ -213,10 +214,16 @@ class Pushers:
             self._queued = True
 
     def on_commit(self, changes: Changes) -> None:
-        """Writer listener: wake the delivery task once queued notifications are committed."""
+        """Writer listener: wake the delivery task once queued notifications are committed, and
+        re-read the pushers of users with pushers whose account changed (a device may be gone)."""
         if self._queued:
             self._queued = False
             self._wake.set()
+        stale = {u for u in changes.users if u in self._by_user}
+        if stale:
+            task = asyncio.get_running_loop().create_task(self._reload_users(stale))
+            self._reloads.add(task)
+            task.add_done_callback(self._reloads.discard)
 
     async def run(self) -> None:
         """The delivery task: send what is due, then sleep until the next retry or a new commit."""

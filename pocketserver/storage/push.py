@@ -288,6 +288,17 @@ async def delete_pushers(tx: Transaction, app_id: str, pushkey: str, *, user_id:
     return [r[1] for r in rows]
 
 
+async def delete_pushers_of_devices(tx: Transaction, user_id: str, device_ids: Sequence[str]) -> int:
+    """Delete the pushers (and their queued pushes) registered from these devices; returns how many."""
+    if not device_ids:
+        return 0
+    marks = ",".join("?" * len(device_ids))
+    rows = await tx.fetchall(f"DELETE FROM pushers WHERE user_id = ? AND device_id IN ({marks}) RETURNING id",
+                             (user_id, *device_ids))
+    await tx.executemany("DELETE FROM push_queue WHERE pusher_id = ?", [(r[0],) for r in rows])
+    return len(rows)
+
+
 async def enqueue_push(tx: Transaction, pusher_id: int, notification: dict[str, Any], now_ms: int) -> None:
     await tx.execute("INSERT INTO push_queue (pusher_id, notification_json, next_attempt_ms, created_ms) "
                      "VALUES (?, ?, ?, ?)", (pusher_id, _dumps(notification), now_ms, now_ms))

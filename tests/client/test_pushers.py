@@ -238,3 +238,22 @@ async def test_failed_notify_is_retried(api, gateway) -> None:
     n = await gateway.next_call()
     assert n["event_id"] == event_id
     assert gateway.count == 3
+
+
+async def test_logging_out_removes_the_devices_pushers(api) -> None:
+    """Pushers belong to the device that set them: logging it out removes them."""
+    me = await api.register("logout-pusher")
+    token = me["access_token"]
+    status, _ = await api.call("POST", "/_matrix/client/v3/pushers/set", {
+        "kind": "http", "app_id": "org.example.app", "pushkey": "key-1", "app_display_name": "App",
+        "device_display_name": "Phone", "lang": "en", "data": {"url": "https://push.example/_matrix/push/v1/notify"}},
+        token=token)
+    assert status == 200
+    assert len((await api.call("GET", "/_matrix/client/v3/pushers", token=token))[1]["pushers"]) == 1
+    _, other = await api.call("POST", "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "logout-pusher"}, "password": "pw"})
+    assert (await api.call("POST", "/_matrix/client/v3/logout", {}, token=token))[0] == 200
+    _, listed = await api.call("GET", "/_matrix/client/v3/pushers", token=other["access_token"])
+    assert listed["pushers"] == []
+    await asyncio.gather(*list(api.server.push.pushers._reloads))
+    assert api.server.push.pushers.for_user("@logout-pusher:test.local") == []
