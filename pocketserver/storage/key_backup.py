@@ -131,31 +131,27 @@ async def put_room_key(tx: Transaction, user_id: str, version: int, room_id: str
                                 key.forwarded_count, int(key.is_verified), _dump(key.session_data)))
 
 
+def _scope(user_id: str, version: int, room_id: str | None, session_id: str | None) -> tuple[str, list[Any]]:
+    """The WHERE clause selecting a backup's keys, or one room's, or one session's."""
+    where, params = "user_id = ? AND version = ?", [user_id, version]
+    if room_id is not None:
+        where, params = where + " AND room_id = ?", params + [room_id]
+        if session_id is not None:
+            where, params = where + " AND session_id = ?", params + [session_id]
+    return where, params
+
+
 async def get_room_keys(db: Database, user_id: str, version: int, room_id: str | None = None,
                         session_id: str | None = None) -> list[tuple[str, str, RoomKey]]:
     """(room_id, session_id, key) rows of a backup, optionally of one room or one session."""
-    sql = f"SELECT {_KEY_COLUMNS} FROM e2e_room_keys WHERE user_id = ? AND version = ?"
-    params: list[Any] = [user_id, version]
-    if room_id is not None:
-        sql += " AND room_id = ?"
-        params.append(room_id)
-        if session_id is not None:
-            sql += " AND session_id = ?"
-            params.append(session_id)
-    rows = await db.fetchall(sql, params)
+    where, params = _scope(user_id, version, room_id, session_id)
+    rows = await db.fetchall(f"SELECT {_KEY_COLUMNS} FROM e2e_room_keys WHERE {where}", params)
     return [(r[0], r[1], _key(r[2:])) for r in rows]
 
 
 async def delete_room_keys(tx: Transaction, user_id: str, version: int, room_id: str | None = None,
                            session_id: str | None = None) -> int:
     """Delete a backup's keys, optionally of one room or one session; returns how many went."""
-    sql = "DELETE FROM e2e_room_keys WHERE user_id = ? AND version = ?"
-    params: list[Any] = [user_id, version]
-    if room_id is not None:
-        sql += " AND room_id = ?"
-        params.append(room_id)
-        if session_id is not None:
-            sql += " AND session_id = ?"
-            params.append(session_id)
-    cur = await tx.execute(sql, params)
+    where, params = _scope(user_id, version, room_id, session_id)
+    cur = await tx.execute(f"DELETE FROM e2e_room_keys WHERE {where}", params)
     return cur.rowcount

@@ -25,6 +25,7 @@ from pocketserver.sync.tokens import StreamToken
 
 DEFAULT_TIMELINE_LIMIT = 10
 MAX_TIMEOUT_MS = 5 * 60 * 1000
+ALL_MEMBERSHIPS = ("join", "invite", "leave", "ban", "knock")
 
 
 class SyncService:
@@ -75,11 +76,13 @@ class SyncService:
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
-            rooms = await room_store.get_rooms_for_user(self._db, user_id, ("join", "invite", "knock"))
-            waiter = self._notifier.register(user_id, rooms)
+            memberships = await room_store.get_rooms_for_user(self._db, user_id, ALL_MEMBERSHIPS)
+            waiter = self._notifier.register(user_id, [r for r, (m, _, _) in memberships.items()
+                                                       if m in ("join", "invite", "knock")])
             try:
                 now = self.current_token()
-                response, empty = await self._compute(user_id, device_id, since_token, now, sync_filter, full_state)
+                response, empty = await self._compute(user_id, device_id, since_token, now, sync_filter, full_state,
+                                                      memberships)
                 remaining = deadline - time.monotonic()
                 if not empty or since_token is None or full_state or remaining <= 0:
                     return response
@@ -89,11 +92,11 @@ class SyncService:
                 self._notifier.unregister(waiter)
 
     async def _compute(self, user_id: str, device_id: str, since: StreamToken | None, now: StreamToken,
-                       sync_filter: Mapping[str, Any], full_state: bool) -> tuple[dict[str, Any], bool]:
+                       sync_filter: Mapping[str, Any], full_state: bool,
+                       memberships: dict[str, tuple[str, str, int]]) -> tuple[dict[str, Any], bool]:
         room_filter = sync_filter.get("room", {})
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.events if since else 0
-        memberships = await room_store.get_rooms_for_user(self._db, user_id, ("join", "invite", "leave", "ban", "knock"))
         changed = await event_store.get_rooms_with_events(self._db, since_pos, now.events) if since else None
         room_data = await self._room_account_data(user_id, since, now)
         for room_id, (membership, event_id, member_pos) in memberships.items():
