@@ -185,6 +185,16 @@ class Api:
         resp = await self.client.open(path, method=method, **kwargs)
         return resp.status_code, await resp.get_json(force=True, silent=True)
 
+    async def tokens(self, *names: str) -> list[str]:
+        """Register users and return their access tokens."""
+        return [(await self.register(n))["access_token"] for n in names]
+
+    async def create_room(self, token: str, **body: Any) -> str:
+        """Create a room (createRoom body as keyword arguments) and return its ID."""
+        status, resp = await self.call("POST", "/_matrix/client/v3/createRoom", body, token=token)
+        assert status == 200, resp
+        return resp["room_id"]
+
     async def register(self, username: str, password: str = "pw", **extra: Any) -> dict[str, Any]:
         """Register with a fresh token through the full UIA flow."""
         token = await self.server.registration.create_token(None, 1, None)

@@ -14,19 +14,11 @@ def alias_path(alias: str) -> str:
     return f"{V3}/directory/room/{quote(alias)}"
 
 
-async def users(api, *names):
-    return [(await api.register(n))["access_token"] for n in names]
-
-
-async def create(api, token, **body):
-    status, resp = await api.call("POST", f"{V3}/createRoom", body, token=token)
-    assert status == 200, resp
-    return resp["room_id"]
 
 
 async def test_alias_create_resolve_list_delete(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    room = await create(api, a, preset="public_chat")
+    a, b = await api.tokens("alice", "bob")
+    room = await api.create_room(a, preset="public_chat")
     status, body = await api.call("PUT", alias_path("#family:test.local"), {"room_id": room}, token=a)
     assert (status, body) == (200, {})
     status, body = await api.call("GET", alias_path("#family:test.local"))     # no token needed
@@ -77,8 +69,8 @@ async def test_alias_create_resolve_list_delete(api) -> None:
 
 
 async def test_delete_alias_updates_canonical_alias(api) -> None:
-    (a,) = await users(api, "alice")
-    room = await create(api, a, room_alias_name="main")
+    (a,) = await api.tokens("alice")
+    room = await api.create_room(a, room_alias_name="main")
     assert (await api.call("PUT", alias_path("#alt:test.local"), {"room_id": room}, token=a))[0] == 200
     status, _ = await api.call("PUT", f"{R}/{room}/state/m.room.canonical_alias",
                                {"alias": "#main:test.local", "alt_aliases": ["#alt:test.local"]}, token=a)
@@ -92,16 +84,16 @@ async def test_delete_alias_updates_canonical_alias(api) -> None:
 
 
 async def test_world_readable_aliases_visible_to_anyone(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    room = await create(api, a, room_alias_name="open", initial_state=[
+    a, b = await api.tokens("alice", "bob")
+    room = await api.create_room(a, room_alias_name="open", initial_state=[
         {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}])
     status, body = await api.call("GET", f"{R}/{room}/aliases", token=b)
     assert (status, body) == (200, {"aliases": ["#open:test.local"]})
 
 
 async def test_directory_visibility(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    room = await create(api, a, preset="public_chat")
+    a, b = await api.tokens("alice", "bob")
+    room = await api.create_room(a, preset="public_chat")
     status, body = await api.call("GET", f"{V3}/directory/list/room/{room}")
     assert (status, body) == (200, {"visibility": "private"})
     status, body = await api.call("GET", f"{V3}/directory/list/room/!nope:test.local")
@@ -130,14 +122,14 @@ async def test_directory_visibility(api) -> None:
 
 
 async def test_public_rooms_fields_filters_and_pagination(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    big = await create(api, a, visibility="public", name="Big room", topic="Lots of people", room_alias_name="big")
+    a, b = await api.tokens("alice", "bob")
+    big = await api.create_room(a, visibility="public", name="Big room", topic="Lots of people", room_alias_name="big")
     await api.call("POST", f"{R}/{big}/join", {}, token=b)
-    space = await create(api, a, visibility="public", name="Family space", creation_content={"type": "m.space"})
-    quiet = await create(api, a, visibility="public", name="Quiet", initial_state=[
+    space = await api.create_room(a, visibility="public", name="Family space", creation_content={"type": "m.space"})
+    quiet = await api.create_room(a, visibility="public", name="Quiet", initial_state=[
         {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}},
         {"type": "m.room.avatar", "content": {"url": "mxc://test.local/abc"}}])
-    await create(api, a, name="Hidden")     # private: never listed
+    await api.create_room(a, name="Hidden")     # private: never listed
 
     status, body = await api.call("GET", f"{V3}/publicRooms")
     assert status == 200, body
@@ -186,7 +178,7 @@ async def test_public_rooms_fields_filters_and_pagination(api) -> None:
 
 
 async def test_public_rooms_refusals(api) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     status, body = await api.call("GET", f"{V3}/publicRooms", query={"server": "elsewhere.org"})
     assert (status, body["errcode"]) == (404, "M_UNKNOWN")
     status, body = await api.call("GET", f"{V3}/publicRooms", query={"server": "bad server"})
@@ -213,10 +205,10 @@ async def test_public_rooms_refusals(api) -> None:
 
 
 async def test_creator_and_admin_powers(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     admin = (await api.server.registration.create_user("root", "pw", admin=True, login=True))["access_token"]
     # Alice created the room but gave away her power: as its creator she may still publish it.
-    room = await create(api, a, room_version="11", preset="public_chat")
+    room = await api.create_room(a, room_version="11", preset="public_chat")
     await api.call("POST", f"{R}/{room}/join", {}, token=b)
     _, levels = await api.call("GET", f"{R}/{room}/state/m.room.power_levels", token=a)
     levels["users"] = {"@bob:test.local": 100}

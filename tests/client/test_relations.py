@@ -15,9 +15,6 @@ ALICE, BOB, CAROL = "@alice:test.local", "@bob:test.local", "@carol:test.local"
 _txn = itertools.count()
 
 
-async def users(api, *names):
-    return [(await api.register(n))["access_token"] for n in names]
-
 
 async def make_room(api, token: str, **body: Any) -> str:
     status, resp = await api.call("POST", "/_matrix/client/v3/createRoom", body, token=token)
@@ -60,7 +57,7 @@ async def public_room_with(api, a: str, *others: str) -> str:
 
 
 async def test_children_filtered_by_rel_type_and_event_type(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     room = await public_room_with(api, a, b)
     root = await send(api, a, room, text("root"))
     t1 = await send(api, b, room, thread(root, "one"))
@@ -85,7 +82,7 @@ async def test_children_filtered_by_rel_type_and_event_type(api) -> None:
 
 
 async def test_pagination_across_pages(api) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     room = await make_room(api, a)
     root = await send(api, a, room, text("root"))
     children = [await send(api, a, room, thread(root, str(i))) for i in range(7)]
@@ -124,7 +121,7 @@ async def test_pagination_across_pages(api) -> None:
 
 
 async def test_recurse(api) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     room = await make_room(api, a)
     root = await send(api, a, room, text("root"))
     reply = await send(api, a, room, thread(root, "reply"))
@@ -148,7 +145,7 @@ async def test_recurse(api) -> None:
 
 
 async def test_refusals(api) -> None:
-    a, b, c = await users(api, "alice", "bob", "carol")
+    a, b, c = await api.tokens("alice", "bob", "carol")
     room = await make_room(api, a, preset="private_chat")
     root = await send(api, a, room, text("root"))
     other_room = await make_room(api, a)
@@ -179,7 +176,7 @@ async def test_refusals(api) -> None:
 
 
 async def test_parent_and_children_follow_history_visibility(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     room = await make_room(api, a, preset="public_chat", initial_state=[
         {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}])
     hidden_root = await send(api, a, room, text("before bob"))
@@ -209,7 +206,7 @@ async def test_parent_and_children_follow_history_visibility(api) -> None:
 
 
 async def test_bundled_aggregations_on_messages_event_and_context(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     room = await public_room_with(api, a, b)
     root = await send(api, a, room, text("root"))
     await send(api, a, room, edit(root, "first edit"))
@@ -252,7 +249,7 @@ async def test_bundled_aggregations_on_messages_event_and_context(api) -> None:
 
 
 async def test_participation_and_ignored_users(api) -> None:
-    a, b, c = await users(api, "alice", "bob", "carol")
+    a, b, c = await api.tokens("alice", "bob", "carol")
     room = await public_room_with(api, a, b, c)
     root = await send(api, a, room, text("root"))
     await send(api, b, room, thread(root, "from bob"))
@@ -271,14 +268,14 @@ async def test_participation_and_ignored_users(api) -> None:
     _, body = await relations(api, b, room, root)
     assert [e["content"]["body"] for e in body["chunk"]] == ["from bob"]
 
-    (d,) = await users(api, "dave")
+    (d,) = await api.tokens("dave")
     assert (await api.call("POST", f"{R3}/{room}/join", {}, token=d))[0] == 200
     _, body = await api.call("GET", f"{R3}/{room}/event/{root}", token=d)
     assert body["unsigned"]["m.relations"]["m.thread"]["current_user_participated"] is False
 
 
 async def test_redactions_break_relations(api) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     room = await make_room(api, a)
     root = await send(api, a, room, text("root"))
     first = await send(api, a, room, edit(root, "first"))
@@ -302,7 +299,7 @@ async def test_redactions_break_relations(api) -> None:
 
 
 async def test_encrypted_relations_use_cleartext(api) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     room = await make_room(api, a)
     sealed = {"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "AAAA", "sender_key": "k", "device_id": "D",
               "session_id": "s"}
@@ -319,7 +316,7 @@ async def test_encrypted_relations_use_cleartext(api) -> None:
 
 
 async def test_threads_list(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     room = await public_room_with(api, a, b)
     roots = [await send(api, a, room, text(f"root {i}")) for i in range(4)]
     await send(api, a, room, thread(roots[0], "a0"))
@@ -350,7 +347,7 @@ async def test_threads_list(api) -> None:
 
 
 async def test_ignored_thread_root_is_listed_redacted(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     room = await public_room_with(api, a, b)
     root = await send(api, a, room, text("secret root"))
     await send(api, b, room, thread(root, "reply"))
@@ -363,7 +360,7 @@ async def test_ignored_thread_root_is_listed_redacted(api) -> None:
 
 
 async def test_edit_tie_broken_by_event_id(api, monkeypatch) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     room = await make_room(api, a)
     root = await send(api, a, room, text("root"))
     monkeypatch.setattr("pocketserver.roomserver.now_ms", lambda: 1_700_000_000_000)

@@ -10,12 +10,9 @@ V3 = "/_matrix/client/v3"
 R = f"{V3}/rooms"
 
 
-async def users(api, *names):
-    return [(await api.register(n))["access_token"] for n in names]
-
 
 async def test_report_event_stored_for_admin(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     _, body = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat"}, token=a)
     room = body["room_id"]
     await api.call("POST", f"{R}/{room}/join", {}, token=b)
@@ -33,7 +30,7 @@ async def test_report_event_stored_for_admin(api) -> None:
 
 
 async def test_report_event_refusals(api) -> None:
-    a, b, c = await users(api, "alice", "bob", "carol")
+    a, b, c = await api.tokens("alice", "bob", "carol")
     _, body = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat", "initial_state": [
         {"type": "m.room.history_visibility", "content": {"history_visibility": "joined"}}]}, token=a)
     room = body["room_id"]
@@ -61,7 +58,7 @@ async def test_report_event_refusals(api) -> None:
 
 
 async def test_report_room_and_user(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     _, body = await api.call("POST", f"{V3}/createRoom", {}, token=a)
     room = body["room_id"]
     # Reporting a room does not need membership.

@@ -13,19 +13,11 @@ R = f"{V3}/rooms"
 UNSTABLE = "/_matrix/client/unstable/im.nheko.summary"
 
 
-async def users(api, *names):
-    return [(await api.register(n))["access_token"] for n in names]
-
-
-async def create(api, token, **body):
-    status, resp = await api.call("POST", f"{V3}/createRoom", body, token=token)
-    assert status == 200, resp
-    return resp["room_id"]
 
 
 async def test_summary_fields_and_membership(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    room = await create(api, a, preset="public_chat", name="Family", topic="Dinner", room_alias_name="family",
+    a, b = await api.tokens("alice", "bob")
+    room = await api.create_room(a, preset="public_chat", name="Family", topic="Dinner", room_alias_name="family",
                         initial_state=[{"type": "m.room.encryption", "content": {"algorithm": "m.megolm.v1.aes-sha2"}},
                                        {"type": "m.room.avatar", "content": {"url": "mxc://test.local/x"}}])
     status, body = await api.call("GET", f"{V1}/room_summary/{room}", token=a)
@@ -45,11 +37,11 @@ async def test_summary_fields_and_membership(api) -> None:
 
 
 async def test_summary_visibility(api) -> None:
-    a, b, c = await users(api, "alice", "bob", "carol")
-    private = await create(api, a, preset="private_chat", name="Secret")
-    knock = await create(api, a, preset="private_chat", initial_state=[
+    a, b, c = await api.tokens("alice", "bob", "carol")
+    private = await api.create_room(a, preset="private_chat", name="Secret")
+    knock = await api.create_room(a, preset="private_chat", initial_state=[
         {"type": "m.room.join_rules", "content": {"join_rule": "knock"}}])
-    readable = await create(api, a, preset="private_chat", initial_state=[
+    readable = await api.create_room(a, preset="private_chat", initial_state=[
         {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}])
     # Hidden from outsiders (same answer as an unknown room), with or without a token.
     for token in (b, None):
@@ -72,7 +64,7 @@ async def test_summary_visibility(api) -> None:
     status, body = await api.call("GET", f"{V1}/room_summary/{private}", token=b)
     assert status == 200 and body["membership"] == "invite" and body["name"] == "Secret"
     # Restricted: visible to members of an allowed room only.
-    restricted = await create(api, a, preset="private_chat", initial_state=[
+    restricted = await api.create_room(a, preset="private_chat", initial_state=[
         {"type": "m.room.join_rules", "content": {"join_rule": "restricted",
                                                   "allow": [{"type": "m.room_membership", "room_id": knock}]}}])
     status, body = await api.call("GET", f"{V1}/room_summary/{restricted}", token=c)
@@ -82,7 +74,7 @@ async def test_summary_visibility(api) -> None:
 
 
 async def make_space(api, token, name, children, **extra):
-    space = await create(api, token, preset="public_chat", name=name, creation_content={"type": "m.space"}, **extra)
+    space = await api.create_room(token, preset="public_chat", name=name, creation_content={"type": "m.space"}, **extra)
     for i, (child, suggested) in enumerate(children):
         content = {"via": ["test.local"], "order": f"{i:02d}"}
         if suggested:
@@ -93,10 +85,10 @@ async def make_space(api, token, name, children, **extra):
 
 
 async def test_hierarchy_walk_depth_suggested_and_pagination(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    r1 = await create(api, a, preset="public_chat", name="r1")
-    r2 = await create(api, a, preset="public_chat", name="r2")
-    hidden = await create(api, a, preset="private_chat", name="hidden")
+    a, b = await api.tokens("alice", "bob")
+    r1 = await api.create_room(a, preset="public_chat", name="r1")
+    r2 = await api.create_room(a, preset="public_chat", name="r2")
+    hidden = await api.create_room(a, preset="private_chat", name="hidden")
     sub = await make_space(api, a, "sub", [(r2, False)])
     root = await make_space(api, a, "root", [(r1, True), (sub, False), (hidden, False),
                                              ("!unknown:test.local", False)])
@@ -142,8 +134,8 @@ async def test_hierarchy_walk_depth_suggested_and_pagination(api) -> None:
 
 
 async def test_hierarchy_refusals(api) -> None:
-    a, b = await users(api, "alice", "bob")
-    secret = await create(api, a, preset="private_chat", creation_content={"type": "m.space"})
+    a, b = await api.tokens("alice", "bob")
+    secret = await api.create_room(a, preset="private_chat", creation_content={"type": "m.space"})
     space = await make_space(api, a, "root", [])
     status, body = await api.call("GET", f"{V1}/rooms/{secret}/hierarchy", token=b)
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
@@ -156,7 +148,7 @@ async def test_hierarchy_refusals(api) -> None:
         status, body = await api.call("GET", f"{V1}/rooms/{space}/hierarchy", query=query, token=b)
         assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), query
 
-    child = await create(api, a, preset="public_chat")
+    child = await api.create_room(a, preset="public_chat")
     await api.call("PUT", f"{R}/{space}/state/m.space.child/{child}", {"via": ["test.local"]}, token=a)
     _, page = await api.call("GET", f"{V1}/rooms/{space}/hierarchy", query={"limit": "1"}, token=b)
     token = page["next_batch"]

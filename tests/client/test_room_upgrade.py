@@ -12,9 +12,6 @@ V3 = "/_matrix/client/v3"
 R = f"{V3}/rooms"
 
 
-async def users(api, *names):
-    return [(await api.register(n))["access_token"] for n in names]
-
 
 async def state_map(api, room, token):
     status, events = await api.call("GET", f"{R}/{room}/state", token=token)
@@ -25,7 +22,7 @@ async def state_map(api, room, token):
 @pytest.mark.parametrize("old_version,new_version", [("10", "11"), ("11", "12"), ("12", "12"), ("12", "11"),
                                                       ("1", "10")])
 async def test_upgrade_copies_state_and_tombstones(api, old_version, new_version) -> None:
-    a, b, c = await users(api, "alice", "bob", "carol")
+    a, b, c = await api.tokens("alice", "bob", "carol")
     status, body = await api.call("POST", f"{V3}/createRoom", {
         "room_version": old_version, "preset": "public_chat", "visibility": "public", "name": "Family",
         "topic": "Dinner", "room_alias_name": "family",
@@ -90,7 +87,7 @@ async def test_upgrade_copies_state_and_tombstones(api, old_version, new_version
 
 
 async def test_upgrade_gives_temporary_power_and_restores_it(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     # Bob may send the tombstone (level 50) but not everything the copy needs (state_default 60).
     _, body = await api.call("POST", f"{V3}/createRoom", {
         "room_version": "10", "preset": "public_chat",
@@ -107,7 +104,7 @@ async def test_upgrade_gives_temporary_power_and_restores_it(api) -> None:
 
 
 async def test_upgrade_to_v12_with_additional_creators(api) -> None:
-    a, b = await users(api, "alice", "bob")
+    a, b = await api.tokens("alice", "bob")
     _, body = await api.call("POST", f"{V3}/createRoom", {"room_version": "11", "preset": "public_chat"}, token=a)
     old = body["room_id"]
     status, body = await api.call("POST", f"{R}/{old}/upgrade",
@@ -119,7 +116,7 @@ async def test_upgrade_to_v12_with_additional_creators(api) -> None:
 
 
 async def test_upgrade_space_copies_children(api) -> None:
-    (a,) = await users(api, "alice")
+    (a,) = await api.tokens("alice")
     _, body = await api.call("POST", f"{V3}/createRoom", {"creation_content": {"type": "m.space"}}, token=a)
     space = body["room_id"]
     await api.call("PUT", f"{R}/{space}/state/m.space.child/!child:test.local", {"via": ["test.local"]}, token=a)
@@ -131,7 +128,7 @@ async def test_upgrade_space_copies_children(api) -> None:
 
 
 async def test_upgrade_refusals(api) -> None:
-    a, b, c = await users(api, "alice", "bob", "carol")
+    a, b, c = await api.tokens("alice", "bob", "carol")
     _, body = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat"}, token=a)
     room = body["room_id"]
     await api.call("POST", f"{R}/{room}/join", {}, token=b)
