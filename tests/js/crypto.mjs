@@ -1,14 +1,7 @@
 // A matrix-js-sdk client with its Rust crypto (WASM, in-memory store), driven over stdin/stdout with JSON
 // lines like driver.mjs, for pocketserver's end-to-end encryption tests.
 // Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
-if (!Promise.withResolvers) {
-  // Node 20 lacks Promise.withResolvers, which the SDK uses (it declares Node >= 22).
-  Promise.withResolvers = function () {
-    let resolve, reject;
-    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-    return { promise, resolve, reject };
-  };
-}
+import { out, serve } from "./harness.mjs";
 // stdout carries the JSON lines: the SDK's and the WASM module's logging goes to stderr, only warnings and
 // errors unless CRYPTO_DRIVER_DEBUG=<regular expression> is set (then also the debug lines matching it).
 const toStderr = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
@@ -24,11 +17,9 @@ const { CryptoEvent, decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypt
 const { RustBackupManager } = await import("matrix-js-sdk/lib/rust-crypto/backup.js");
 RustBackupManager.maxBackupLoopStartDelayMillis = 0;
 const { RequestType } = await import("@matrix-org/matrix-sdk-crypto-wasm");
-import readline from "node:readline";
 
 const { logger } = await import("matrix-js-sdk/lib/logger.js");
 logger.setLevel(process.env.CRYPTO_DRIVER_DEBUG ? "debug" : "warn", false);
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 let client = null;
 let login = null;           // { user, password, user_id, device_id }
 let secretStorageKey = null; // [keyId | null, raw private key] for getSecretStorageKey
@@ -228,16 +219,4 @@ const handlers = {
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
-const rl = readline.createInterface({ input: process.stdin });
-rl.on("line", async (line) => {
-  let msg;
-  try { msg = JSON.parse(line); } catch { return; }
-  try {
-    if (!handlers[msg.cmd]) throw new Error(`unknown command ${msg.cmd}`);
-    const result = await handlers[msg.cmd](msg);
-    out({ id: msg.id, ok: true, ...result });
-  } catch (err) {
-    out({ id: msg.id, ok: false, error: String(err?.data?.errcode ?? "") + " " + String(err?.message ?? err) });
-  }
-});
-rl.on("close", () => { client?.stopClient(); process.exit(0); });
+serve(handlers, () => { client?.stopClient(); });

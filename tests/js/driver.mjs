@@ -1,17 +1,8 @@
 // A matrix-js-sdk client driven over stdin/stdout with JSON lines, for pocketserver's tests.
 // Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
-if (!Promise.withResolvers) {
-  // Node 20 lacks Promise.withResolvers, which the SDK uses (it declares Node >= 22).
-  Promise.withResolvers = function () {
-    let resolve, reject;
-    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-    return { promise, resolve, reject };
-  };
-}
+import { out, serve } from "./harness.mjs";
 const sdk = await import("matrix-js-sdk");
-import readline from "node:readline";
 
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 let client = null;
 
 function watch(c) {
@@ -90,15 +81,4 @@ const handlers = {
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
-const rl = readline.createInterface({ input: process.stdin });
-rl.on("line", async (line) => {
-  let msg;
-  try { msg = JSON.parse(line); } catch { return; }
-  try {
-    const result = await handlers[msg.cmd](msg);
-    out({ id: msg.id, ok: true, ...result });
-  } catch (err) {
-    out({ id: msg.id, ok: false, error: String(err?.data?.errcode ?? "") + " " + String(err?.message ?? err) });
-  }
-});
-rl.on("close", () => { client?.stopClient(); process.exit(0); });
+serve(handlers, () => { client?.stopClient(); });

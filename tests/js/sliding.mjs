@@ -1,20 +1,11 @@
 // A matrix-js-sdk client that syncs with simplified sliding sync (MSC4186, the SDK's SlidingSync class),
 // driven over stdin/stdout with JSON lines like driver.mjs.
 // Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
-if (!Promise.withResolvers) {
-  // Node 20 lacks Promise.withResolvers, which the SDK uses (it declares Node >= 22).
-  Promise.withResolvers = function () {
-    let resolve, reject;
-    const promise = new Promise((res, rej) => { resolve = res; reject = rej; });
-    return { promise, resolve, reject };
-  };
-}
+import { out, serve } from "./harness.mjs";
 const sdk = await import("matrix-js-sdk");
 // SlidingSync is not re-exported by the package index; the package has no "exports" map, so import the module.
 const { SlidingSync, SlidingSyncEvent, SlidingSyncState } = await import("matrix-js-sdk/lib/sliding-sync.js");
-import readline from "node:readline";
 
-const out = (obj) => process.stdout.write(JSON.stringify(obj) + "\n");
 let client = null;
 let sliding = null;
 
@@ -83,15 +74,4 @@ const handlers = {
   async stop() { client?.stopClient(); sliding?.stop(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
-const rl = readline.createInterface({ input: process.stdin });
-rl.on("line", async (line) => {
-  let msg;
-  try { msg = JSON.parse(line); } catch { return; }
-  try {
-    const result = await handlers[msg.cmd](msg);
-    out({ id: msg.id, ok: true, ...result });
-  } catch (err) {
-    out({ id: msg.id, ok: false, error: String(err?.data?.errcode ?? "") + " " + String(err?.message ?? err) });
-  }
-});
-rl.on("close", () => { client?.stopClient(); sliding?.stop(); process.exit(0); });
+serve(handlers, () => { client?.stopClient(); sliding?.stop(); });
