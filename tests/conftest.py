@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import signal
 import socket
 import subprocess
@@ -90,14 +89,7 @@ class RunningServer:
                               input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=60)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
     async def register_shared_secret(self, session: aiohttp.ClientSession, username: str,
                                      password: str, admin: bool = False) -> dict[str, Any]:
@@ -123,21 +115,38 @@ def start_server(tmp: Path, **overrides: Any) -> RunningServer:
     process = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config_path)],
                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    wait_until_serving(base_url, process, tmp / "server.log")
+    return RunningServer(base_url, config_path, data_dir, process)
+
+
+def wait_until_serving(base_url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+    """Wait until the server answers /versions; raise RuntimeError with its log if it exits or hangs."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(f"{base_url}/_matrix/client/versions", timeout=1) as resp:
                 if resp.status == 200:
-                    break
+                    return
         except OSError:
             pass
         if process.poll() is not None:
-            raise RuntimeError(f"server exited: {(tmp / 'server.log').read_text()}")
+            raise RuntimeError(f"server exited:\n{log.read_text()}")
         if time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError("server did not answer within 30 s")
+            raise RuntimeError(f"server did not answer within {timeout:.0f} s:\n{log.read_text()}")
         time.sleep(0.05)
-    return RunningServer(base_url, config_path, data_dir, process)
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    """SIGTERM, wait, SIGKILL after `timeout`; returns the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
 
 
 @pytest.fixture(scope="module")

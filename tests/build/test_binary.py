@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import zlib
 from importlib import metadata
 from pathlib import Path
@@ -33,7 +32,7 @@ from nio import (AsyncClient, LoginResponse, RoomCreateResponse, RoomMessageText
 
 from pocketserver import __version__  # noqa: E402
 from pocketserver.storage.database import SCHEMA_VERSION  # noqa: E402
-from tests.conftest import ROOT, free_port  # noqa: E402
+from tests.conftest import ROOT, free_port, wait_until_serving  # noqa: E402
 
 SPEC = ROOT / "build" / "pyinstaller.spec"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pocketserver-build"
@@ -98,18 +97,10 @@ class BinaryServer:
         self.process = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", str(port)],
                                         cwd=cwd, stdout=self._out, stderr=subprocess.STDOUT,
                                         stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.base_url}/_matrix/client/versions", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.process.kill()
-                pytest.fail(f"the binary did not start:\n{log.read_text()}")
-            time.sleep(0.05)
+        try:
+            wait_until_serving(self.base_url, self.process, log, timeout=60)
+        except RuntimeError as exc:
+            pytest.fail(f"the binary did not start: {exc}")
 
     def stop(self) -> int:
         """SIGTERM, as systemd sends it; returns the exit code."""

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.conftest import ROOT, free_port, write_config
+from tests.conftest import ROOT, free_port, stop_process, write_config
 
 
 def _netns_available() -> str | None:
@@ -84,14 +84,7 @@ class NsServer:
     port: int
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
 
 @pytest.fixture
