@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import getpass
 import logging
-import os
 import re
 import signal
 import sys

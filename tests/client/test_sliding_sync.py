@@ -10,7 +10,7 @@ import statistics
 import time
 from typing import Any
 
-from tests.client.test_keys import Device, new_device, upload
+from tests.client.test_keys import new_device, upload
 
 SS = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 SYNC = "/_matrix/client/v3/sync"
