@@ -6,9 +6,10 @@ import os
 import re
 import socket
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.ids import is_valid_server_name
 from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS

@@ -4,7 +4,8 @@ Spec: client-server-api, "Account registration and management", "Device manageme
 """
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from pocketserver.accounts.auth import Authenticator, Requester
 from pocketserver.accounts.passwords import PasswordHasher

@@ -80,7 +80,7 @@ class Authenticator:
                 raise MissingToken("Invalid Authorization header")
             return None
         token_hash = hash_token(token)
-        owner = await store.get_token_owner(self._db, token_hash)
+        owner = store.get_token_owner(self._db, token_hash)
         if owner is None:
             raise UnknownToken("Unknown access token", soft_logout=False)
         now = now_ms()

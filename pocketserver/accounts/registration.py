@@ -9,7 +9,8 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.accounts.auth import now_ms
 from pocketserver.accounts.passwords import PasswordHasher

@@ -4,8 +4,9 @@ Spec: client-server-api, "Login", "Refreshing access tokens", "Logout".
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.accounts.auth import (Authenticator, Requester, hash_token, new_access_token,
                                         new_device_id, new_refresh_token, now_ms)

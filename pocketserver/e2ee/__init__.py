@@ -6,7 +6,8 @@ and keeps encrypted backups. Spec: client-server-api, "End-to-End Encryption".
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import nacl.exceptions
 import nacl.signing

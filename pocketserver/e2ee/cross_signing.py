@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Any, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 from pocketserver.accounts.auth import Requester
 from pocketserver.e2ee import InvalidSignature, identity_of, verify_signed_json

@@ -6,7 +6,8 @@ Spec: client-server-api, "Device keys", "Uploading keys", "POST /_matrix/client/
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.accounts.auth import Requester
 from pocketserver.e2ee import identity_of, verify_signed_json

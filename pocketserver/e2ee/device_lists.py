@@ -8,7 +8,7 @@ their own devices. Spec: client-server-api, "Tracking the device list for a user
 """
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from pocketserver.errors import MissingParam
 from pocketserver.storage import e2ee_streams as store

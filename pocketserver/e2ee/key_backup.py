@@ -4,7 +4,8 @@ Spec: client-server-api, "Server-side key backups" and the /room_keys endpoints.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam, MatrixError, MissingParam, NotFound
 from pocketserver.storage import key_backup as store

@@ -5,8 +5,9 @@ Spec: client-server-api, "One-time and fallback keys", "POST /_matrix/client/v3/
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam
 from pocketserver.ids import InvalidIdentifier, UserID

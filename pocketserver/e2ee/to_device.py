@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.accounts.auth import Requester
 from pocketserver.errors import BadJson, InvalidParam

@@ -7,7 +7,8 @@ Spec: client-server-api, "Typing Notifications", "Receipts", "Fully read markers
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import Forbidden
 from pocketserver.roomserver import RoomServer

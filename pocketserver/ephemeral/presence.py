@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from pocketserver.errors import Forbidden, InvalidParam, MissingParam
 from pocketserver.ids import InvalidIdentifier, UserID

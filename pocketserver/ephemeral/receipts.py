@@ -8,7 +8,8 @@ Spec: client-server-api, "Receipts", "Fully read markers".
 from __future__ import annotations
 
 import time
-from typing import Any, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from pocketserver.ephemeral import add_ephemeral, ephemeral_wanted, require_joined
 from pocketserver.errors import InvalidParam, NotFound

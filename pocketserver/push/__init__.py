@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.config import Config
 from pocketserver.errors import InvalidParam
@@ -83,11 +84,12 @@ class Push:
         event.setdefault("room_id", room.room_id)
         joined_set = set(joined)
         notified: dict[str, tuple[tuple[Any, ...], bool, bool]] = {}
+        memo: dict[Any, bool] = {}
         for user_id in recipients:
             ruleset = await self.rules.get_ruleset_tx(tx, user_id)
             ctx = PushContext(user_id, _display_name(room, user_id), member_count, sender_level, levels)
             try:
-                rule = evaluate_rules(ruleset.rules, event, ctx)
+                rule = evaluate_rules(ruleset.rules, event, ctx, memo)
             except Exception:  # a bug in one user's rules must never stop the event being stored
                 log.exception("push rule evaluation failed for %s", user_id)
                 continue

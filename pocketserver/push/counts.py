@@ -7,7 +7,8 @@ Spec: client-server-api, "Receiving notifications", "Marking notifications as re
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pocketserver.storage import push as store
 from pocketserver.storage.writer import Transaction

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 KINDS = ("override", "content", "room", "sender", "underride")
 LEGACY_ACTIONS = ("dont_notify", "coalesce")
@@ -34,6 +35,10 @@ class PushRule:
     actions: tuple[Any, ...]
     conditions: tuple[Mapping[str, Any], ...] | None = None    # override and underride rules
     pattern: str | None = None                                 # content rules
+    _effective: tuple[Mapping[str, Any], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_effective", self._conditions_for_kind())
 
     def to_json(self) -> dict[str, Any]:
         """The rule in the shape of the spec's PushRule object."""
@@ -50,6 +55,9 @@ class PushRule:
 
         Spec: client-server-api, "Push Rules" (kinds).
         """
+        return self._effective
+
+    def _conditions_for_kind(self) -> tuple[Mapping[str, Any], ...]:
         if self.kind == "content":
             return ({"kind": "event_match", "key": "content.body", "pattern": self.pattern or ""},)
         if self.kind == "room":
@@ -75,21 +83,46 @@ def strip_legacy_actions(actions: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(a for a in actions if a not in LEGACY_ACTIONS)
 
 
-def evaluate_rules(rules: Sequence[PushRule], event: Mapping[str, Any], ctx: PushContext) -> PushRule | None:
+def evaluate_rules(rules: Sequence[PushRule], event: Mapping[str, Any], ctx: PushContext,
+                   memo: dict[Any, bool] | None = None) -> PushRule | None:
     """The first enabled rule (in evaluation order) whose conditions all hold, or None.
 
+    `memo` carries condition results from one recipient to the next for the same event: most
+    conditions (and every default rule's, bar the display name) don't depend on who is asking, so a
+    room of N members costs about one evaluation, not N. Pass a fresh dict per event; the event's
+    member count and sender power level (in `ctx`) must be the same for every call sharing it.
     Spec: client-server-api, "Push Rules".
     """
     content = event.get("content")
-    has_mentions = isinstance(content, Mapping) and "m.mentions" in content
+    has_mentions = isinstance(content, dict) and "m.mentions" in content
     for rule in rules:
         if not rule.enabled:
             continue
         if has_mentions and rule.default and rule.rule_id in LEGACY_MENTION_RULES:
             continue
-        if all(condition_matches(c, event, ctx) for c in rule.effective_conditions()):
+        for condition in rule._effective:
+            if not _memo_match(condition, event, ctx, memo):
+                break
+        else:
             return rule
     return None
+
+
+def _memo_match(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: PushContext,
+                memo: dict[Any, bool] | None) -> bool:
+    if memo is None:
+        return condition_matches(condition, event, ctx)
+    kind = condition.get("kind")
+    value = condition.get("value")
+    key = (kind, condition.get("key"), condition.get("pattern"), value, type(value), condition.get("is"),
+           ctx.display_name if kind == "contains_display_name" else None)
+    try:
+        return memo[key]
+    except KeyError:
+        found = memo[key] = condition_matches(condition, event, ctx)
+        return found
+    except TypeError:     # a malformed condition with a list or object value: not memoised
+        return condition_matches(condition, event, ctx)
 
 
 def condition_matches(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: PushContext) -> bool:

@@ -10,8 +10,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.errors import InvalidParam, MissingParam
 from pocketserver.push.gateway import Gateway, GatewayError, is_valid_notify_url
@@ -157,7 +158,6 @@ class Pushers:
         self.db = db
         self.gateway = gateway or Gateway()
         self._by_user: dict[str, list[Pusher]] = {}
-        self._reloads: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._queued = False
         self.updated = asyncio.Event()     # set whenever the in-memory pushers change (tests wait on it)
@@ -176,9 +176,9 @@ class Pushers:
     def for_user(self, user_id: str) -> list[Pusher]:
         return self._by_user.get(user_id, [])
 
-    async def _reload_users(self, user_ids: set[str]) -> None:
+    def _reload_users(self, user_ids: set[str]) -> None:
         for user_id in user_ids:
-            pushers = [Pusher.from_row(r) for r in await store.get_pushers_for_user(self.db, user_id)]
+            pushers = [Pusher.from_row(r) for r in store.get_pushers_for_user(self.db, user_id)]
             if pushers:
                 self._by_user[user_id] = pushers
             else:
@@ -204,7 +204,7 @@ class Pushers:
                 touched |= set(await store.delete_pushers(tx, req.app_id, req.pushkey, other_than_user=user_id))
             return touched
 
-        await self._reload_users(await self.db.write(job))
+        self._reload_users(await self.db.write(job))
 
     async def enqueue(self, tx: Transaction, user_id: str, notification: dict[str, Any]) -> None:
         """Queue `notification` for each of the user's pushers, inside the caller's write job."""
@@ -215,15 +215,16 @@ class Pushers:
 
     def on_commit(self, changes: Changes) -> None:
         """Writer listener: wake the delivery task once queued notifications are committed, and
-        re-read the pushers of users with pushers whose account changed (a device may be gone)."""
+        re-read the pushers of users with pushers whose account changed (a device may be gone).
+
+        The re-read is synchronous, so the request that logged a device out answers only after its
+        pushers are gone from memory too."""
         if self._queued:
             self._queued = False
             self._wake.set()
         stale = {u for u in changes.users if u in self._by_user}
         if stale:
-            task = asyncio.get_running_loop().create_task(self._reload_users(stale))
-            self._reloads.add(task)
-            task.add_done_callback(self._reloads.discard)
+            self._reload_users(stale)
 
     async def run(self) -> None:
         """The delivery task: send what is due, then sleep until the next retry or a new commit."""
@@ -295,7 +296,7 @@ class Pushers:
                 users |= set(await store.delete_pushers(tx, pusher.app_id, pusher.pushkey, user_id=pusher.user_id))
             return users
 
-        await self._reload_users(await self.db.write(job))
+        self._reload_users(await self.db.write(job))
 
     async def close(self) -> None:
         await self.gateway.close()

@@ -5,8 +5,9 @@ through /sync. Spec: client-server-api, "Push Rules: API", "Push Rules: Events".
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.errors import BadRequest, InvalidParam, NotFound
 from pocketserver.push.default_rules import default_rules

@@ -5,7 +5,8 @@ Spec: appendices, "Canonical JSON"; rooms/v6, "Canonical JSON".
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence, Union
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import canonicaljson
 

@@ -4,7 +4,8 @@ Spec: client-server-api, "Room Event Format" (ClientEvent) and "Syncing" (unsign
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # Top-level PDU keys clients see; federation-only keys (auth_events, hashes, ...) are dropped.
 _CLIENT_KEYS = ("content", "origin_server_ts", "sender", "state_key", "type", "redacts")

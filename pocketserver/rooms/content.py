@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.rooms.events import Pdu
 from pocketserver.rooms.versions import RoomVersion

@@ -7,8 +7,9 @@ from __future__ import annotations
 import copy
 import secrets
 import string
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pocketserver.rooms.canonical import (
     CanonicalJsonError, JsonDict, JsonValue, check_strict_canonical_json, encode_canonical_json,

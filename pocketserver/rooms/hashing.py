@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 from pocketserver.rooms.canonical import JsonDict, JsonValue, encode_canonical_json
 from pocketserver.rooms.redaction import redact

@@ -5,7 +5,8 @@ Spec: rooms/v1 "Redactions" (fragment v1-redactions) and its successors v6, v8, 
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.rooms.canonical import JsonValue
 from pocketserver.rooms.versions import RoomVersion

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import copy
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import nacl.exceptions
 import nacl.signing

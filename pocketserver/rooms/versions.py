@@ -5,9 +5,9 @@ Spec: rooms, "Complete list of room versions", and each rooms/vN page.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
 
 
 class EventIdFormat(enum.Enum):

@@ -10,8 +10,9 @@ import dataclasses
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from pocketserver.config import Config
 from pocketserver.e2ee.device_lists import record_membership_change

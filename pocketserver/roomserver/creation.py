@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam, MatrixError
 from pocketserver.ids import InvalidIdentifier, UserID

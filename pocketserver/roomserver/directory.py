@@ -7,7 +7,8 @@ from __future__ import annotations
 import base64
 import json
 import string
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from pocketserver.errors import BadJson, BadRequest, Forbidden, InvalidParam, MatrixError, NotFound
 from pocketserver.ids import is_valid_server_name

@@ -4,7 +4,8 @@ Spec: client-server-api, "Room membership"; rooms/v8, "Restricted rooms".
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound
 from pocketserver.ids import InvalidIdentifier, UserID

@@ -6,7 +6,8 @@ Spec: client-server-api, "Getting events for a room", "Room History Visibility".
 from __future__ import annotations
 
 import time
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from pocketserver.errors import Forbidden, NotFound
 from pocketserver.rooms.client_event import format_client_event

@@ -6,8 +6,9 @@ Spec: client-server-api, "Forming relationships between events", "Aggregations o
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from pocketserver.errors import NotFound
 from pocketserver.rooms.redaction import redact

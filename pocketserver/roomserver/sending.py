@@ -6,7 +6,8 @@ Spec: client-server-api, "PUT /_matrix/client/v3/rooms/{roomId}/send/{eventType}
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.e2ee import check_encryption_state_change
 from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound, TooLarge
@@ -50,19 +51,21 @@ async def _send_once(rs: RoomServer, user_id: str, device_id: str, room_id: str,
         raise BadJson("Transaction ID is too long")
     scoped = f"{scope}/{txn_id}"
     txn = (user_id, device_id, txn_id, scoped)   # the event keeps txn_id; the dedup key is `scoped`
-    async with rs.lock(room_id):
-        pending = rs.pending_txn(txn)
-        if pending is None:
-            earlier = await event_store.get_txn_event(rs.db, user_id, device_id, scoped)
-            if earlier is not None:
-                return earlier
-            room = await rs.require_room(room_id)
-            _require_joined(room, user_id)
-            if check is not None:
-                await check(room)
-            rs.limits.messages.spend(user_id)     # a retried txn_id above is not counted again
-            pdu = rs.build(room.copy(), user_id, spec)
-            pending, _ = rs.enqueue(room, [pdu], txn=txn)
+    assert rs.db.writer is not None
+    with rs.db.writer.expect():                   # the writer's batch may wait for this event
+        async with rs.lock(room_id):
+            pending = rs.pending_txn(txn)
+            if pending is None:
+                earlier = event_store.get_txn_event(rs.db, user_id, device_id, scoped)
+                if earlier is not None:
+                    return earlier
+                room = await rs.require_room(room_id)
+                _require_joined(room, user_id)
+                if check is not None:
+                    await check(room)
+                rs.limits.messages.spend(user_id)     # a retried txn_id above is not counted again
+                pdu = rs.build(room.copy(), user_id, spec)
+                pending, _ = rs.enqueue(room, [pdu], txn=txn)
     return (await asyncio.shield(pending))[0].event_id
 
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.errors import Forbidden, InvalidParam, NotFound
 from pocketserver.rooms.events import Pdu

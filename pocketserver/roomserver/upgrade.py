@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import secrets
 import string
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from pocketserver.errors import BadJson, Forbidden, InvalidParam
 from pocketserver.ids import InvalidIdentifier, UserID

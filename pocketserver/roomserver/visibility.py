@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pocketserver.storage import events as event_store
 from pocketserver.storage import state as state_store

@@ -5,7 +5,8 @@ Spec: client-server-api, "Server Side Search" and "POST /_matrix/client/v3/searc
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam, MissingParam
 from pocketserver.roomserver.reads import RoomReader

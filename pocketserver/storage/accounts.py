@@ -109,8 +109,9 @@ async def deactivate_user(tx: Transaction, user_id: str) -> None:
     await tx.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
 
 
-async def get_token_owner(db: Database, token_hash: bytes) -> TokenOwner | None:
-    row = await db.fetchone(_GET_TOKEN_OWNER, (token_hash,))
+def get_token_owner(db: Database, token_hash: bytes) -> TokenOwner | None:
+    """Who holds an access token (a primary-key look-up, done synchronously: it runs per request)."""
+    row = db.lookup(_GET_TOKEN_OWNER, (token_hash,))
     return TokenOwner(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
 
 

@@ -83,18 +83,32 @@ def _split_statements(sql: str) -> Iterable[str]:
         raise DatabaseError(f"incomplete SQL statement in migration: {buffer.strip()[:80]}")
 
 
-async def _connect(path: Path, *, readonly: bool) -> aiosqlite.Connection:
-    if readonly:
-        conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-    else:
-        conn = await aiosqlite.connect(path, isolation_level=None)
+async def _connect_reader(path: Path) -> aiosqlite.Connection:
+    """A read-only connection of the reader pool (statements run on its own thread)."""
+    conn = await aiosqlite.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
     conn.row_factory = aiosqlite.Row
     await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     await conn.execute("PRAGMA foreign_keys = ON")
-    if not readonly:
-        await conn.execute("PRAGMA journal_mode = WAL")
-        # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
-        await conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _connect_writer(path: Path) -> sqlite3.Connection:
+    """The write connection: used by the writer task, which moves blocking statements to its thread."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA journal_mode = WAL")
+    # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
+    conn.execute("PRAGMA synchronous = FULL")
+    return conn
+
+
+def _connect_lookup(path: Path) -> sqlite3.Connection:
+    """A read-only connection used on the event loop's thread for single-row indexed look-ups."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     return conn
 
 
@@ -110,31 +124,34 @@ class Database:
         self._max_batch_jobs = max_batch_jobs
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
-        self._write_conn: aiosqlite.Connection | None = None
+        self._write_conn: sqlite3.Connection | None = None
+        self._lookup_conn: sqlite3.Connection | None = None
         self.writer: Writer | None = None
 
     async def open(self) -> None:
         """Migrate, open the connections and start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         await asyncio.to_thread(migrate, self.path)
-        self._write_conn = await _connect(self.path, readonly=False)
+        self._write_conn = await asyncio.to_thread(_connect_writer, self.path)
         self.writer = Writer(self._write_conn, max_batch_jobs=self._max_batch_jobs)
+        self._lookup_conn = _connect_lookup(self.path)
         self.writer.start()
         for _ in range(self._n_readers):
-            conn = await _connect(self.path, readonly=True)
+            conn = await _connect_reader(self.path)
             self._all_readers.append(conn)
             self._readers.put_nowait(conn)
 
     async def close(self) -> None:
         """Drain the writer, then close every connection."""
         if self.writer is not None:
-            await self.writer.stop()
+            await self.writer.close()
+            self._write_conn = None
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
-        if self._write_conn is not None:
-            await self._write_conn.close()
-            self._write_conn = None
+        if self._lookup_conn is not None:
+            self._lookup_conn.close()
+            self._lookup_conn = None
 
     async def write(self, job: Job[T], *, size: int = 0) -> T:
         """Run `job` in the writer's next batch; returns once it is durably committed."""
@@ -170,6 +187,29 @@ class Database:
             async with self.reader() as conn:
                 return await fn(conn)
         return await asyncio.shield(run())
+
+    def lookup(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        """One row by primary key or unique index, read right here on the event loop's thread.
+
+        Only for look-ups that touch a handful of cached pages (an access token, a transaction
+        ID): far cheaper than a trip to a reader thread. The statement is finished before
+        returning, so the connection never holds an old snapshot.
+        """
+        assert self._lookup_conn is not None, "database is not open"
+        cursor = self._lookup_conn.execute(sql, tuple(params))
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def lookup_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """The few rows an indexed look-up finds (a user's pushers), read like `lookup`."""
+        assert self._lookup_conn is not None, "database is not open"
+        cursor = self._lookup_conn.execute(sql, tuple(params))
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
         async def one(conn: aiosqlite.Connection) -> aiosqlite.Row | None:

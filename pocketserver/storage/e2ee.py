@@ -5,8 +5,9 @@ Spec: client-server-api, "End-to-End Encryption", "Key management API" and "Cros
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

@@ -5,7 +5,8 @@ Spec: client-server-api, "Tracking the device list for a user", "Send-to-Device 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

@@ -5,8 +5,9 @@ Spec: server-server-api, "PDUs"; client-server-api, "Syncing" (stream positions)
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
@@ -103,8 +104,9 @@ async def set_redacted(tx: Transaction, event_id: str, redacted_json: dict[str, 
                      (json.dumps(redacted_json, ensure_ascii=False, separators=(",", ":")), redaction_id, event_id))
 
 
-async def get_txn_event(db: Database, user_id: str, device_id: str, txn_id: str) -> str | None:
-    row = await db.fetchone("SELECT event_id FROM transaction_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?",
+def get_txn_event(db: Database, user_id: str, device_id: str, txn_id: str) -> str | None:
+    """The event a transaction ID already sent, if any (a primary-key look-up, done synchronously)."""
+    row = db.lookup("SELECT event_id FROM transaction_ids WHERE user_id = ? AND device_id = ? AND txn_id = ?",
                             (user_id, device_id, txn_id))
     return row[0] if row else None
 

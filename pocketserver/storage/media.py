@@ -16,9 +16,10 @@ import re
 import secrets
 import shutil
 import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator, BinaryIO, Iterable
+from typing import BinaryIO
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

@@ -5,9 +5,11 @@ Spec: client-server-api, "Push Notifications"; push-gateway-api.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
+from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
 
@@ -255,9 +257,10 @@ async def get_all_pushers(db: Reads) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in await db.fetchall(f"SELECT {_PUSHER_COLUMNS} FROM pushers ORDER BY id")]
 
 
-async def get_pushers_for_user(db: Reads, user_id: str) -> list[tuple[Any, ...]]:
-    return [tuple(r) for r in await db.fetchall(f"SELECT {_PUSHER_COLUMNS} FROM pushers WHERE user_id = ? "
-                                                "ORDER BY id", (user_id,))]
+def get_pushers_for_user(db: Database, user_id: str) -> list[tuple[Any, ...]]:
+    """A user's pushers, read synchronously (it runs in the writer's after-commit listener)."""
+    return [tuple(r) for r in db.lookup_all(f"SELECT {_PUSHER_COLUMNS} FROM pushers WHERE user_id = ? "
+                                            "ORDER BY id", (user_id,))]
 
 
 async def upsert_pusher(tx: Transaction, *, user_id: str, device_id: str | None, kind: str, app_id: str,

@@ -7,8 +7,9 @@ Spec: client-server-api, "Receipts" and "Presence".
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

@@ -7,8 +7,8 @@ Spec: client-server-api, "Forming relationships between events".
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from pocketserver.storage import events as event_store
 from pocketserver.storage.database import Database

@@ -5,8 +5,9 @@ Spec: client-server-api, "Reporting content".
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

@@ -4,8 +4,8 @@ Spec: client-server-api, "Rooms"; "Room aliases".
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

@@ -5,7 +5,7 @@ Spec: client-server-api, "Server Side Search".
 from __future__ import annotations
 
 import json
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction

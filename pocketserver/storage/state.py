@@ -5,7 +5,7 @@ state per event. Spec: server-server-api, "Room State Resolution" needs the stat
 """
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import aiosqlite
 

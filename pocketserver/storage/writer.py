@@ -4,19 +4,29 @@ Jobs queued while a commit is in flight form the next batch, so one disk sync is
 every request that arrived meanwhile. Each job runs in its own SAVEPOINT, so a failing job is
 rolled back alone. Waiters are resolved only after COMMIT returns (synchronous=FULL in WAL
 mode makes that commit durable), and listeners hear about changes only after that.
+
+The statements of a job run directly on the event loop's thread: inside the write transaction
+they touch cached pages and take microseconds, far less than a hop to a database thread and
+back. What can block (BEGIN IMMEDIATE waiting for another process's lock, COMMIT with its disk
+sync and checkpoint, ROLLBACK) runs on the writer's own thread.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Iterable, TypeVar
-
-import aiosqlite
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Group commit: while requests that announced a write (`Writer.expect`) are still being handled,
+# the writer holds its batch open this long at most, so they share its disk sync.
+GROUP_COMMIT_WAIT_S = 0.004
 
 
 @dataclass(slots=True)
@@ -34,26 +44,52 @@ class Changes:
             self.streams[name] = max(pos, self.streams.get(name, 0))
 
 
+class Result:
+    """A statement run to completion: its rows (for RETURNING and SELECT), rowcount and lastrowid."""
+
+    __slots__ = ("rowcount", "lastrowid", "_rows")
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        try:
+            self._rows = cursor.fetchall()
+            self.rowcount = cursor.rowcount
+            self.lastrowid = cursor.lastrowid
+        finally:
+            cursor.close()
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._rows
+
+
 class Transaction:
     """The handle a write job receives: statements on the write connection, plus its changes."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.changes = Changes()
 
-    async def execute(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Cursor:
-        return await self._conn.execute(sql, tuple(params))
+    async def execute(self, sql: str, params: Iterable[Any] = ()) -> Result:
+        return Result(self._conn.execute(sql, tuple(params)))
 
     async def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
-        await self._conn.executemany(sql, [tuple(r) for r in rows])
+        self._conn.executemany(sql, [tuple(r) for r in rows])
 
-    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> aiosqlite.Row | None:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return await cur.fetchone()
+    async def fetchone(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+        cursor = self._conn.execute(sql, tuple(params))
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
 
-    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, tuple(params)) as cur:
-            return list(await cur.fetchall())
+    async def fetchall(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        cursor = self._conn.execute(sql, tuple(params))
+        try:
+            return cursor.fetchall()
+        finally:
+            cursor.close()
 
     async def next_stream_position(self, stream: str) -> int:
         """Allocate the next position of `stream` inside this transaction."""
@@ -102,9 +138,13 @@ class Writer:
     Spec: not a spec concept; see DESIGN.md, "The write path: one writer, group commit".
     """
 
-    def __init__(self, conn: aiosqlite.Connection, *, max_batch_jobs: int = 256,
+    def __init__(self, conn: sqlite3.Connection, *, max_batch_jobs: int = 256,
                  max_batch_bytes: int = 8 * 1024 * 1024) -> None:
         self._conn = conn
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="writer")
+        self._expected = 0
+        self._none_expected = asyncio.Event()
+        self._none_expected.set()
         self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
         self._max_jobs = max_batch_jobs
         self._max_bytes = max_batch_bytes
@@ -129,6 +169,32 @@ class Writer:
         await self._task
         self._task = None
 
+    async def close(self) -> None:
+        """Stop, then close the write connection on the writer's thread."""
+        await self.stop()
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.close)
+        self._thread.shutdown(wait=True)
+
+    @contextlib.contextmanager
+    def expect(self) -> Iterator[None]:
+        """Announce that the caller is about to queue a job (a request on its way to a write).
+
+        A batch waits up to GROUP_COMMIT_WAIT_S for announced jobs, so concurrent requests share
+        one disk sync instead of each paying for its own.
+        """
+        self._expected += 1
+        self._none_expected.clear()
+        try:
+            yield
+        finally:
+            self._expected -= 1
+            if self._expected == 0:
+                self._none_expected.set()
+
+    async def _blocking(self, sql: str) -> None:
+        """Run a statement that may wait on the disk or a lock on the writer's thread."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._conn.execute, sql)
+
     async def submit(self, job: Job[T], *, size: int = 0) -> T:
         """Queue `job`, wait for the commit that holds it, and return its result."""
         return await self.enqueue(job, size=size)
@@ -152,9 +218,12 @@ class Writer:
             self._carry = None
             if isinstance(first, _Stop):
                 break
-            # One turn of the event loop (not a timed wait): requests already running up to their
-            # submit get to join this batch, so concurrent writers share the disk sync.
+            # One turn of the event loop: requests already running up to their submit join this
+            # batch; and while others have announced a job, wait (briefly) for them too.
             await asyncio.sleep(0)
+            if self._expected:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._none_expected.wait(), GROUP_COMMIT_WAIT_S)
             batch, size = [first], first.size
             while not self._queue.empty() and len(batch) < self._max_jobs:
                 item = self._queue.get_nowait()
@@ -183,15 +252,15 @@ class Writer:
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         changes = Changes()
         try:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._blocking("BEGIN IMMEDIATE")
             for p in batch:
                 if p.future.cancelled():
                     continue
                 tx = Transaction(self._conn)
-                await self._conn.execute("SAVEPOINT job")
+                self._conn.execute("SAVEPOINT job")
                 try:
                     value = await p.job(tx)
-                    await self._conn.execute("RELEASE job")
+                    self._conn.execute("RELEASE job")
                     outcomes.append((p, value, None))
                     changes.merge(tx.changes)
                 except Exception as exc:  # one bad job must not sink the batch
@@ -199,16 +268,16 @@ class Writer:
                         # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
                         # the batch is lost, and its waiters must hear the real cause.
                         raise
-                    await self._conn.execute("ROLLBACK TO job")
-                    await self._conn.execute("RELEASE job")
+                    self._conn.execute("ROLLBACK TO job")
+                    self._conn.execute("RELEASE job")
                     outcomes.append((p, None, exc))
-            await self._conn.execute("COMMIT")
+            await self._blocking("COMMIT")
         except Exception as exc:  # BEGIN or COMMIT failed (disk full, I/O error): nothing landed
             log.error("write batch of %d jobs failed: %s", len(batch), exc)
             self.stats.failed_commits += 1
             if self._conn.in_transaction:
                 try:
-                    await self._conn.execute("ROLLBACK")
+                    await self._blocking("ROLLBACK")
                 except Exception:
                     log.exception("rollback after failed commit failed")
             for p in batch:

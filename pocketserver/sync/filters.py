@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, TooLarge
 

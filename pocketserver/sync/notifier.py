@@ -5,8 +5,8 @@ Spec: client-server-api, "Syncing" (timeout). See DESIGN.md, "Sync: streams and 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from pocketserver.storage.writer import Changes
 

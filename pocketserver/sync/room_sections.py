@@ -4,8 +4,9 @@ Spec: client-server-api, "GET /_matrix/client/v3/sync" (Joined Room, Invited Roo
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.visibility import filter_visible

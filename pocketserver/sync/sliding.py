@@ -11,8 +11,9 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any
 
 from pocketserver.errors import MatrixError
 from pocketserver.roomserver.reads import RoomReader

@@ -7,8 +7,9 @@ MSC3961 (typing), as used by MSC4186; "lists"/"rooms" scoping as Synapse.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import e2ee_streams as to_device_store

@@ -6,8 +6,9 @@ recency (`bump_stamp`) as Synapse does.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam
 from pocketserver.roomserver.reads import RoomReader

@@ -6,8 +6,9 @@ empty incremental sync keeps waiting. Spec: client-server-api, "GET /_matrix/cli
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Protocol
+from typing import Any, Protocol
 
 from pocketserver.sync.tokens import StreamToken
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.errors import BadJson, NotFound
 from pocketserver.rooms.client_event import apply_event_fields

@@ -242,7 +242,7 @@ async def test_read_only_database_refuses_writes_keeps_reads_and_recovers(api: A
                                   {"msgtype": "m.text", "body": "kept"}, token=token)
     assert status == 200
     conn = api.server.db._write_conn
-    await conn.execute("PRAGMA query_only = ON")
+    conn.execute("PRAGMA query_only = ON")
     try:
         status, body = await api.call("PUT", f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/2",
                                       {"msgtype": "m.text", "body": "refused"}, token=token)
@@ -253,7 +253,7 @@ async def test_read_only_database_refuses_writes_keeps_reads_and_recovers(api: A
         assert status == 200 and "kept" in repr(body) and "refused" not in repr(body)
         assert (await api.call("GET", "/_matrix/client/v3/sync", token=token))[0] == 200
     finally:
-        await conn.execute("PRAGMA query_only = OFF")
+        conn.execute("PRAGMA query_only = OFF")
     status, body = await api.call("PUT", f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/3",
                                   {"msgtype": "m.text", "body": "after"}, token=token)
     assert status == 200, body

@@ -320,3 +320,33 @@ def test_glob_agrees_with_a_reference_regex() -> None:
         for value in values:
             for word in (False, True):
                 assert glob_matches(pattern, value, word) is reference(pattern, value, word), (pattern, value, word)
+
+
+def test_shared_memo_gives_each_recipient_their_own_answer() -> None:
+    """One memo per event serves every recipient: user-specific conditions still differ per user."""
+    from pocketserver.storage.push import StoredRule
+
+    def flag_rule(value: Any) -> StoredRule:
+        return StoredRule("override", f"flag-{value!r}", 1,
+                          [{"kind": "event_property_is", "key": "content.flag", "value": value}], None, ["notify"], True)
+
+    carol, dave = "@carol:example.org", "@dave:example.org"
+    events = [event(content={"body": "hello Alice Liddell"}), event(content={"body": "carol: lunch?"}),
+              event(content={"body": "x", "flag": 1}), event(content={"body": "x", "flag": True}),
+              event(content={"body": "@room", "m.mentions": {"user_ids": [carol]}}),
+              event("m.room.member", {"membership": "invite"}, state_key=carol)]
+    users = [(ALICE, "Alice Liddell", build_ruleset(ALICE, [], {}).rules),
+             (carol, "Carol C.", build_ruleset(carol, [flag_rule(True)], {}).rules),
+             (dave, None, build_ruleset(dave, [flag_rule(1)], {}).rules)]
+    winners = []
+    for ev in events:
+        memo: dict[Any, bool] = {}
+        for user_id, name, rules in users:
+            c = ctx(user_id=user_id, display_name=name)
+            alone = evaluate_rules(rules, ev, c)
+            shared = evaluate_rules(rules, ev, c, memo)
+            assert (shared.rule_id if shared else None) == (alone.rule_id if alone else None), (ev, user_id)
+            winners.append(shared.rule_id if shared else None)
+    assert winners[0] == ".m.rule.contains_display_name" and winners[4] == ".m.rule.contains_user_name"
+    assert winners[6:9] == [".m.rule.message", ".m.rule.message", "flag-1"]
+    assert winners[9:12] == [".m.rule.message", "flag-True", ".m.rule.message"]

@@ -4,7 +4,8 @@ Spec: rooms/v12, "Authorisation rules"; older versions differ where a RoomVersio
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.rooms.auth_rules.context import (
     CREATE_KEY, AuthRuleViolation, AuthState, StateMap, rule_number, server_name_of_user,

@@ -4,8 +4,8 @@ Spec: rooms/v12, "Authorisation rules"; server-server-api, "Definitions".
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from pocketserver.rooms.content import INFINITE_POWER, JoinRules, Membership, PowerLevel, PowerLevels, RoomCreate
 from pocketserver.rooms.events import Pdu, StateKey

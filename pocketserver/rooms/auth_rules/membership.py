@@ -5,7 +5,8 @@ fragments v1-auth-rules, v3-auth-rules and v8-auth-rules).
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import nacl.exceptions
 import nacl.signing

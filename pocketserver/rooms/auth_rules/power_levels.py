@@ -4,7 +4,8 @@ Spec: rooms/v12, "Authorisation rules", rule 10 (rule 9 in v6-11, rule 10 in v1-
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from pocketserver.rooms.auth_rules.context import AuthRuleViolation, AuthState, rule_number
 from pocketserver.rooms.content import PowerLevel, parse_power_level_value

@@ -5,7 +5,8 @@ Spec: server-server-api, "Auth events selection"; rooms/v12, "Authorisation rule
 """
 from __future__ import annotations
 
-from typing import Any, Container, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
+from typing import Any
 
 from pocketserver.rooms.auth_rules.context import (
     CREATE_KEY, JOIN_RULES_KEY, POWER_LEVELS_KEY, AuthRuleViolation, StateMap, rule_number,

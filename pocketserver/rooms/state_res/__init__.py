@@ -4,7 +4,7 @@ Spec: rooms/v1, "State resolution"; rooms/v2, "State resolution"; rooms/v12, "St
 """
 from __future__ import annotations
 
-from typing import Container, Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 
 from pocketserver.rooms.events import StateKey
 from pocketserver.rooms.state_res.common import EventMap, StateIds, split_conflicts

@@ -4,7 +4,7 @@ Spec: rooms/v2, "State resolution" ("Definitions").
 """
 from __future__ import annotations
 
-from typing import Container, Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 
 from pocketserver.rooms.auth_rules import AuthRuleViolation, auth_types_for_event, check_auth_rules
 from pocketserver.rooms.auth_rules.context import CREATE_KEY

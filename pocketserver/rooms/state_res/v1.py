@@ -5,7 +5,7 @@ Spec: rooms/v1, "State resolution".
 from __future__ import annotations
 
 import hashlib
-from typing import Sequence
+from collections.abc import Sequence
 
 from pocketserver.rooms.events import Pdu, StateKey
 from pocketserver.rooms.state_res.common import EventMap, StateIds, is_allowed, split_conflicts

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from typing import Container, Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 
 from pocketserver.rooms.auth_rules import AuthState
 from pocketserver.rooms.auth_rules.context import POWER_LEVELS_KEY
