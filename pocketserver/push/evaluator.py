@@ -36,9 +36,11 @@ class PushRule:
     conditions: tuple[Mapping[str, Any], ...] | None = None    # override and underride rules
     pattern: str | None = None                                 # content rules
     _effective: tuple[Mapping[str, Any], ...] = field(init=False, repr=False, compare=False)
+    _memo_id: int | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_effective", self._conditions_for_kind())
+        object.__setattr__(self, "_memo_id", _memo_id(self._effective))
 
     def to_json(self) -> dict[str, Any]:
         """The rule in the shape of the spec's PushRule object."""
@@ -100,28 +102,54 @@ def evaluate_rules(rules: Sequence[PushRule], event: Mapping[str, Any], ctx: Pus
             continue
         if has_mentions and rule.default and rule.rule_id in LEGACY_MENTION_RULES:
             continue
-        for condition in rule._effective:
-            if not _memo_match(condition, event, ctx, memo):
-                break
+        if memo is not None and rule._memo_id is not None:
+            hit = memo.get(rule._memo_id)
+            if hit is None:
+                hit = memo[rule._memo_id] = all(condition_matches(c, event, ctx) for c in rule._effective)
         else:
+            hit = all(_memo_match(c, event, ctx, memo) for c in rule._effective)
+        if hit:
             return rule
     return None
 
 
+# Rules whose conditions are the same (as JSON) share one memo entry per event: the ID below.
+_MEMO_IDS: dict[tuple[Any, ...], int] = {}
+_MAX_MEMO_IDS = 100_000
+
+
+def _condition_key(condition: Mapping[str, Any]) -> tuple[Any, ...]:
+    value = condition.get("value")
+    return (condition.get("kind"), condition.get("key"), condition.get("pattern"), value, type(value),
+            condition.get("is"))
+
+
+def _memo_id(conditions: tuple[Mapping[str, Any], ...]) -> int | None:
+    """An ID for a rule's conditions when their outcome doesn't depend on who asks, else None."""
+    if any(c.get("kind") == "contains_display_name" for c in conditions):
+        return None
+    key = tuple(_condition_key(c) for c in conditions)
+    try:
+        found = _MEMO_IDS.get(key)
+    except TypeError:     # a malformed condition with a list or object value: not memoised
+        return None
+    if found is None and len(_MEMO_IDS) < _MAX_MEMO_IDS:
+        found = _MEMO_IDS[key] = len(_MEMO_IDS)
+    return found
+
+
 def _memo_match(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: PushContext,
                 memo: dict[Any, bool] | None) -> bool:
+    """One condition of a rule that depends on the asker (the display name), memoised by its inputs."""
     if memo is None:
         return condition_matches(condition, event, ctx)
-    kind = condition.get("kind")
-    value = condition.get("value")
-    key = (kind, condition.get("key"), condition.get("pattern"), value, type(value), condition.get("is"),
-           ctx.display_name if kind == "contains_display_name" else None)
     try:
+        key = (_condition_key(condition), ctx.display_name)
         return memo[key]
     except KeyError:
         found = memo[key] = condition_matches(condition, event, ctx)
         return found
-    except TypeError:     # a malformed condition with a list or object value: not memoised
+    except TypeError:
         return condition_matches(condition, event, ctx)
 
 

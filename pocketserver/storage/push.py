@@ -118,18 +118,25 @@ async def add_unread(tx: Transaction, room_id: str, thread_id: str, users: Itera
     """One more notification (and highlight) for each (user_id, highlight), in one statement."""
     await tx.executemany(
         "INSERT INTO push_unread (user_id, room_id, thread_id, notification_count, highlight_count) "
-        "VALUES (?, ?, ?, 1, ?) ON CONFLICT (user_id, room_id, thread_id) DO UPDATE SET "
+        "VALUES (?, ?, ?, 1, ?) ON CONFLICT (room_id, thread_id, user_id) DO UPDATE SET "
         "notification_count = notification_count + 1, highlight_count = highlight_count + excluded.highlight_count",
         [(user_id, room_id, thread_id, int(highlight)) for user_id, highlight in users])
 
 
 async def delete_unread(tx: Transaction, user_id: str, room_id: str, thread_id: str | None) -> None:
-    """Forget the counts of one thread, or of the whole room when `thread_id` is None."""
+    """Zero the counts of one thread, or of the whole room when `thread_id` is None.
+
+    The rows stay (a zero row reads as no notifications): deleting and re-inserting them with
+    every message moved the table's b-tree around and cost pages written per message.
+    """
     if thread_id is None:
-        await tx.execute("DELETE FROM push_unread WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+        await tx.execute("UPDATE push_unread SET notification_count = 0, highlight_count = 0 "
+                         "WHERE user_id = ? AND room_id = ? AND (notification_count OR highlight_count)",
+                         (user_id, room_id))
     else:
-        await tx.execute("DELETE FROM push_unread WHERE user_id = ? AND room_id = ? AND thread_id = ?",
-                         (user_id, room_id, thread_id))
+        await tx.execute("UPDATE push_unread SET notification_count = 0, highlight_count = 0 "
+                         "WHERE room_id = ? AND thread_id = ? AND user_id = ? AND (notification_count OR highlight_count)",
+                         (room_id, thread_id, user_id))
 
 
 async def advance_read_position(tx: Transaction, user_id: str, room_id: str, thread_key: str,
@@ -155,8 +162,9 @@ async def recount_unread(tx: Transaction, user_id: str, room_id: str, thread_id:
     await delete_unread(tx, user_id, room_id, thread_id)
     totals: dict[str, list[int]] = {}
     for position, thread, raw in await tx.fetchall(
-            "SELECT stream_ordering, thread_id, recipients_json FROM push_event_actions "
-            "WHERE room_id = ? AND stream_ordering > ?", (room_id, floor)):
+            "SELECT p.stream_ordering, p.thread_id, p.recipients_json FROM events e "
+            "JOIN push_event_actions p ON p.stream_ordering = e.stream_ordering "
+            "WHERE e.room_id = ? AND e.stream_ordering > ?", (room_id, floor)):
         if (thread_id is not None and thread != thread_id) or position <= positions.get(thread, 0):
             continue
         mine = json.loads(raw).get(user_id)
@@ -166,14 +174,16 @@ async def recount_unread(tx: Transaction, user_id: str, room_id: str, thread_id:
             counts[1] += int(bool(mine.get("h")))
     await tx.executemany(
         "INSERT INTO push_unread (user_id, room_id, thread_id, notification_count, highlight_count) "
-        "VALUES (?, ?, ?, ?, ?)", [(user_id, room_id, t, n, h) for t, (n, h) in totals.items() if n])
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (room_id, thread_id, user_id) DO UPDATE SET "
+        "notification_count = excluded.notification_count, highlight_count = excluded.highlight_count",
+        [(user_id, room_id, t, n, h) for t, (n, h) in totals.items() if n])
 
 
 async def get_unread(db: Reads, user_id: str) -> dict[str, dict[str, tuple[int, int]]]:
     """room_id -> thread_id -> (notification_count, highlight_count), for rooms with unread notifications."""
     out: dict[str, dict[str, tuple[int, int]]] = {}
     for r in await db.fetchall("SELECT room_id, thread_id, notification_count, highlight_count FROM push_unread "
-                               "WHERE user_id = ?", (user_id,)):
+                               "WHERE user_id = ? AND (notification_count OR highlight_count)", (user_id,)):
         out.setdefault(r[0], {})[r[1]] = (int(r[2]), int(r[3]))
     return out
 

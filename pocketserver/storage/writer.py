@@ -13,6 +13,7 @@ sync and checkpoint, ROLLBACK) runs on the writer's own thread.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import sqlite3
@@ -24,9 +25,11 @@ from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Group commit: while requests that announced a write (`Writer.expect`) are still being handled,
-# the writer holds its batch open this long at most, so they share its disk sync.
-GROUP_COMMIT_WAIT_S = 0.004
+# Group commit: while requests that announced a write (`Writer.expect`) before a batch opened are
+# still being handled, the writer holds the batch open this long at most, so they share its sync;
+# and under steady load it waits this long at most for the batch to reach its recent size.
+GROUP_COMMIT_WAIT_S = 0.008
+BATCH_FILL_WAIT_S = 0.003
 
 
 @dataclass(slots=True)
@@ -142,9 +145,12 @@ class Writer:
                  max_batch_bytes: int = 8 * 1024 * 1024) -> None:
         self._conn = conn
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="writer")
-        self._expected = 0
-        self._none_expected = asyncio.Event()
-        self._none_expected.set()
+        self._announced: dict[int, None] = {}    # outstanding `expect` numbers, oldest first
+        self._next_announcement = 0
+        self._horizon = 0                         # the open batch waits for announcements below this
+        self._caught_up: asyncio.Future[None] | None = None
+        self._arrived = asyncio.Event()
+        self._recent_batches: collections.deque[int] = collections.deque(maxlen=16)
         self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
         self._max_jobs = max_batch_jobs
         self._max_bytes = max_batch_bytes
@@ -179,17 +185,33 @@ class Writer:
     def expect(self) -> Iterator[None]:
         """Announce that the caller is about to queue a job (a request on its way to a write).
 
-        A batch waits up to GROUP_COMMIT_WAIT_S for announced jobs, so concurrent requests share
-        one disk sync instead of each paying for its own.
+        A batch waits (up to GROUP_COMMIT_WAIT_S) for the jobs announced before it opened, so
+        concurrent requests share one disk sync instead of each paying for its own. Requests
+        announced later don't hold it open: under steady load it would never close.
         """
-        self._expected += 1
-        self._none_expected.clear()
+        number = self._next_announcement
+        self._next_announcement += 1
+        self._announced[number] = None
         try:
             yield
         finally:
-            self._expected -= 1
-            if self._expected == 0:
-                self._none_expected.set()
+            del self._announced[number]
+            waiter = self._caught_up
+            if waiter is not None and not waiter.done() and self._oldest_announcement() >= self._horizon:
+                waiter.set_result(None)
+
+    def _oldest_announcement(self) -> int:
+        return next(iter(self._announced), self._next_announcement)
+
+    async def _wait_for_announced(self) -> None:
+        self._horizon = self._next_announcement
+        self._caught_up = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._caught_up, GROUP_COMMIT_WAIT_S)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._caught_up = None
 
     async def _blocking(self, sql: str) -> None:
         """Run a statement that may wait on the disk or a lock on the writer's thread."""
@@ -209,7 +231,28 @@ class Writer:
             raise RuntimeError("the writer is not running")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future, size))
+        self._arrived.set()
         return future
+
+    async def _wait_for_usual_batch(self) -> None:
+        """Under steady concurrent load, hold the batch open (briefly) until it is as big as lately.
+
+        Requests that are not yet on the event loop can't announce themselves; the recent batch
+        sizes say how many writers there usually are. Once the wait times out short of that, the
+        estimate starts again from what arrived, so a burst costs at most one wait when it ends.
+        """
+        target = max(self._recent_batches, default=1)
+        deadline = time.monotonic() + BATCH_FILL_WAIT_S
+        while self._queue.qsize() + 1 < target:
+            remaining = deadline - time.monotonic()
+            self._arrived.clear()
+            try:
+                if remaining <= 0:
+                    raise asyncio.TimeoutError
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except asyncio.TimeoutError:
+                self._recent_batches.clear()
+                return
 
     async def run(self) -> None:
         stopping = False
@@ -221,9 +264,9 @@ class Writer:
             # One turn of the event loop: requests already running up to their submit join this
             # batch; and while others have announced a job, wait (briefly) for them too.
             await asyncio.sleep(0)
-            if self._expected:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._none_expected.wait(), GROUP_COMMIT_WAIT_S)
+            if self._announced:
+                await self._wait_for_announced()
+            await self._wait_for_usual_batch()
             batch, size = [first], first.size
             while not self._queue.empty() and len(batch) < self._max_jobs:
                 item = self._queue.get_nowait()
@@ -287,6 +330,7 @@ class Writer:
         self.stats.commits += 1
         self.stats.jobs += len(outcomes)
         self.stats.largest_batch = max(self.stats.largest_batch, len(outcomes))
+        self._recent_batches.append(len(batch))
         self.stats.commit_seconds += time.perf_counter() - started
         for p, value, exc in outcomes:
             if p.future.done():

@@ -18,6 +18,7 @@ class Waiter:
     user_id: str
     rooms: set[str]
     event: asyncio.Event = field(default_factory=asyncio.Event)
+    sleeping: bool = False          # inside `Notifier.wait`: its response so far was empty
 
 
 class Notifier:
@@ -45,8 +46,8 @@ class Notifier:
         return waiter
 
     def waiting(self, user_id: str) -> int:
-        """How many requests of `user_id` are registered (for tests and metrics)."""
-        return len(self._by_user.get(user_id, ()))
+        """How many requests of `user_id` are asleep in a long-poll (for tests and metrics)."""
+        return sum(1 for w in self._by_user.get(user_id, ()) if w.sleeping)
 
     def unregister(self, waiter: Waiter) -> None:
         for index, key in ((self._by_user, waiter.user_id), *((self._by_room, r) for r in waiter.rooms)):
@@ -60,11 +61,14 @@ class Notifier:
         """Wait until woken or the timeout passes; True when woken."""
         if timeout_s <= 0:
             return waiter.event.is_set()
+        waiter.sleeping = True
         try:
             await asyncio.wait_for(waiter.event.wait(), timeout_s)
             return True
         except asyncio.TimeoutError:
             return False
+        finally:
+            waiter.sleeping = False
 
     def on_commit(self, changes: Changes) -> None:
         """Writer listener: advance positions, then wake the waiters of the touched users and rooms."""

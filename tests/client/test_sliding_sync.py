@@ -272,7 +272,7 @@ async def test_long_poll_woken_by_new_message(api) -> None:
     started = time.monotonic()
     poll = asyncio.create_task(ss(api, b, body, pos=first["pos"], timeout=20000))
     while not api.server.notifier.waiting("@bob:test.local"):
-        await asyncio.sleep(0)      # yield until the long-poll is registered and waiting
+        await asyncio.sleep(0)      # yield until the long-poll is asleep, its first look empty
     assert not poll.done()
     await send(api, a, room, "ping", "p")
     woke = await poll

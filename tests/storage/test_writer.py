@@ -202,3 +202,53 @@ async def test_cancelled_reads_leave_no_stale_snapshot(tmp_path: Path) -> None:
             assert row[0] == 1, f"round {i}: the reader still sees an old snapshot"
     finally:
         await database.close()
+
+
+async def test_batch_waits_for_an_announced_job(db: Database) -> None:
+    """A request that announced its write (Writer.expect) before the batch opened joins that batch."""
+    before = db.writer.stats.commits
+
+    async def slow_request() -> int:
+        with db.writer.expect():
+            await asyncio.sleep(0.002)          # e.g. still reading its body when the batch opens
+            future = db.enqueue(insert(2))
+        return await future
+
+    announced = asyncio.ensure_future(slow_request())
+    await asyncio.sleep(0)                      # the announcement happens before the first job
+    assert await asyncio.gather(db.write(insert(1)), announced) == [1, 2]
+    assert db.writer.stats.commits - before == 1
+
+
+async def test_announced_job_that_never_comes_delays_a_batch_only_briefly(db: Database) -> None:
+    from pocketserver.storage.writer import GROUP_COMMIT_WAIT_S
+    with db.writer.expect():
+        started = asyncio.get_running_loop().time()
+        await db.write(insert(1))
+        waited = asyncio.get_running_loop().time() - started
+    assert waited < GROUP_COMMIT_WAIT_S + 0.5
+
+
+async def test_under_steady_load_a_batch_fills_to_its_recent_size(db: Database) -> None:
+    """After a batch of 4, the next one waits briefly for 4 jobs; short of them it gives up once."""
+    await asyncio.gather(*(db.write(insert(i)) for i in range(4)))
+    before = db.writer.stats.commits
+
+    async def late(k: int) -> int:
+        await asyncio.sleep(0.0005 * k)         # arrives after the batch opened, within the wait
+        return await db.write(insert(k))
+
+    assert await asyncio.gather(*(late(k) for k in range(10, 14))) == [10, 11, 12, 13]
+    assert db.writer.stats.commits - before == 1
+    # Load drops to one writer: the first lone job waits once, then the estimate starts again.
+    await db.write(insert(20))
+    assert max(db.writer._recent_batches) == 1
+
+
+async def test_lookup_reads_committed_rows_on_the_loop_thread(db: Database) -> None:
+    assert db.lookup("SELECT v FROM t WHERE k = ?", (5,)) is None
+    await db.write(insert(5, "five"))
+    assert db.lookup("SELECT v FROM t WHERE k = ?", (5,))[0] == "five"
+    await db.write(lambda tx: tx.execute("UPDATE t SET v = 'cinq' WHERE k = 5"))
+    assert db.lookup("SELECT v FROM t WHERE k = ?", (5,))[0] == "cinq"   # no stale snapshot is kept
+    assert [r[0] for r in db.lookup_all("SELECT k FROM t ORDER BY k")] == [5]
