@@ -5,6 +5,7 @@ Spec: client-server-api, "Push Notifications"; push-gateway-api.
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -12,9 +13,9 @@ from typing import Any
 from pocketserver.config import Config
 from pocketserver.errors import InvalidParam
 from pocketserver.push import counts
-from pocketserver.push.evaluator import PushContext, evaluate_rules, is_highlight, tweaks_for_actions
+from pocketserver.push.evaluator import EventEvaluation, PushContext, is_highlight, tweaks_for_actions
 from pocketserver.push.pushers import Pushers
-from pocketserver.push.rules import PushRules
+from pocketserver.push.rules import PushRules, build_ruleset
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.rooms.events import Pdu
 from pocketserver.roomserver.reads import RoomReader
@@ -44,6 +45,9 @@ class Push:
         self.local_suffix = ":" + config.server_name
         self.rules = PushRules(db)
         self.pushers = Pushers(db)
+        # A user ID no event can name (see EventEvaluation), with its default rules.
+        self._template_user = f"@pocketserver-nobody-{secrets.token_hex(16)}:invalid"
+        self._template_rules = build_ruleset(self._template_user, [], {}).rules
 
     async def start(self) -> None:
         await self.pushers.load()
@@ -84,12 +88,12 @@ class Push:
         event.setdefault("room_id", room.room_id)
         joined_set = set(joined)
         notified: dict[str, tuple[tuple[Any, ...], bool, bool]] = {}
-        memo: dict[Any, bool] = {}
+        evaluation = EventEvaluation(event, self._template_user, self._template_rules)
         for user_id in recipients:
             ruleset = await self.rules.get_ruleset_tx(tx, user_id)
             ctx = PushContext(user_id, _display_name(room, user_id), member_count, sender_level, levels)
             try:
-                rule = evaluate_rules(ruleset.rules, event, ctx, memo)
+                rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only, ctx)
             except Exception:  # a bug in one user's rules must never stop the event being stored
                 log.exception("push rule evaluation failed for %s", user_id)
                 continue

@@ -6,7 +6,9 @@ and "Dot-separated property paths".
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -151,6 +153,49 @@ def _memo_match(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: Pus
         return found
     except TypeError:
         return condition_matches(condition, event, ctx)
+
+
+class EventEvaluation:
+    """Push rules of one event, evaluated for each of its recipients.
+
+    Besides the per-event memo, a shortcut: the server-default rules single a user out only
+    through their user ID, localpart (mentions, invites, user-name match) and display name. A
+    recipient with untouched default rules whose ID, localpart and display name appear nowhere in
+    the event's content or state_key gets the same answer as a user nobody mentions, which is
+    worked out once (`template_rules`: the defaults of a user ID that never occurs).
+    """
+
+    def __init__(self, event: Mapping[str, Any], template_user: str, template_rules: Sequence[PushRule]) -> None:
+        self.event = event
+        self.memo: dict[Any, bool] = {}
+        self._template_user = template_user
+        self._template_rules = template_rules
+        self._text: str | None = None
+        self._template: PushRule | None | object = _MISSING
+
+    def rule_for(self, rules: Sequence[PushRule], defaults_only: bool, ctx: PushContext) -> PushRule | None:
+        if defaults_only and not self._may_single_out(ctx):
+            if self._template is _MISSING:
+                template_ctx = dataclasses.replace(ctx, user_id=self._template_user, display_name=None)
+                self._template = evaluate_rules(self._template_rules, self.event, template_ctx, self.memo)
+            return self._template  # type: ignore[return-value]
+        return evaluate_rules(rules, self.event, ctx, self.memo)
+
+    def _may_single_out(self, ctx: PushContext) -> bool:
+        """Conservative: True unless none of the user's identifiers can be in the event."""
+        if self._text is None:
+            self._text = json.dumps([self.event.get("content"), self.event.get("state_key")],
+                                    ensure_ascii=False).lower()
+        localpart = ctx.user_id[1:].partition(":")[0]
+        for value in (ctx.user_id, localpart, ctx.display_name):
+            if not value:
+                continue
+            # Only plain ASCII compares safely as lower-cased JSON text (no escapes, no case folding).
+            if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
+                return True
+            if value.lower() in self._text:
+                return True
+        return False
 
 
 def condition_matches(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: PushContext) -> bool:

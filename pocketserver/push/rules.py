@@ -27,6 +27,7 @@ class RuleSet:
     """A user's complete rule list in evaluation order (the master rule first)."""
 
     rules: tuple[PushRule, ...]
+    defaults_only: bool = False       # the server defaults, untouched: no rule of the user's own, no change
 
     def by_kind(self) -> dict[str, list[PushRule]]:
         out: dict[str, list[PushRule]] = {kind: [] for kind in KINDS}
@@ -92,7 +93,7 @@ def build_ruleset(user_id: str, own: list[store.StoredRule],
     for kind in KINDS:
         ordered += [r for r in mine if r.kind == kind]
         ordered += [r for r in defaults[1:] if r.kind == kind]
-    return RuleSet(tuple(ordered))
+    return RuleSet(tuple(ordered), defaults_only=not own and not changes)
 
 
 class PushRules:

@@ -350,3 +350,35 @@ def test_shared_memo_gives_each_recipient_their_own_answer() -> None:
     assert winners[0] == ".m.rule.contains_display_name" and winners[4] == ".m.rule.contains_user_name"
     assert winners[6:9] == [".m.rule.message", ".m.rule.message", "flag-1"]
     assert winners[9:12] == [".m.rule.message", "flag-True", ".m.rule.message"]
+
+
+def test_default_rules_shortcut_agrees_with_full_evaluation() -> None:
+    """EventEvaluation's shortcut for untouched default rules gives every recipient the full answer."""
+    from pocketserver.push.evaluator import EventEvaluation
+
+    nobody = "@nobody-0123456789abcdef:invalid"
+    template = build_ruleset(nobody, [], {}).rules
+    users = [("@alice:example.org", "Alice Liddell"), ("@bob:example.org", None), ("@carol:example.org", "carol"),
+             ("@dan:example.org", 'Dan "the man"'), ("@eve:example.org", "Ève"), ("@fay:example.org", "fay\\x"),
+             ("@room:example.org", "room")]
+    bodies = ["hello", "hello alice", "Alice Liddell!", "ping @bob:example.org", "CAROL?", 'it is "Dan "the man""',
+              "ève et Ève", "fay\\x", "@room lunch", "bobby", "d a n"]
+    events = [event(content={"body": b, "msgtype": "m.text"}) for b in bodies]
+    events += [event(content={"body": "x", "m.mentions": {"user_ids": ["@carol:example.org"]}}),
+               event(content={"body": "x", "m.mentions": {"room": True}}),
+               event("m.room.member", {"membership": "invite"}, state_key="@bob:example.org"),
+               event("m.room.member", {"membership": "join"}, state_key="@bob:example.org"),
+               event(content={"msgtype": "m.notice", "body": "alice"}), event("m.reaction", {}),
+               event("m.room.encrypted", {"algorithm": "x"})]
+    shortcuts = 0
+    for ev in events:
+        for member_count in (2, 7):
+            evaluation = EventEvaluation(ev, nobody, template)
+            for user_id, name in users:
+                c = ctx(user_id=user_id, display_name=name, member_count=member_count, sender_power_level=100)
+                rules = build_ruleset(user_id, [], {}).rules
+                full = evaluate_rules(rules, ev, c)
+                fast = evaluation.rule_for(rules, True, c)
+                assert (fast and fast.rule_id) == (full and full.rule_id), (ev, user_id)
+                shortcuts += fast is not None and fast in template
+    assert shortcuts > 50          # the shortcut was really taken, not only the full path
