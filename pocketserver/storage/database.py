@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import aiosqlite
 
-from pocketserver.storage.writer import Job, T, Writer
+from pocketserver.storage.writer import Job, T, Transaction, Writer
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
@@ -36,8 +36,10 @@ SCHEMA_VERSION = max(n for n, _, _ in _migrations())
 
 
 def migrate(path: Path) -> int:
-    """Apply pending migrations in one transaction each; refuse a database from a newer version.
+    """Apply the pending migrations in one transaction; refuse a database from a newer version.
 
+    One transaction, not one per migration: the database is never left between two of them,
+    and a first start commits (and syncs) once instead of once per migration, ~5 ms sooner.
     Returns the schema version. Runs synchronously, before the server starts serving.
     """
     conn = sqlite3.connect(path, isolation_level=None)
@@ -50,22 +52,24 @@ def migrate(path: Path) -> int:
                 f"{path} has schema version {current}, but this pocketserver only knows up to "
                 f"{SCHEMA_VERSION}: it was used by a newer pocketserver. Upgrade pocketserver, "
                 "or restore a backup made with this version.")
-        for number, name, sql in _migrations():
-            if number <= current:
-                continue
-            log.info("applying migration %s", name)
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+        pending = [(number, name, sql) for number, name, sql in _migrations() if number > current]
+        if not pending:
+            return current
+        name = pending[0][1]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for _, name, sql in pending:
+                log.info("applying migration %s", name)
                 for statement in _split_statements(sql):
                     conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise DatabaseError(f"migration {name} failed and was rolled back: {exc}") from exc
-            current = number
-        return current
+            conn.execute(f"PRAGMA user_version = {pending[-1][0]}")
+            conn.execute("COMMIT")
+        except (sqlite3.Error, DatabaseError) as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise DatabaseError(f"migration {name} failed and was rolled back, with every "
+                                f"migration pending: {exc}") from exc
+        return pending[-1][0]
     finally:
         conn.close()
 
@@ -140,6 +144,24 @@ class Database:
             conn = await _connect_reader(self.path)
             self._all_readers.append(conn)
             self._readers.put_nowait(conn)
+
+    async def release_memory(self) -> None:
+        """Drop every connection's page cache (the server calls this when idle).
+
+        A reader's cache is emptied anyway by its next read after any commit (WAL mode); the
+        writer's next batch reads the pages it needs back from the OS cache. The writer's job
+        changes nothing, so its commit writes and syncs nothing.
+        """
+        async def shrink(conn: aiosqlite.Connection) -> None:
+            await conn.execute("PRAGMA shrink_memory")
+
+        async def shrink_writer(tx: Transaction) -> None:
+            await tx.execute("PRAGMA shrink_memory")
+        for _ in range(len(self._all_readers)):
+            await self.read(shrink)
+        if self._lookup_conn is not None:
+            self._lookup_conn.execute("PRAGMA shrink_memory")
+        await self.write(shrink_writer)
 
     async def close(self) -> None:
         """Drain the writer, then close every connection."""

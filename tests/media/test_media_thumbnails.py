@@ -119,3 +119,12 @@ def test_not_an_image_and_other_formats_are_refused(tmp_path: Path) -> None:
     truncated.write_bytes(write_image(tmp_path / "full.png", (500, 500), "PNG").read_bytes()[:200])
     with pytest.raises(CannotThumbnail):
         make_thumbnail(truncated, 96, 96, "crop", False)
+
+
+def test_pillow_is_imported_by_the_first_thumbnail_not_at_start() -> None:
+    """Pillow costs start-up time and ~2.5 MiB that a server nobody sends images to never needs."""
+    import subprocess
+    import sys
+    code = "import sys, pocketserver.app; print('PIL' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "False", result.stderr

@@ -46,3 +46,21 @@ def test_failed_migration_leaves_database_unchanged(tmp_path: Path, monkeypatch)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "half_done" not in tables
     conn.close()
+
+
+def test_failed_migration_rolls_back_every_pending_one(tmp_path: Path, monkeypatch) -> None:
+    """Pending migrations run in one transaction: none of them is left applied."""
+    path = tmp_path / "db.sqlite"
+    migrate(path)
+    pending = [*database._migrations(),
+               (SCHEMA_VERSION + 1, "9998_fine.sql", "CREATE TABLE fine (x INTEGER);\n"),
+               (SCHEMA_VERSION + 2, "9999_broken.sql", "THIS IS NOT SQL;\n")]
+    monkeypatch.setattr(database, "_migrations", lambda: pending)
+    monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
+    with pytest.raises(DatabaseError, match="9999_broken.sql failed and was rolled back"):
+        migrate(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "fine" not in tables
+    conn.close()

@@ -1,0 +1,33 @@
+"""The Database object: releasing memory when idle keeps every row and writes nothing."""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from pocketserver.storage.database import Database
+from pocketserver.storage.writer import Transaction
+
+
+async def test_release_memory_keeps_data_and_commits_no_change(tmp_path: Path) -> None:
+    db = Database(tmp_path / "test.db")
+    await db.open()
+    watcher = sqlite3.connect(tmp_path / "test.db")
+    try:
+        async def fill(tx: Transaction) -> None:
+            await tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+            await tx.executemany("INSERT INTO t VALUES (?, ?)", [(k, "x" * 100) for k in range(2000)])
+        before_fill = watcher.execute("PRAGMA data_version").fetchone()[0]
+        await db.write(fill)
+        assert len(await db.fetchall("SELECT k FROM t")) == 2000
+        before = watcher.execute("PRAGMA data_version").fetchone()[0]
+        assert before != before_fill      # data_version does see other connections' commits
+
+        await db.release_memory()
+
+        assert watcher.execute("PRAGMA data_version").fetchone()[0] == before
+        assert len(await db.fetchall("SELECT k FROM t")) == 2000
+        await db.write(lambda tx: tx.execute("INSERT INTO t VALUES (2000, 'y')"))
+        assert (await db.fetchone("SELECT v FROM t WHERE k = 2000"))["v"] == "y"
+    finally:
+        watcher.close()
+        await db.close()
