@@ -21,6 +21,19 @@ class CanonicalJsonError(ValueError):
     """A value breaks the strict canonical JSON rules."""
 
 
+def copy_json(value: Any) -> Any:
+    """A deep copy of plain JSON data (objects, arrays, scalars); several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: copy_json(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [copy_json(v) for v in value]
+    return value
+
+
 def _normalise_numbers(value: Any) -> Any:
     """Return `value` with integral floats (e.g. a parsed `1e10` or `-0.0`) turned into ints.
 

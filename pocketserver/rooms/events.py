@@ -4,7 +4,6 @@ Spec: server-server-api, "PDUs"; rooms/vN, "Event format"; client-server-api, "S
 """
 from __future__ import annotations
 
-import copy
 import secrets
 import string
 from collections.abc import Mapping, Sequence
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pocketserver.rooms.canonical import (
-    CanonicalJsonError, JsonDict, JsonValue, check_strict_canonical_json, encode_canonical_json,
+    CanonicalJsonError, JsonDict, JsonValue, check_strict_canonical_json, copy_json, encode_canonical_json,
 )
 from pocketserver.rooms.hashing import compute_event_id, compute_reference_hash, encode_unpadded_base64
 from pocketserver.rooms.identifiers import is_valid_event_id, is_valid_room_id, is_valid_user_id
@@ -28,6 +27,10 @@ StateKey = tuple[str, str]   # (type, state_key)
 
 class EventFormatError(ValueError):
     """The JSON is not a valid PDU for the room version."""
+
+
+class EventTooLarge(EventFormatError):
+    """The event's canonical JSON is over the 65536-byte limit."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -135,16 +138,17 @@ def _parse_ids(raw: Mapping[str, Any], version: RoomVersion, event_id: str | Non
     return event_id, room_id
 
 
-def parse_pdu(raw: JsonDict, version: RoomVersion, event_id: str | None = None) -> Pdu:
+def parse_pdu(raw: JsonDict, version: RoomVersion, event_id: str | None = None, *, owned: bool = False) -> Pdu:
     """Check the structure of a PDU for the room version and return it as a Pdu.
 
     Pass `event_id` only for events already checked (e.g. loaded from storage); otherwise v3+
-    IDs are computed from the reference hash.
+    IDs are computed from the reference hash. `owned`: `raw` is a fresh dict nobody else holds,
+    so it is kept rather than copied.
 
     Spec: server-server-api, "Checks performed on receipt of a PDU" (step 1); rooms/vN,
     "Event format"; client-server-api, "Size limits".
     """
-    raw = copy.deepcopy(dict(raw))
+    raw = dict(raw) if owned else copy_json(raw)
     if version.strict_canonical_json:
         try:
             check_strict_canonical_json(raw)
@@ -155,7 +159,7 @@ def parse_pdu(raw: JsonDict, version: RoomVersion, event_id: str | None = None) 
     except (TypeError, ValueError) as exc:
         raise EventFormatError(f"not encodable as canonical JSON: {exc}") from None
     if size > MAX_EVENT_BYTES:
-        raise EventFormatError(f"event is {size} bytes, over the {MAX_EVENT_BYTES} limit")
+        raise EventTooLarge(f"event is {size} bytes, over the {MAX_EVENT_BYTES} limit")
     sender = _require(raw, "sender", str)
     if not is_valid_user_id(sender):
         raise EventFormatError("invalid sender")
@@ -237,7 +241,7 @@ def build_event(
     depth = min(max((e.depth for e in prev_events), default=0) + 1, version.max_depth)
     event: dict[str, Any] = {
         "auth_events": _references(auth_events, version),
-        "content": copy.deepcopy(dict(content)),
+        "content": dict(content),           # sign_event copies the whole event
         "depth": depth,
         "origin_server_ts": origin_server_ts,
         "prev_events": _references(prev_events, version),
@@ -256,7 +260,7 @@ def build_event(
     if version.event_id_format is EventIdFormat.SERVER_ASSIGNED:
         event["event_id"] = f"${event_id_localpart or _random_localpart()}:{server_name}"
     signed = sign_event(event, server_name, signing_key, version)
-    return parse_pdu(signed, version)
+    return parse_pdu(signed, version, owned=True)
 
 
 def create_event_content(

@@ -4,11 +4,10 @@ Spec: rooms/v1 "Redactions" (fragment v1-redactions) and its successors v6, v8, 
 """
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.rooms.canonical import JsonValue
+from pocketserver.rooms.canonical import JsonValue, copy_json
 from pocketserver.rooms.versions import RoomVersion
 
 _KEPT_TOP_LEVEL_KEYS = frozenset({
@@ -54,13 +53,13 @@ def _redact_content(event_type: str, content: Mapping[str, Any], version: RoomVe
     Spec: rooms/v11, "Redactions" (content rules); fragment v1-redactions.
     """
     if event_type == "m.room.create" and version.updated_redaction_rules:
-        return copy.deepcopy(dict(content))
+        return copy_json(dict(content))
     kept = _kept_content_keys(event_type, version)
-    new_content = {k: copy.deepcopy(v) for k, v in content.items() if k in kept}
+    new_content = {k: copy_json(v) for k, v in content.items() if k in kept}
     if event_type == "m.room.member" and version.updated_redaction_rules:
         invite = content.get("third_party_invite")
         if isinstance(invite, Mapping) and "signed" in invite:
-            new_content["third_party_invite"] = {"signed": copy.deepcopy(invite["signed"])}
+            new_content["third_party_invite"] = {"signed": copy_json(invite["signed"])}
     return new_content
 
 
@@ -72,7 +71,7 @@ def redact(event: Mapping[str, JsonValue], version: RoomVersion) -> dict[str, Js
     kept = _KEPT_TOP_LEVEL_KEYS
     if not version.updated_redaction_rules:
         kept = kept | _KEPT_TOP_LEVEL_KEYS_BEFORE_V11
-    redacted: dict[str, JsonValue] = {k: copy.deepcopy(v) for k, v in event.items() if k in kept and k != "content"}
+    redacted: dict[str, JsonValue] = {k: copy_json(v) for k, v in event.items() if k in kept and k != "content"}
     content = event.get("content")
     event_type = event.get("type")
     if isinstance(content, Mapping):

@@ -4,7 +4,6 @@ Spec: appendices, "Signing JSON"; server-server-api, "Signing Events".
 """
 from __future__ import annotations
 
-import copy
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from dataclasses import dataclass
 import nacl.exceptions
 import nacl.signing
 
-from pocketserver.rooms.canonical import JsonDict, JsonValue, encode_canonical_json
+from pocketserver.rooms.canonical import JsonDict, JsonValue, copy_json, encode_canonical_json
 from pocketserver.rooms.hashing import compute_content_hash, decode_base64, encode_unpadded_base64
 from pocketserver.rooms.identifiers import server_name_of
 from pocketserver.rooms.redaction import redact
@@ -93,7 +92,7 @@ def sign_json(json_object: JsonDict, server_name: str, key: SigningKey) -> dict[
 
     Spec: appendices, "Signing Details".
     """
-    signed = copy.deepcopy(dict(json_object))
+    signed = copy_json(dict(json_object))
     signatures = signed.pop("signatures", {})
     unsigned = signed.pop("unsigned", None)
     signature = encode_unpadded_base64(key.sign(encode_canonical_json(signed)))
@@ -151,7 +150,7 @@ def add_content_hash(event: JsonDict) -> dict[str, JsonValue]:
 
     Spec: server-server-api, "Adding hashes and signatures to outgoing events".
     """
-    hashed = copy.deepcopy(dict(event))
+    hashed = copy_json(dict(event))
     hashed["hashes"] = {"sha256": encode_unpadded_base64(compute_content_hash(hashed))}
     return hashed
 

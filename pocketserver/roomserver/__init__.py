@@ -20,7 +20,8 @@ from pocketserver.errors import Forbidden, MatrixError, NotFound, TooLarge
 from pocketserver.rooms.auth_rules import (AuthRuleViolation, auth_state_for, check_auth_rules,
                                            check_redaction_applies, select_auth_events)
 from pocketserver.rooms.canonical import encode_canonical_json
-from pocketserver.rooms.events import MAX_EVENT_BYTES, EventFormatError, Pdu, StateKey, build_event, get_redacts
+from pocketserver.rooms.events import (MAX_EVENT_BYTES, EventFormatError, EventTooLarge, Pdu, StateKey, build_event,
+                                       get_redacts)
 from pocketserver.rooms.signing import SigningKey
 from pocketserver.rooms.redaction import redact
 from pocketserver.roomserver.limits import RoomLimits
@@ -123,10 +124,10 @@ class RoomServer:
                               auth_events=auth_events, origin_server_ts=ts or now_ms(),
                               server_name=self.server_name, signing_key=self.signing_key,
                               state_key=spec.state_key, redacts=spec.redacts)
+        except EventTooLarge:
+            raise TooLarge("Event is larger than 65536 bytes") from None
         except (EventFormatError, ValueError) as exc:
             raise _BadEvent(str(exc)) from None
-        if len(encode_canonical_json(dict(pdu.raw))) > MAX_EVENT_BYTES:
-            raise TooLarge("Event is larger than 65536 bytes")
         auth_map = {(e.type, e.state_key or ""): e for e in auth_events}
         try:
             check_auth_rules(pdu, auth_map, room.version, create=room.create)

@@ -258,6 +258,12 @@ def test_event_just_over_64k_is_too_large(world: World) -> None:
                               {"msgtype": "m.text", "body": "x" * 70000}), 413, "M_TOO_LARGE")
 
 
+def test_content_under_64k_in_an_event_over_64k_is_too_large(world: World) -> None:
+    """The limit is on the whole signed event: content that fits alone can still make it too big."""
+    assert_error(world.c.call("PUT", f"{C}/rooms/{world.room}/send/m.room.message/64k-envelope",
+                              {"msgtype": "m.text", "body": "x" * 65300}), 413, "M_TOO_LARGE")
+
+
 # --- oversized event fields -----------------------------------------------------------------
 
 def test_oversized_state_key_and_event_type(world: World) -> None:
