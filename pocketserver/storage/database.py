@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
 
 import aiosqlite
 
+from pocketserver.storage.checkpoint import Checkpointer
 from pocketserver.storage.writer import Job, T, Transaction, Writer
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode = WAL")
     # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
     conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")      # the Checkpointer does it beside the writer
     return conn
 
 
@@ -131,6 +133,7 @@ class Database:
         self._write_conn: sqlite3.Connection | None = None
         self._lookup_conn: sqlite3.Connection | None = None
         self.writer: Writer | None = None
+        self.checkpointer: Checkpointer | None = None
 
     async def open(self) -> None:
         """Migrate, open the connections and start the writer."""
@@ -139,6 +142,9 @@ class Database:
         self._write_conn = await asyncio.to_thread(_connect_writer, self.path)
         self.writer = Writer(self._write_conn, max_batch_jobs=self._max_batch_jobs)
         self._lookup_conn = _connect_lookup(self.path)
+        self.checkpointer = Checkpointer(self.path, BUSY_TIMEOUT_MS, self.writer.request_checkpoint)
+        await asyncio.to_thread(self.checkpointer.open)
+        self.writer.add_listener(self.checkpointer.on_commit)
         self.writer.start()
         for _ in range(self._n_readers):
             conn = await _connect_reader(self.path)
@@ -168,6 +174,9 @@ class Database:
         if self.writer is not None:
             await self.writer.close()
             self._write_conn = None
+        if self.checkpointer is not None:
+            await self.checkpointer.close()
+            self.checkpointer = None
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()

@@ -150,6 +150,7 @@ class Writer:
         self._horizon = 0                         # the open batch waits for announcements below this
         self._caught_up: asyncio.Future[None] | None = None
         self._arrived = asyncio.Event()
+        self._checkpoint_tail = False
         self._recent_batches: collections.deque[int] = collections.deque(maxlen=16)
         self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
         self._max_jobs = max_batch_jobs
@@ -212,6 +213,16 @@ class Writer:
             pass
         finally:
             self._caught_up = None
+
+    def request_checkpoint(self) -> None:
+        """Before the next batch, checkpoint the WAL frames a background checkpoint left behind.
+
+        A checkpoint beside the writer copies the frames that existed when it began; under steady
+        writes a batch is always under way when it ends, so the WAL would never be fully copied
+        at the start of a batch and could never start over from its beginning. The few frames
+        committed meanwhile are copied here, before a batch begins.
+        """
+        self._checkpoint_tail = True
 
     async def _blocking(self, sql: str) -> None:
         """Run a statement that may wait on the disk or a lock on the writer's thread."""
@@ -295,6 +306,9 @@ class Writer:
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         changes = Changes()
         try:
+            if self._checkpoint_tail:
+                self._checkpoint_tail = False
+                await self._blocking("PRAGMA wal_checkpoint(PASSIVE)")
             await self._blocking("BEGIN IMMEDIATE")
             for p in batch:
                 if p.future.cancelled():
