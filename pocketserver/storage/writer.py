@@ -27,9 +27,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 # Group commit: while requests that announced a write (`Writer.expect`) before a batch opened are
 # still being handled, the writer holds the batch open this long at most, so they share its sync;
-# and under steady load it waits this long at most for the batch to reach its recent size.
+# and under steady load it waits for the batch to reach its recent size: for as long as the jobs
+# it lacks usually take to arrive, within these bounds.
 GROUP_COMMIT_WAIT_S = 0.008
-BATCH_FILL_WAIT_S = 0.003
+BATCH_FILL_WAIT_S = (0.003, 0.015)
 
 
 @dataclass(slots=True)
@@ -151,6 +152,8 @@ class Writer:
         self._caught_up: asyncio.Future[None] | None = None
         self._arrived = asyncio.Event()
         self._checkpoint_tail = False
+        self._last_arrival = time.monotonic()
+        self._arrival_gap = 0.0                    # moving average of the time between jobs
         self._recent_batches: collections.deque[int] = collections.deque(maxlen=16)
         self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
         self._max_jobs = max_batch_jobs
@@ -243,6 +246,10 @@ class Writer:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future, size))
         self._arrived.set()
+        now = time.monotonic()
+        gap = min(now - self._last_arrival, 0.05)      # an idle spell is not the usual pace
+        self._last_arrival = now
+        self._arrival_gap += (gap - self._arrival_gap) / 16
         return future
 
     async def _wait_for_usual_batch(self) -> None:
@@ -253,7 +260,11 @@ class Writer:
         estimate starts again from what arrived, so a burst costs at most one wait when it ends.
         """
         target = max(self._recent_batches, default=1)
-        deadline = time.monotonic() + BATCH_FILL_WAIT_S
+        lacking = target - 1 - self._queue.qsize()
+        if lacking <= 0:
+            return
+        low, high = BATCH_FILL_WAIT_S
+        deadline = time.monotonic() + min(high, max(low, 1.5 * lacking * self._arrival_gap))
         while self._queue.qsize() + 1 < target:
             remaining = deadline - time.monotonic()
             self._arrived.clear()
