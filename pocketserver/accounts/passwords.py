@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import asyncio
 
-import nacl.exceptions
-import nacl.pwhash
-
 MAX_PASSWORD_BYTES = 512
 
 
@@ -23,6 +20,7 @@ class PasswordHasher:
         self._dummy: bytes | None = None
 
     def hash_sync(self, password: str) -> str:
+        import nacl.pwhash   # at the first hash, not at start-up
         return nacl.pwhash.argon2id.str(password.encode(), opslimit=self._opslimit,
                                         memlimit=self._memlimit).decode()
 
@@ -32,6 +30,8 @@ class PasswordHasher:
 
     @staticmethod
     def verify_sync(stored: str, password: str) -> bool:
+        import nacl.exceptions
+        import nacl.pwhash
         try:
             return nacl.pwhash.verify(stored.encode(), password.encode())
         except (nacl.exceptions.InvalidkeyError, nacl.exceptions.CryptoError, ValueError):

@@ -7,7 +7,6 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from pocketserver.client.request_body import json_object_body
-from pocketserver.e2ee.key_backup import parse_room_key, parse_rooms, parse_sessions
 from pocketserver.server import current_server
 
 bp = Blueprint("key_backup", __name__)
@@ -62,6 +61,7 @@ async def put_room_keys() -> dict:
     """operationId putRoomKeys. Spec: "PUT /_matrix/client/v3/room_keys/keys"."""
     server = current_server()
     requester = await server.auth.require_user(request)
+    from pocketserver.e2ee.key_backup import parse_rooms
     rows = parse_rooms(await json_object_body())
     return await server.key_backup.put_keys(requester.user_id, request.args.get("version"), rows)
 
@@ -87,6 +87,7 @@ async def put_room_keys_by_room_id(room_id: str) -> dict:
     """operationId putRoomKeysByRoomId. Spec: "PUT /_matrix/client/v3/room_keys/keys/{roomId}"."""
     server = current_server()
     requester = await server.auth.require_user(request)
+    from pocketserver.e2ee.key_backup import parse_sessions
     rows = [(room_id, s, k) for s, k in parse_sessions(await json_object_body())]
     return await server.key_backup.put_keys(requester.user_id, request.args.get("version"), rows)
 
@@ -112,6 +113,7 @@ async def put_room_key_by_session_id(room_id: str, session_id: str) -> dict:
     """operationId putRoomKeyBySessionId. Spec: "PUT /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}"."""
     server = current_server()
     requester = await server.auth.require_user(request)
+    from pocketserver.e2ee.key_backup import parse_room_key
     rows = [(room_id, session_id, parse_room_key(await json_object_body()))]
     return await server.key_backup.put_keys(requester.user_id, request.args.get("version"), rows)
 

@@ -14,7 +14,6 @@ from pocketserver.errors import BadJson, Forbidden, InvalidParam, NotFound
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.server import Server, current_server
 from pocketserver.storage import accounts as account_store
-from pocketserver.storage import reports as report_store
 
 bp = Blueprint("reporting", __name__)
 ROOM = "/_matrix/client/v3/rooms/<room_id>"
@@ -33,6 +32,7 @@ def _reason(body: dict[str, Any], *, required: bool) -> None:
 
 async def _store(server: Server, **fields: Any) -> None:
     """Keep one report for the admin; the 200 goes out after it is committed."""
+    from pocketserver.storage import reports as report_store
     await server.db.write(lambda tx: report_store.insert_report(tx, received_ts=int(time.time() * 1000), **fields))
 
 

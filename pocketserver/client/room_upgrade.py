@@ -8,7 +8,6 @@ from quart import Blueprint, request
 
 from pocketserver.client.request_body import json_object_body
 from pocketserver.errors import MissingParam
-from pocketserver.roomserver.upgrade import parse_additional_creators, parse_new_version, upgrade_room as upgrade
 from pocketserver.server import current_server
 
 bp = Blueprint("room_upgrade", __name__)
@@ -17,6 +16,7 @@ bp = Blueprint("room_upgrade", __name__)
 @bp.post("/_matrix/client/v3/rooms/<room_id>/upgrade")
 async def upgrade_room(room_id: str) -> dict:
     """operationId upgradeRoom. Spec: "POST /_matrix/client/v3/rooms/{roomId}/upgrade"."""
+    from pocketserver.roomserver.upgrade import parse_additional_creators, parse_new_version, upgrade_room as upgrade
     server = current_server()
     requester = await server.auth.require_user(request)
     body = await json_object_body()

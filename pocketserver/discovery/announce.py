@@ -37,8 +37,6 @@ import logging
 import socket
 from typing import Any, Mapping
 
-import ifaddr  # a dependency of zeroconf
-
 from pocketserver import __version__
 from pocketserver.config import Config
 
@@ -61,6 +59,7 @@ def instance_name(config: Config) -> str:
 
 def _selected_adapters(config: Config) -> list[Any]:
     """The network adapters `lan_discovery_interfaces` selects (all when it is empty)."""
+    import ifaddr  # a dependency of zeroconf; ~3 ms to import, so only when addresses are needed
     wanted = {w.strip() for w in config.lan_discovery_interfaces.split(",") if w.strip()}
     adapters = ifaddr.get_adapters()
     if not wanted:

@@ -10,6 +10,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
+import ifaddr
 import pytest
 from zeroconf.asyncio import AsyncServiceInfo
 
@@ -40,7 +41,7 @@ WLAN = adapter("wlan0", "10.0.0.7", index=3)
 @pytest.fixture
 def adapters(monkeypatch: pytest.MonkeyPatch) -> Any:
     def use(*found: Any) -> None:
-        monkeypatch.setattr(announce.ifaddr, "get_adapters", lambda: list(found))
+        monkeypatch.setattr(ifaddr, "get_adapters", lambda: list(found))
     use(LO, ETH, WLAN)
     return use
 
