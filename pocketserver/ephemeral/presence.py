@@ -169,10 +169,7 @@ class PresenceService:
 
     async def interested_users(self, user_id: str) -> set[str]:
         """The user and everyone joined to a room the user is joined to."""
-        users = {user_id}
-        for room_id in await room_store.get_rooms_for_user(self._db, user_id):
-            users |= set(await room_store.get_members(self._db, room_id, "join"))
-        return users
+        return {user_id} | await room_store.get_users_sharing_a_room(self._db, user_id)
 
     async def _share_room(self, user_a: str, user_b: str) -> bool:
         rooms_a = await room_store.get_rooms_for_user(self._db, user_a)
@@ -233,9 +230,7 @@ class PresenceSource:
         if since is not None and not reset and self._presence.serial <= since:
             return False
         if since is None or reset:
-            users = {ctx.user_id}
-            for room_id in ctx.joined_rooms:
-                users |= set(await room_store.get_members(self._db, room_id, "join"))
+            users = {ctx.user_id} | await room_store.get_joined_users(self._db, ctx.joined_rooms)
             # Initial sync leaves out offline users, as Synapse does.
             states = [(u, self._presence.state(u)) for u in sorted(users)]
             states = [(u, s) for u, s in states if s.stream_position and (reset or s.presence != OFFLINE)]
@@ -261,9 +256,7 @@ class PresenceSource:
         cost a read per user of the server.
         """
         if len(candidates) > len(ctx.joined_rooms):
-            sharing = {ctx.user_id}
-            for room_id in ctx.joined_rooms:
-                sharing |= (await room_store.get_members(self._db, room_id, "join")).keys()
+            sharing = {ctx.user_id} | await room_store.get_joined_users(self._db, ctx.joined_rooms)
             return sharing & set(candidates)
         return {u for u in candidates if u == ctx.user_id
                 or ctx.joined_rooms & (await room_store.get_rooms_for_user(self._db, u)).keys()}

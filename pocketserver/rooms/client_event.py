@@ -15,6 +15,17 @@ def format_client_event(raw: Mapping[str, Any], *, event_id: str, room_id: str,
                         unsigned: Mapping[str, Any] | None = None, include_room_id: bool = True) -> dict[str, Any]:
     """The ClientEvent for a stored PDU, with server-computed `unsigned` data.
 
+    Spec: client-server-api, "Room Event Format".
+    """
+    event = format_client_event_base(raw, event_id=event_id, room_id=room_id, include_room_id=include_room_id)
+    event["unsigned"] = dict(unsigned or {})
+    return event
+
+
+def format_client_event_base(raw: Mapping[str, Any], *, event_id: str, room_id: str,
+                             include_room_id: bool = True) -> dict[str, Any]:
+    """The ClientEvent for a stored PDU, all but `unsigned` (which the caller adds last).
+
     Redaction events also get a top-level `redacts` in v11+ rooms, as Synapse gives clients that read
     only the old place. Spec: client-server-api, "Room Event Format"; rooms/v11, "Moving the redacts key".
     """
@@ -27,7 +38,6 @@ def format_client_event(raw: Mapping[str, Any], *, event_id: str, room_id: str,
         if isinstance(redacts, str):
             event["redacts"] = redacts
     event.setdefault("content", {})
-    event["unsigned"] = dict(unsigned or {})
     return event
 
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pocketserver.errors import Forbidden, NotFound
-from pocketserver.rooms.client_event import format_client_event
+from pocketserver.rooms.client_event import format_client_event, format_client_event_base
 from pocketserver.roomserver import RoomServer
 from pocketserver.roomserver.relations import bundle_relations
 from pocketserver.roomserver.visibility import filter_visible
@@ -20,6 +20,8 @@ from pocketserver.storage.events import StoredEvent
 from pocketserver.sync.tokens import StreamToken
 
 MAX_PAGE = 1000
+MAX_CHILD_CHECK = 200      # parents checked for children by one synchronous look-up (has_children)
+MAX_CLIENT_EVENTS = 1024   # formatted ClientEvents kept (first in, first out), as many as StateCache's events
 
 
 class RoomReader:
@@ -29,6 +31,8 @@ class RoomReader:
         self.rs = rs
         self.db = rs.db
         self.cache = rs.state_cache
+        # (event_id, include_room_id) -> (the StoredEvent, its ClientEvent without unsigned)
+        self._client_events: dict[tuple[str, bool], tuple[StoredEvent, dict[str, Any]]] = {}
 
     async def membership_window(self, user_id: str, room_id: str) -> tuple[str | None, int | None]:
         """The user's membership and, if they left, the stream position up to which they may read."""
@@ -59,7 +63,7 @@ class RoomReader:
         """Client events with `unsigned` (age, transaction_id, prev_content, redacted_because)."""
         events = list(events)
         extra_ids = [e.replaces_state for e in events if e.replaces_state] + [e.redacted_by for e in events if e.redacted_by]
-        extras = await event_store.get_events(self.db, extra_ids) if extra_ids else {}
+        extras = await self.cache.events(extra_ids) if extra_ids else {}
         now = int(time.time() * 1000)
         out = []
         for event in events:
@@ -75,10 +79,31 @@ class RoomReader:
                 redaction = extras[event.redacted_by]
                 unsigned["redacted_because"] = format_client_event(redaction.json, event_id=redaction.event_id,
                                                                    room_id=redaction.room_id)
-            out.append(format_client_event(event.json, event_id=event.event_id, room_id=event.room_id,
-                                           unsigned=unsigned, include_room_id=include_room_id))
-        await bundle_relations(self, events, out, user_id, device_id, include_room_id=include_room_id)
+            client_event = self._client_event(event, include_room_id)
+            client_event["unsigned"] = unsigned
+            out.append(client_event)
+        # Most events have no children: one look-up here then spares bundle_relations' read.
+        parents = [e.event_id for e in events if e.state_key is None]
+        if len(parents) > MAX_CHILD_CHECK or (parents and event_store.has_children(self.db, parents)):
+            await bundle_relations(self, events, out, user_id, device_id, include_room_id=include_room_id)
         return out
+
+    def _client_event(self, event: StoredEvent, include_room_id: bool) -> dict[str, Any]:
+        """A fresh copy of the event's ClientEvent without `unsigned`, formatted once per event read.
+
+        The entry is used only for the very StoredEvent it was made from: a redaction (or any new
+        read of the row) gives a new StoredEvent, so a stale form is never returned.
+        """
+        key = (event.event_id, include_room_id)
+        known = self._client_events.get(key)
+        if known is not None and known[0] is event:
+            return dict(known[1])
+        base = format_client_event_base(event.json, event_id=event.event_id, room_id=event.room_id,
+                                        include_room_id=include_room_id)
+        self._client_events[key] = (event, base)
+        if len(self._client_events) > MAX_CLIENT_EVENTS:
+            self._client_events.pop(next(iter(self._client_events)))
+        return dict(base)
 
     async def get_event(self, user_id: str, room_id: str, event_id: str) -> StoredEvent:
         """Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pocketserver.storage import events as event_store
@@ -17,16 +17,22 @@ from pocketserver.storage.events import StoredEvent
 StateKey = tuple[str, str]
 MAX_GROUPS = 256
 MAX_STATE_EVENTS = 8192
+# Parsed events kept for /sync: one initial sync of 10 rooms reads ~450 (timelines and state).
+MAX_EVENTS = 1024
 
 
 class StateCache:
-    """Bounded caches of state groups and of state event contents."""
+    """Bounded caches of state groups, state event contents and recently read events."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
         self._groups: OrderedDict[int, dict[StateKey, str]] = OrderedDict()
         self._contents: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._always_shared: dict[str, bool] = {}
+        self._events: OrderedDict[str, StoredEvent] = OrderedDict()
+        # Events whose redaction was stored but may not be committed yet: a read from before the
+        # commit must not bring the unredacted form back into a cache (dict as an ordered set).
+        self._redacting: dict[str, None] = {}
 
     async def group(self, group_id: int) -> dict[StateKey, str]:
         found = self._groups.get(group_id)
@@ -39,11 +45,65 @@ class StateCache:
             self._groups.move_to_end(group_id)
         return found
 
+    @property
+    def known_events(self) -> Mapping[str, StoredEvent]:
+        """The events in memory, by ID, for a storage read to reuse instead of parsing (`_row`)."""
+        return self._events
+
+    async def events(self, event_ids: Iterable[str]) -> dict[str, StoredEvent]:
+        """The stored events among `event_ids`, by ID in the order given; recently read ones from memory."""
+        ids = list(dict.fromkeys(event_ids))
+        hits: dict[str, StoredEvent] = {}
+        missing = []
+        for event_id in ids:
+            event = self._events.get(event_id)
+            if event is None:
+                missing.append(event_id)
+            else:
+                hits[event_id] = event
+                self._events.move_to_end(event_id)
+        if not missing:
+            return hits
+        fetched = await event_store.get_events(self._db, missing)
+        self.remember(fetched.values())
+        found: dict[str, StoredEvent] = {}
+        for event_id in ids:
+            event = hits.get(event_id) or fetched.get(event_id)
+            if event is not None:
+                found[event_id] = event
+        return found
+
+    def remember(self, events: Iterable[StoredEvent]) -> None:
+        """Keep events just read from the database (the newest MAX_EVENTS)."""
+        cache = self._events
+        for event in events:
+            known = cache.get(event.event_id)
+            if known is event:                 # reused by the read (storage.events._row): nothing new
+                continue
+            if not self._may_cache(event):
+                continue
+            if known is not None and known.redacted_by is not None and event.redacted_by is None:
+                continue                       # a read from an older snapshot; redaction never goes back
+            cache[event.event_id] = event
+            cache.move_to_end(event.event_id)
+        while len(cache) > MAX_EVENTS:
+            cache.popitem(last=False)
+
+    def _may_cache(self, event: StoredEvent) -> bool:
+        if event.event_id not in self._redacting:
+            return True
+        if event.redacted_by is None:
+            return False
+        del self._redacting[event.event_id]    # the redaction is committed: this form is final
+        return True
+
     async def contents(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Content of the given (state) events, by ID."""
         wanted = [e for e in dict.fromkeys(event_ids) if e not in self._contents]
         if wanted:
             for eid, stored in (await event_store.get_events(self._db, wanted)).items():
+                if not self._may_cache(stored):
+                    continue
                 content = stored.json.get("content")
                 self._contents[eid] = content if isinstance(content, dict) else {}
             while len(self._contents) > MAX_STATE_EVENTS:
@@ -68,8 +128,12 @@ class StateCache:
         self._always_shared.pop(room_id, None)
 
     def forget_content(self, event_id: str) -> None:
-        """Drop a cached content (after the event was redacted)."""
+        """Drop what is cached of an event being redacted (called before the redaction commits)."""
         self._contents.pop(event_id, None)
+        self._events.pop(event_id, None)
+        self._redacting[event_id] = None
+        while len(self._redacting) > MAX_EVENTS:   # long since committed (or rolled back)
+            del self._redacting[next(iter(self._redacting))]
 
     async def state_value(self, group_id: int, key: StateKey, field: str) -> Any:
         """One content field of one state entry of a group (None when absent)."""
@@ -116,6 +180,10 @@ async def filter_visible(db: Database, cache: StateCache, user_id: str, events: 
     return visible
 
 
+_CURRENT_MEMBERSHIP = ("SELECT membership FROM current_state WHERE room_id = ? AND type = 'm.room.member' "
+                       "AND state_key = ?")
+
+
 async def _sees_whole_history(db: Database, cache: StateCache, user_id: str, room_id: str) -> bool:
     """True when the user is joined now and the room's history was never less than `shared`.
 
@@ -123,8 +191,8 @@ async def _sees_whole_history(db: Database, cache: StateCache, user_id: str, roo
     the user joined after it), one after it under rule 2. This spares the per-event state look-ups
     that make an initial sync over many rooms slow.
     """
-    row = await db.fetchone("SELECT membership FROM current_state WHERE room_id = ? AND type = 'm.room.member' "
-                            "AND state_key = ?", (room_id, user_id))
+    # A primary-key look-up: read on the event loop's thread rather than a trip to a reader thread.
+    row = db.lookup(_CURRENT_MEMBERSHIP, (room_id, user_id))
     if row is None or row[0] != "join":
         return False
     return await cache.always_shared(room_id)

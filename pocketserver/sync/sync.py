@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from pocketserver.errors import BadJson, NotFound
@@ -76,8 +77,10 @@ class SyncService:
         since_token = StreamToken.parse(since) if since else None
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
         deadline = time.monotonic() + timeout_ms / 1000
+        memberships: dict[str, tuple[str, str, int]] | None = None
         while True:
-            memberships = await room_store.get_rooms_for_user(self._db, user_id, ALL_MEMBERSHIPS)
+            if memberships is None:
+                memberships = await room_store.get_rooms_for_user(self._db, user_id, ALL_MEMBERSHIPS)
             waiter = self._notifier.register(user_id, [r for r, (m, _, _) in memberships.items()
                                                        if m in ("join", "invite", "knock")])
             try:
@@ -89,6 +92,10 @@ class SyncService:
                     return response
                 if not await self._notifier.wait(waiter, remaining):
                     return response
+                if waiter.user_woken:
+                    # A change of the user's memberships wakes the user (set_local_membership, forget_room);
+                    # a wake for a room alone leaves them as read.
+                    memberships = None
             finally:
                 self._notifier.unregister(waiter)
 
@@ -99,7 +106,12 @@ class SyncService:
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.events if since else 0
         changed = await event_store.get_rooms_with_events(self._db, since_pos, now.events) if since else None
-        room_data = await self._room_account_data(user_id, since, now)
+        account_data = await self._account_data(user_id, since, now)
+        room_data: dict[str, list] = {}
+        for room_id, data_type, content in account_data:
+            if room_id:
+                room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
+        joined: dict[str, tuple[int | None, bool]] = {}      # room_id -> (since, full state)
         for room_id, (membership, event_id, member_pos) in memberships.items():
             if not _room_wanted(room_filter, room_id) or member_pos > now.events:
                 continue
@@ -107,10 +119,7 @@ class SyncService:
             if membership == "join":
                 if not (newly or full_state or room_id in changed or room_id in room_data):
                     continue
-                entry = await self._joined_room(user_id, device_id, room_id, since_pos if not newly else None,
-                                                now.events, room_filter, sync_filter, full_state or newly)
-                entry["account_data"] = {"events": room_data.get(room_id, [])}
-                rooms["join"][room_id] = entry
+                joined[room_id] = (since_pos if not newly else None, full_state or newly)
             elif membership in ("invite", "knock") and newly:
                 key = "invite_state" if membership == "invite" else "knock_state"
                 state = await sections.stripped_state(self._reader, room_id, event_id)
@@ -119,7 +128,11 @@ class SyncService:
                     (since is not None and newly) or (since is None and room_filter.get("include_leave"))):
                 rooms["leave"][room_id] = await self._left_room(user_id, device_id, room_id, since_pos if since else None,
                                                                 member_pos, room_filter, sync_filter)
-        global_data = [{"type": t, "content": c} for r, t, c in await self._account_data(user_id, since, now) if r == ""]
+        for room_id, entry in (await self._joined_rooms(user_id, device_id, joined, now.events, room_filter,
+                                                        sync_filter)).items():
+            entry["account_data"] = {"events": room_data.get(room_id, [])}
+            rooms["join"][room_id] = entry
+        global_data = [{"type": t, "content": c} for r, t, c in account_data if r == ""]
         global_data = [e for e in global_data
                        if event_matches(sync_filter.get("account_data"), event_type=e["type"], sender=user_id)]
         response: dict[str, Any] = {
@@ -131,8 +144,8 @@ class SyncService:
             "device_lists": {"changed": [], "left": []},
         }
         empty = not any(rooms.values()) and not global_data
-        joined = frozenset(r for r, (m, _, pos) in memberships.items() if m == "join" and pos <= now.events)
-        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined, response)
+        joined_now = frozenset(r for r, (m, _, pos) in memberships.items() if m == "join" and pos <= now.events)
+        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined_now, response)
         for source in self._sources:
             if await source.add_to_sync(ctx):
                 empty = False
@@ -143,34 +156,43 @@ class SyncService:
         return await account_data_store.get_account_data_since(self._db, user_id, since.account_data if since else 0,
                                                                now.account_data)
 
-    async def _room_account_data(self, user_id: str, since: StreamToken | None, now: StreamToken) -> dict[str, list]:
-        out: dict[str, list] = {}
-        for room_id, data_type, content in await self._account_data(user_id, since, now):
-            if room_id:
-                out.setdefault(room_id, []).append({"type": data_type, "content": content})
-        return out
-
-    async def _joined_room(self, user_id: str, device_id: str, room_id: str, since: int | None, upto: int,
-                           room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any], full: bool) -> dict[str, Any]:
-        timeline_filter = room_filter.get("timeline")
+    async def _joined_rooms(self, user_id: str, device_id: str, plan: Mapping[str, tuple[int | None, bool]],
+                            upto: int, room_filter: Mapping[str, Any],
+                            sync_filter: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """The entries of joined rooms ({room_id: (since, full state)}), every room's reads done together."""
+        if not plan:
+            return {}
+        timeline_filter, state_filter = room_filter.get("timeline"), room_filter.get("state")
         limit = (timeline_filter or {}).get("limit", DEFAULT_TIMELINE_LIMIT)
-        timeline = await sections.load_timeline(self._reader, user_id, room_id, after=since or 0, upto=upto,
-                                                limit=limit, timeline_filter=timeline_filter)
-        state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since, full=full,
-                                             state_filter=room_filter.get("state"))
-        entry: dict[str, Any] = {
-            "timeline": {"events": await self._serialize(timeline.events, user_id, device_id, sync_filter),
-                         "limited": timeline.limited,
-                         "prev_batch": StreamToken(events=timeline.start_position).serialize()},
-            "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
-            "ephemeral": {"events": []},
-            "unread_notifications": {"notification_count": 0, "highlight_count": 0},
-        }
-        if full or any(e.type == "m.room.member" for e in [*timeline.events, *state]):
-            entry["summary"] = await sections.summary(self._reader, user_id, room_id)
-        else:
-            entry["summary"] = {}
-        return entry
+        timelines = await sections.load_timelines(self._reader, user_id, {r: (since or 0, upto)
+                                                                          for r, (since, _) in plan.items()},
+                                                  limit=limit, timeline_filter=timeline_filter)
+        state_ids = {r: await sections.state_section_ids(self._reader, user_id, r, timelines[r], since=since,
+                                                         full=full, state_filter=state_filter)
+                     for r, (since, full) in plan.items()}
+        stored = await self._reader.cache.events(i for ids in state_ids.values() for i in ids)
+        states = {r: sections.state_events({i: stored[i] for i in ids if i in stored}, state_filter)
+                  for r, ids in state_ids.items()}
+        # One serialisation for every room: one read of prev_content and one of bundled relations.
+        serialized = iter(await self._serialize([e for r in plan for e in (*timelines[r].events, *states[r])],
+                                                user_id, device_id, sync_filter))
+        entries: dict[str, dict[str, Any]] = {}
+        for room_id, (_, full) in plan.items():
+            timeline, state = timelines[room_id], states[room_id]
+            entry: dict[str, Any] = {
+                "timeline": {"events": list(islice(serialized, len(timeline.events))),
+                             "limited": timeline.limited,
+                             "prev_batch": StreamToken(events=timeline.start_position).serialize()},
+                "state": {"events": list(islice(serialized, len(state)))},
+                "ephemeral": {"events": []},
+                "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+            }
+            if full or any(e.type == "m.room.member" for e in [*timeline.events, *state]):
+                entry["summary"] = await sections.summary(self._reader, user_id, room_id)
+            else:
+                entry["summary"] = {}
+            entries[room_id] = entry
+        return entries
 
     async def _left_room(self, user_id: str, device_id: str, room_id: str, since: int | None, leave_pos: int,
                          room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any]) -> dict[str, Any]:
