@@ -321,9 +321,13 @@ class Writer:
                 self._checkpoint_tail = False
                 await self._blocking("PRAGMA wal_checkpoint(PASSIVE)")
             await self._blocking("BEGIN IMMEDIATE")
-            for p in batch:
+            for index, p in enumerate(batch):
                 if p.future.cancelled():
                     continue
+                if index:
+                    # A job's statements don't yield; between jobs, let other requests (woken
+                    # long-polls above all) have the loop, or a big batch would hold it for long.
+                    await asyncio.sleep(0)
                 tx = Transaction(self._conn)
                 self._conn.execute("SAVEPOINT job")
                 try:

@@ -44,17 +44,21 @@ UNLIMITED = {f"rc_{kind}_{unit}": value for kind in ("message", "joins", "room_c
 @dataclass(frozen=True)
 class Profile:
     receivers: int             # long-polling /sync clients, one user and device each
-    senders: int               # users sending messages in a closed loop
+    senders: int               # users sending messages, each waiting for its reply before the next
     seconds: float             # how long the senders send
     rooms: int                 # shared rooms
     rooms_per_receiver: int    # each receiver joins this many of them (senders join all)
     rss_bound_mib: int         # the server's peak RSS must stay below this
     drain_s: float             # after the senders stop, time for every receiver to catch up
+    send_interval_s: float = 0.0   # a sender starts a message at most this often (0: as fast as it can)
 
 
 # Measured peaks: about 70 MiB for CI and 150 MiB for FULL; the bounds leave room, not runaway growth.
+# FULL paces its senders: as fast as they could go, they sent ~250 msg/s, i.e. 50,000 deliveries a
+# second to 200 receivers per room, more than this test's own client (on the same cores) can read.
 CI = Profile(receivers=100, senders=5, seconds=10, rooms=4, rooms_per_receiver=2, rss_bound_mib=300, drain_s=30)
-FULL = Profile(receivers=500, senders=20, seconds=60, rooms=5, rooms_per_receiver=2, rss_bound_mib=512, drain_s=90)
+FULL = Profile(receivers=500, senders=20, seconds=60, rooms=5, rooms_per_receiver=2, rss_bound_mib=512, drain_s=90,
+               send_interval_s=1.5)
 
 
 @dataclass
@@ -147,17 +151,23 @@ async def setup_users(server: RunningServer, run: Run, profile: Profile) -> tupl
     return senders, [Receiver(u, log={room: [] for room in u.rooms}) for u in receivers]
 
 
-async def send_loop(run: Run, sender: User, index: int, stop: asyncio.Event) -> None:
+async def send_loop(run: Run, sender: User, index: int, stop: asyncio.Event, interval_s: float) -> None:
     n = 0
     while not stop.is_set():
         n += 1
         room_id = sender.rooms[n % len(sender.rooms)]
         body = f"s{index}-{n}"
-        run.started[body] = time.monotonic()
+        began = run.started[body] = time.monotonic()
         reply = await run.call("PUT", f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/{body}", sender,
                                json={"msgtype": "m.text", "body": body})
         if reply is not None:
             run.acked[room_id].append(reply["event_id"])
+        pause = interval_s - (time.monotonic() - began)
+        if pause > 0:
+            try:
+                await asyncio.wait_for(stop.wait(), pause)
+            except asyncio.TimeoutError:
+                pass
 
 
 async def fill_gap(run: Run, receiver: Receiver, room_id: str, prev_batch: str, since: str) -> list[dict[str, Any]] | None:
@@ -295,7 +305,8 @@ async def run_load(tmp_path: Path, profile: Profile) -> None:
                           asyncio.create_task(probe_loop(run, stop_sampling, probe_delays))]
             pollers = [asyncio.create_task(sync_loop(run, r)) for r in receivers]
             began = time.monotonic()
-            sending = [asyncio.create_task(send_loop(run, s, j, stop_sending)) for j, s in enumerate(senders)]
+            sending = [asyncio.create_task(send_loop(run, s, j, stop_sending, profile.send_interval_s))
+                       for j, s in enumerate(senders)]
             await asyncio.sleep(profile.seconds)
             stop_sending.set()
             await asyncio.gather(*sending)
