@@ -31,6 +31,8 @@ T = TypeVar("T")
 # it lacks usually take to arrive, within these bounds.
 GROUP_COMMIT_WAIT_S = 0.008
 BATCH_FILL_WAIT_S = (0.003, 0.015)
+BATCH_HISTORY_S = 0.05           # recent batch sizes older than a pause this long are forgotten
+YIELD_EVERY_JOBS = 8             # a batch lets the event loop run other tasks after this many jobs
 
 
 @dataclass(slots=True)
@@ -153,6 +155,7 @@ class Writer:
         self._arrived = asyncio.Event()
         self._checkpoint_tail = False
         self._last_arrival = time.monotonic()
+        self._last_batch_at = 0.0                  # when the last batch was committed
         self._arrival_gap = 0.0                    # moving average of the time between jobs
         self._recent_batches: collections.deque[int] = collections.deque(maxlen=16)
         self._queue: asyncio.Queue[_Pending | _Stop] = asyncio.Queue()
@@ -259,6 +262,8 @@ class Writer:
         sizes say how many writers there usually are. Once the wait times out short of that, the
         estimate starts again from what arrived, so a burst costs at most one wait when it ends.
         """
+        if time.monotonic() - self._last_batch_at > BATCH_HISTORY_S:
+            self._recent_batches.clear()       # after a pause the load may be another one
         target = max(self._recent_batches, default=1)
         lacking = target - 1 - self._queue.qsize()
         if lacking <= 0:
@@ -324,8 +329,8 @@ class Writer:
             for index, p in enumerate(batch):
                 if p.future.cancelled():
                     continue
-                if index:
-                    # A job's statements don't yield; between jobs, let other requests (woken
+                if index and index % YIELD_EVERY_JOBS == 0:
+                    # A job's statements don't yield; every few jobs let other requests (woken
                     # long-polls above all) have the loop, or a big batch would hold it for long.
                     await asyncio.sleep(0)
                 tx = Transaction(self._conn)
@@ -360,6 +365,7 @@ class Writer:
         self.stats.jobs += len(outcomes)
         self.stats.largest_batch = max(self.stats.largest_batch, len(outcomes))
         self._recent_batches.append(len(batch))
+        self._last_batch_at = time.monotonic()
         self.stats.commit_seconds += time.perf_counter() - started
         for p, value, exc in outcomes:
             if p.future.done():
