@@ -226,12 +226,8 @@ class Database:
         ID): far cheaper than a trip to a reader thread. The statement is finished before
         returning, so the connection never holds an old snapshot.
         """
-        assert self._lookup_conn is not None, "database is not open"
-        cursor = self._lookup_conn.execute(sql, tuple(params))
-        try:
-            return cursor.fetchone()
-        finally:
-            cursor.close()
+        rows = self.lookup_all(sql, params)
+        return rows[0] if rows else None
 
     def lookup_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """The few rows an indexed look-up finds (a user's pushers), read like `lookup`."""

@@ -10,6 +10,16 @@ from pocketserver.storage import database
 from pocketserver.storage.database import SCHEMA_VERSION, DatabaseError, migrate
 
 
+def version_and_tables(path: Path) -> tuple[int, set[str]]:
+    """The schema version and the table names of a database file."""
+    conn = sqlite3.connect(path)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        return version, {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+
+
 def test_fresh_database_gets_latest_schema(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     assert migrate(path) == SCHEMA_VERSION
@@ -41,11 +51,8 @@ def test_failed_migration_leaves_database_unchanged(tmp_path: Path, monkeypatch)
     monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     with pytest.raises(DatabaseError, match="rolled back"):
         migrate(path)
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "half_done" not in tables
-    conn.close()
+    version, tables = version_and_tables(path)
+    assert version == SCHEMA_VERSION and "half_done" not in tables
 
 
 def test_failed_migration_rolls_back_every_pending_one(tmp_path: Path, monkeypatch) -> None:
@@ -59,8 +66,5 @@ def test_failed_migration_rolls_back_every_pending_one(tmp_path: Path, monkeypat
     monkeypatch.setattr(database, "SCHEMA_VERSION", SCHEMA_VERSION + 2)
     with pytest.raises(DatabaseError, match="9999_broken.sql failed and was rolled back"):
         migrate(path)
-    conn = sqlite3.connect(path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-    assert "fine" not in tables
-    conn.close()
+    version, tables = version_and_tables(path)
+    assert version == SCHEMA_VERSION and "fine" not in tables
