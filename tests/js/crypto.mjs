@@ -1,7 +1,7 @@
 // A matrix-js-sdk client with its Rust crypto (WASM, in-memory store), driven over stdin/stdout with JSON
 // lines like driver.mjs, for pocketserver's end-to-end encryption tests.
 // Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
-import { out, serve } from "./harness.mjs";
+import { out, passwordLogin, serve, waitPrepared } from "./harness.mjs";
 // stdout carries the JSON lines: the SDK's and the WASM module's logging goes to stderr, only warnings and
 // errors unless CRYPTO_DRIVER_DEBUG=<regular expression> is set (then also the debug lines matching it).
 const toStderr = (...args) => process.stderr.write(args.map(String).join(" ") + "\n");
@@ -42,16 +42,6 @@ function watch(c) {
   c.on(CryptoEvent.KeyBackupFailed, (errcode) => out({ event: "backup_failed", errcode }));
 }
 
-async function waitPrepared(c) {
-  if (c.getSyncState() === "PREPARED" || c.getSyncState() === "SYNCING") return;
-  await new Promise((resolve, reject) => {
-    c.on(sdk.ClientEvent.Sync, (state) => {
-      if (state === "PREPARED" || state === "SYNCING") resolve();
-      if (state === "ERROR") reject(new Error("sync error"));
-    });
-  });
-}
-
 function crypto() {
   const c = client?.getCrypto();
   if (!c) throw new Error("crypto is not initialised");
@@ -87,8 +77,7 @@ async function scrollbackAll(room) {
 
 const handlers = {
   async login({ baseUrl, user, password, recoveryKey, initialSyncLimit }) {
-    const tmp = sdk.createClient({ baseUrl });
-    const resp = await tmp.loginRequest({ type: "m.login.password", identifier: { type: "m.id.user", user }, password });
+    const resp = await passwordLogin(sdk, baseUrl, user, password);
     login = { user, password, user_id: resp.user_id, device_id: resp.device_id };
     if (recoveryKey) secretStorageKey = [null, decodeRecoveryKey(recoveryKey)];
     client = sdk.createClient({
@@ -105,7 +94,7 @@ const handlers = {
     await client.initRustCrypto({ useIndexedDB: false });
     watch(client);
     await client.startClient({ initialSyncLimit: initialSyncLimit ?? 20 });
-    await waitPrepared(client);
+    await waitPrepared(sdk, client);
     const own = await crypto().getOwnDeviceKeys();
     return { user_id: resp.user_id, device_id: resp.device_id, access_token: resp.access_token,
              ed25519: own.ed25519, curve25519: own.curve25519 };

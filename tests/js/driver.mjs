@@ -1,6 +1,6 @@
 // A matrix-js-sdk client driven over stdin/stdout with JSON lines, for pocketserver's tests.
 // Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
-import { out, serve } from "./harness.mjs";
+import { out, passwordLogin, serve, waitPrepared } from "./harness.mjs";
 const sdk = await import("matrix-js-sdk");
 
 let client = null;
@@ -26,24 +26,13 @@ function watch(c) {
   });
 }
 
-async function waitPrepared(c) {
-  if (c.getSyncState() === "PREPARED" || c.getSyncState() === "SYNCING") return;
-  await new Promise((resolve, reject) => {
-    c.on(sdk.ClientEvent.Sync, (state) => {
-      if (state === "PREPARED" || state === "SYNCING") resolve();
-      if (state === "ERROR") reject(new Error("sync error"));
-    });
-  });
-}
-
 const handlers = {
   async login({ baseUrl, user, password }) {
-    const tmp = sdk.createClient({ baseUrl });
-    const resp = await tmp.loginRequest({ type: "m.login.password", identifier: { type: "m.id.user", user }, password });
+    const resp = await passwordLogin(sdk, baseUrl, user, password);
     client = sdk.createClient({ baseUrl, accessToken: resp.access_token, userId: resp.user_id, deviceId: resp.device_id });
     watch(client);
     await client.startClient({ initialSyncLimit: 20 });
-    await waitPrepared(client);
+    await waitPrepared(sdk, client);
     return { user_id: resp.user_id, device_id: resp.device_id };
   },
   async createRoom({ name, invite }) {

@@ -30,3 +30,20 @@ export function serve(handlers, onClose) {
   });
   rl.on("close", () => { onClose(); process.exit(0); });
 }
+
+// Resolve once the client's first sync is done (rejects on a sync error). `sdk` is the imported SDK.
+export async function waitPrepared(sdk, c) {
+  if (c.getSyncState() === "PREPARED" || c.getSyncState() === "SYNCING") return;
+  await new Promise((resolve, reject) => {
+    c.on(sdk.ClientEvent.Sync, (state) => {
+      if (state === "PREPARED" || state === "SYNCING") resolve();
+      if (state === "ERROR") reject(new Error("sync error"));
+    });
+  });
+}
+
+// POST /login with a password; the response (access_token, user_id, device_id).
+export function passwordLogin(sdk, baseUrl, user, password) {
+  return sdk.createClient({ baseUrl })
+    .loginRequest({ type: "m.login.password", identifier: { type: "m.id.user", user }, password });
+}

@@ -1,7 +1,7 @@
 // A matrix-js-sdk client that syncs with simplified sliding sync (MSC4186, the SDK's SlidingSync class),
 // driven over stdin/stdout with JSON lines like driver.mjs.
 // Commands: {"id", "cmd", ...args}; replies: {"id", "ok", ...} or {"id", "error"}; SDK events: {"event", ...}.
-import { out, serve } from "./harness.mjs";
+import { out, passwordLogin, serve, waitPrepared } from "./harness.mjs";
 const sdk = await import("matrix-js-sdk");
 // SlidingSync is not re-exported by the package index; the package has no "exports" map, so import the module.
 const { SlidingSync, SlidingSyncEvent, SlidingSyncState } = await import("matrix-js-sdk/lib/sliding-sync.js");
@@ -34,27 +34,16 @@ function watch(c, ss) {
   });
 }
 
-async function waitPrepared(c) {
-  if (c.getSyncState() === "PREPARED" || c.getSyncState() === "SYNCING") return;
-  await new Promise((resolve, reject) => {
-    c.on(sdk.ClientEvent.Sync, (state) => {
-      if (state === "PREPARED" || state === "SYNCING") resolve();
-      if (state === "ERROR") reject(new Error("sync error"));
-    });
-  });
-}
-
 const handlers = {
   async login({ baseUrl, user, password }) {
-    const tmp = sdk.createClient({ baseUrl });
-    const resp = await tmp.loginRequest({ type: "m.login.password", identifier: { type: "m.id.user", user }, password });
+    const resp = await passwordLogin(sdk, baseUrl, user, password);
     client = sdk.createClient({ baseUrl, accessToken: resp.access_token, userId: resp.user_id, deviceId: resp.device_id });
     const room = { timeline_limit: 10, required_state: [["*", "*"]] };
     const lists = new Map([["all", { ranges: [[0, 20]], ...room }]]);
     sliding = new SlidingSync(baseUrl, lists, room, client, 10000);
     watch(client, sliding);
     await client.startClient({ slidingSync: sliding });
-    await waitPrepared(client);
+    await waitPrepared(sdk, client);
     return { user_id: resp.user_id, device_id: resp.device_id };
   },
   async createRoom({ name }) {
