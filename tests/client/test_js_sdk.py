@@ -5,29 +5,45 @@ Spec: client-server-api, "Syncing", "Room membership", "Events on Change of Prof
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 from nio import AsyncClient, LoginResponse, RoomMessageText
 
 from tests.js_client import JsClient
 
 
-async def test_js_sdk_and_nio_see_each_other(homeserver, http) -> None:
-    await homeserver.register_shared_secret(http, "js-alice", "js-alice-pw")
-    await homeserver.register_shared_secret(http, "nio-bob", "nio-bob-pw")
+@contextlib.asynccontextmanager
+async def js_and_nio(homeserver, http, js_user: str, nio_user: str) -> AsyncIterator[tuple[JsClient, AsyncClient]]:
+    """A logged-in js-sdk client and a logged-in nio client, each a fresh user; closed afterwards."""
+    await homeserver.register_shared_secret(http, js_user, js_user + "-pw")
+    await homeserver.register_shared_secret(http, nio_user, nio_user + "-pw")
     js = await JsClient.start()
-    bob = AsyncClient(homeserver.base_url, "nio-bob")
+    nio = AsyncClient(homeserver.base_url, nio_user)
     try:
-        login = await js.call("login", baseUrl=homeserver.base_url, user="js-alice", password="js-alice-pw")
-        assert login["user_id"] == "@js-alice:test.local"
-        assert isinstance(await bob.login("nio-bob-pw"), LoginResponse)
-        await bob.sync(timeout=0)
+        login = await js.call("login", baseUrl=homeserver.base_url, user=js_user, password=js_user + "-pw")
+        assert login["user_id"] == f"@{js_user}:test.local"
+        assert isinstance(await nio.login(nio_user + "-pw"), LoginResponse)
+        yield js, nio
+    finally:
+        await js.close()
+        await nio.close()
 
-        room_id = (await js.call("createRoom", name="Both SDKs", invite=["@nio-bob:test.local"]))["room_id"]
-        sync = await bob.sync(timeout=10_000, since=bob.next_batch)
-        assert room_id in sync.rooms.invite
-        await bob.join(room_id)
-        await js.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
-                          and e["sender"] == "@nio-bob:test.local")
+
+async def js_room_with(js: JsClient, nio: AsyncClient, name: str) -> str:
+    """The js-sdk user creates a room and invites the nio user, who joins; the js-sdk sees the join."""
+    await nio.sync(timeout=0)
+    room_id = (await js.call("createRoom", name=name, invite=[nio.user_id]))["room_id"]
+    sync = await nio.sync(timeout=10_000, since=nio.next_batch)
+    assert room_id in sync.rooms.invite
+    await nio.join(room_id)
+    await js.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member" and e["sender"] == nio.user_id)
+    return room_id
+
+
+async def test_js_sdk_and_nio_see_each_other(homeserver, http) -> None:
+    async with js_and_nio(homeserver, http, "js-alice", "nio-bob") as (js, bob):
+        room_id = await js_room_with(js, bob, "Both SDKs")
 
         # js-sdk -> nio
         await js.call("send", roomId=room_id, body="from js")
@@ -51,26 +67,13 @@ async def test_js_sdk_and_nio_see_each_other(homeserver, http) -> None:
                           and e["name"] == "Bob the Builder")
         members = dict((await js.call("members", roomId=room_id))["joined"])
         assert members["@nio-bob:test.local"] == "Bob the Builder"
-    finally:
-        await js.close()
-        await bob.close()
 
 
 async def test_typing_receipts_and_unread_counts_across_sdks(homeserver, http) -> None:
     from nio import ReceiptEvent, RoomMessageText
 
-    await homeserver.register_shared_secret(http, "js-carol", "js-carol-pw")
-    await homeserver.register_shared_secret(http, "nio-dave", "nio-dave-pw")
-    js = await JsClient.start()
-    dave = AsyncClient(homeserver.base_url, "nio-dave")
-    try:
-        await js.call("login", baseUrl=homeserver.base_url, user="js-carol", password="js-carol-pw")
-        assert isinstance(await dave.login("nio-dave-pw"), LoginResponse)
-        room_id = (await js.call("createRoom", name="Counts", invite=["@nio-dave:test.local"]))["room_id"]
-        await dave.sync(timeout=0)
-        await dave.join(room_id)
-        await js.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
-                          and e["sender"] == "@nio-dave:test.local")
+    async with js_and_nio(homeserver, http, "js-carol", "nio-dave") as (js, dave):
+        room_id = await js_room_with(js, dave, "Counts")
 
         # nio types; the js-sdk sees it.
         await dave.room_typing(room_id, True, timeout=30_000)
@@ -106,23 +109,12 @@ async def test_typing_receipts_and_unread_counts_across_sdks(homeserver, http) -
                 break
         assert seen_receipt
         assert not isinstance(sent, RoomMessageText)
-    finally:
-        await js.close()
-        await dave.close()
 
 
 async def test_relations_through_the_js_sdk(homeserver, http) -> None:
     """Edits and thread replies sent with nio are listed by the js-sdk's relations API."""
-    await homeserver.register_shared_secret(http, "js-erin", "js-erin-pw")
-    await homeserver.register_shared_secret(http, "nio-fred", "nio-fred-pw")
-    js = await JsClient.start()
-    fred = AsyncClient(homeserver.base_url, "nio-fred")
-    try:
-        await js.call("login", baseUrl=homeserver.base_url, user="js-erin", password="js-erin-pw")
-        assert isinstance(await fred.login("nio-fred-pw"), LoginResponse)
-        room_id = (await js.call("createRoom", name="Threads", invite=["@nio-fred:test.local"]))["room_id"]
-        await fred.sync(timeout=0)
-        await fred.join(room_id)
+    async with js_and_nio(homeserver, http, "js-erin", "nio-fred") as (js, fred):
+        room_id = await js_room_with(js, fred, "Threads")
         root = await fred.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "root"})
         edit = await fred.room_send(room_id, "m.room.message", {
             "msgtype": "m.text", "body": "* root!", "m.new_content": {"msgtype": "m.text", "body": "root!"},
@@ -135,6 +127,3 @@ async def test_relations_through_the_js_sdk(homeserver, http) -> None:
                                                                       (reply.event_id, "m.thread")}
         threads = (await js.call("relations", roomId=room_id, eventId=root.event_id, relType="m.thread"))["events"]
         assert [e["event_id"] for e in threads] == [reply.event_id]
-    finally:
-        await js.close()
-        await fred.close()
