@@ -36,6 +36,17 @@ class RoomInUse(MatrixError):
     errcode, status = "M_ROOM_IN_USE", 400
 
 
+def parse_user_ids(value: Any, field: str, limit: int, excluding: str) -> list[str]:
+    """A request's list of user IDs (`invite`, `additional_creators`): valid, deduplicated, without `excluding`."""
+    if not isinstance(value, list) or len(value) > limit or not all(isinstance(u, str) for u in value):
+        raise BadJson(f"{field} must be a list of user IDs")
+    for user in value:
+        try:
+            UserID.parse(user)
+        except InvalidIdentifier:
+            raise InvalidParam(f"{user!r} is not a valid user ID") from None
+    return [u for u in dict.fromkeys(value) if u != excluding]
+
 def default_power_levels(version: RoomVersion, creator: str, ops: list[str], preset: str) -> dict[str, Any]:
     """Synapse's default power levels; v12 creators are not listed (they have infinite power).
 
@@ -84,15 +95,7 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
     is_direct = body.get("is_direct", False)
     if not isinstance(is_direct, bool):
         raise BadJson("is_direct must be a boolean")
-    invites = body.get("invite", [])
-    if not isinstance(invites, list) or len(invites) > MAX_INVITES or not all(isinstance(u, str) for u in invites):
-        raise BadJson("invite must be a list of user IDs")
-    for user in invites:
-        try:
-            UserID.parse(user)
-        except InvalidIdentifier:
-            raise InvalidParam(f"{user!r} is not a valid user ID") from None
-    invites = [u for u in dict.fromkeys(invites) if u != creator]
+    invites = parse_user_ids(body.get("invite", []), "invite", MAX_INVITES, creator)
     initial_state = body.get("initial_state", [])
     if not isinstance(initial_state, list) or len(initial_state) > MAX_INITIAL_STATE:
         raise BadJson("initial_state must be a list")

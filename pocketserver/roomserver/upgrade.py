@@ -9,14 +9,13 @@ import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pocketserver.errors import BadJson, Forbidden, InvalidParam
-from pocketserver.ids import InvalidIdentifier, UserID
+from pocketserver.errors import BadJson, Forbidden
 from pocketserver.rooms.auth_rules import AuthRuleViolation, auth_state_for, check_auth_rules
 from pocketserver.rooms.content import PowerLevels
 from pocketserver.rooms.events import Pdu, build_event, create_event_content
 from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from pocketserver.roomserver import EventSpec, RoomServer, now_ms
-from pocketserver.roomserver.creation import UnsupportedRoomVersion, default_power_levels
+from pocketserver.roomserver.creation import UnsupportedRoomVersion, default_power_levels, parse_user_ids
 from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.writer import Transaction
@@ -37,14 +36,7 @@ def parse_new_version(new_version: Any) -> RoomVersion:
 def parse_additional_creators(value: Any, upgrader: str) -> list[str]:
     if value is None:
         return []
-    if not isinstance(value, list) or len(value) > MAX_ADDITIONAL_CREATORS or not all(isinstance(u, str) for u in value):
-        raise BadJson("additional_creators must be a list of user IDs")
-    for user in value:
-        try:
-            UserID.parse(user)
-        except InvalidIdentifier:
-            raise InvalidParam(f"{user!r} is not a valid user ID") from None
-    return [u for u in dict.fromkeys(value) if u != upgrader]
+    return parse_user_ids(value, "additional_creators", MAX_ADDITIONAL_CREATORS, upgrader)
 
 
 async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_version: RoomVersion,
