@@ -67,15 +67,59 @@ async def get_members(db: Database, room_id: str, membership: str | None = None)
 
 async def get_joined_users(db: Database, room_ids: Iterable[str]) -> set[str]:
     """Everyone joined to at least one of the rooms (current state), in one read per 500 rooms."""
-    rooms = list(room_ids)
     users: set[str] = set()
-    for i in range(0, len(rooms), 500):
-        chunk = rooms[i : i + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in _chunks(room_ids):
         rows = await db.fetchall(f"SELECT DISTINCT state_key FROM current_state WHERE room_id IN ({marks}) "
                                  "AND type = 'm.room.member' AND membership = 'join'", chunk)
         users.update(r[0] for r in rows)
     return users
+
+
+def _chunks(room_ids: Iterable[str], size: int = 500) -> Iterable[tuple[list[str], str]]:
+    """The rooms in chunks of `size`, each with its SQL placeholders."""
+    rooms = list(room_ids)
+    for i in range(0, len(rooms), size):
+        chunk = rooms[i : i + size]
+        yield chunk, ",".join("?" * len(chunk))
+
+
+async def get_member_counts(db: Database, room_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """room_id -> (joined, invited) members in current state, for many rooms in one read per 500."""
+    counts: dict[str, tuple[int, int]] = {}
+    for chunk, marks in _chunks(room_ids):
+        rows = await db.fetchall(
+            "SELECT room_id, SUM(membership = 'join'), SUM(membership = 'invite') FROM current_state "
+            f"WHERE room_id IN ({marks}) AND type = 'm.room.member' GROUP BY room_id", chunk)
+        counts.update((r[0], (r[1], r[2])) for r in rows)
+    return counts
+
+
+async def get_first_members(db: Database, room_ids: Iterable[str], user_id: str, limit: int) -> dict[str, list[str]]:
+    """room_id -> the first `limit` joined or invited members other than `user_id`, by user ID."""
+    out: dict[str, list[str]] = {}
+    for chunk, marks in _chunks(room_ids):
+        rows = await db.fetchall(
+            "SELECT room_id, state_key FROM (SELECT room_id, state_key, ROW_NUMBER() OVER "
+            "(PARTITION BY room_id ORDER BY state_key) AS n FROM current_state "
+            f"WHERE room_id IN ({marks}) AND type = 'm.room.member' AND membership IN ('join', 'invite') "
+            "AND state_key != ?) WHERE n <= ? ORDER BY room_id, state_key", [*chunk, user_id, limit])
+        for room_id, member in rows:
+            out.setdefault(room_id, []).append(member)
+    return out
+
+
+async def get_current_state_of_types(db: Database, room_ids: Iterable[str],
+                                     event_types: Iterable[str]) -> dict[str, dict[str, str]]:
+    """room_id -> {type: event_id} of the rooms' current state events of those types with state_key ""."""
+    types = list(event_types)
+    out: dict[str, dict[str, str]] = {}
+    for chunk, marks in _chunks(room_ids):
+        rows = await db.fetchall(
+            f"SELECT room_id, type, event_id FROM current_state WHERE room_id IN ({marks}) "
+            f"AND type IN ({','.join('?' * len(types))}) AND state_key = ''", [*chunk, *types])
+        for room_id, event_type, event_id in rows:
+            out.setdefault(room_id, {})[event_type] = event_id
+    return out
 
 
 async def get_users_sharing_a_room(db: Database, user_id: str) -> set[str]:

@@ -11,6 +11,7 @@ from typing import Any
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.visibility import filter_visible
 from pocketserver.storage import events as event_store
+from pocketserver.storage import rooms as room_store
 from pocketserver.storage.events import StoredEvent
 from pocketserver.sync.filters import event_matches
 
@@ -19,6 +20,8 @@ StateKey = tuple[str, str]
 STRIPPED_TYPES = ("m.room.create", "m.room.join_rules", "m.room.name", "m.room.avatar", "m.room.canonical_alias",
                   "m.room.encryption", "m.room.topic", "m.room.history_visibility", "m.room.guest_access")
 MAX_FETCH_ROUNDS = 5
+NAMING_TYPES = ("m.room.name", "m.room.canonical_alias")
+MAX_HEROES = 5
 
 
 @dataclass
@@ -130,23 +133,35 @@ def state_events(stored: Mapping[str, StoredEvent], state_filter: Mapping[str, A
     return [e for e in events if event_matches(state_filter, event_type=e.type, sender=e.sender)]
 
 
-async def summary(reader: RoomReader, user_id: str, room_id: str) -> dict[str, Any]:
-    """m.heroes and member counts. Spec: client-server-api, "Calculating the display name for a room"."""
-    room = await reader.rs.require_room(room_id)
-    joined, invited, others = 0, 0, []
-    for (event_type, member), pdu in room.state.items():
-        if event_type != "m.room.member":
-            continue
-        membership = pdu.content.get("membership")
-        joined += membership == "join"
-        invited += membership == "invite"
-        if member != user_id and membership in ("join", "invite"):
-            others.append(member)
-    body: dict[str, Any] = {"m.joined_member_count": joined, "m.invited_member_count": invited}
-    heroes = sorted(others)[:5]
-    if not (("m.room.name", "") in room.state or ("m.room.canonical_alias", "") in room.state):
-        body["m.heroes"] = heroes
-    return body
+async def summaries(reader: RoomReader, user_id: str, room_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Each room's summary: member counts, and m.heroes unless it has a name or canonical alias.
+
+    Read from current state for all the rooms at once. Like Synapse, a name or alias that is
+    empty counts as unset. Spec: client-server-api, "GET /_matrix/client/v3/sync" (RoomSummary),
+    "Calculating the display name for a room".
+    """
+    counts = await room_store.get_member_counts(reader.db, room_ids)
+    naming = await room_store.get_current_state_of_types(reader.db, room_ids, NAMING_TYPES)
+    stored = await reader.cache.events(i for ids in naming.values() for i in ids.values())
+    named = {room_id for room_id, ids in naming.items()
+             if any(_names(stored.get(event_id), event_type) for event_type, event_id in ids.items())}
+    heroes = await room_store.get_first_members(reader.db, [r for r in room_ids if r not in named], user_id,
+                                                MAX_HEROES)
+    out: dict[str, dict[str, Any]] = {}
+    for room_id in room_ids:
+        joined, invited = counts.get(room_id, (0, 0))
+        out[room_id] = {"m.joined_member_count": joined, "m.invited_member_count": invited}
+        if room_id not in named:
+            out[room_id]["m.heroes"] = heroes.get(room_id, [])
+    return out
+
+
+def _names(event: StoredEvent | None, event_type: str) -> bool:
+    """Whether an m.room.name or m.room.canonical_alias event gives the room a non-empty name."""
+    if event is None:
+        return False
+    value = event.json.get("content", {}).get("name" if event_type == "m.room.name" else "alias")
+    return isinstance(value, str) and value != ""
 
 
 async def stripped_state(reader: RoomReader, room_id: str, member_event_id: str) -> list[dict[str, Any]]:

@@ -176,8 +176,12 @@ class SyncService:
         # One serialisation for every room: one read of prev_content and one of bundled relations.
         serialized = iter(await self._serialize([e for r in plan for e in (*timelines[r].events, *states[r])],
                                                 user_id, device_id, sync_filter))
+        # A summary goes with a full state section or a membership change (spec: RoomSummary).
+        summarised = [r for r, (_, full) in plan.items()
+                      if full or any(e.type == "m.room.member" for e in (*timelines[r].events, *states[r]))]
+        summaries = await sections.summaries(self._reader, user_id, summarised) if summarised else {}
         entries: dict[str, dict[str, Any]] = {}
-        for room_id, (_, full) in plan.items():
+        for room_id in plan:
             timeline, state = timelines[room_id], states[room_id]
             entry: dict[str, Any] = {
                 "timeline": {"events": list(islice(serialized, len(timeline.events))),
@@ -187,10 +191,7 @@ class SyncService:
                 "ephemeral": {"events": []},
                 "unread_notifications": {"notification_count": 0, "highlight_count": 0},
             }
-            if full or any(e.type == "m.room.member" for e in [*timeline.events, *state]):
-                entry["summary"] = await sections.summary(self._reader, user_id, room_id)
-            else:
-                entry["summary"] = {}
+            entry["summary"] = summaries.get(room_id, {})
             entries[room_id] = entry
         return entries
 

@@ -127,3 +127,35 @@ async def test_displayname_change_reaches_rooms(api) -> None:
     assert (member["type"], member["state_key"], member["content"]["displayname"]) == (
         "m.room.member", "@alice:test.local", "Mum")
     assert member["unsigned"]["prev_content"]["displayname"] == "alice"
+
+
+async def test_room_summary_counts_and_heroes(api) -> None:
+    """m.heroes: the first five other joined or invited members by user ID, only while the room has
+    no non-empty name or canonical alias (as Synapse); counts come with every membership change."""
+    tokens = {name: (await api.register(name))["access_token"] for name in ("alice", "bob", "carol", "dave")}
+    a = tokens["alice"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    for name in ("dave", "bob"):
+        await api.call("POST", f"{R}/{room}/join", {}, token=tokens[name])
+    await api.call("POST", f"{R}/{room}/invite", {"user_id": "@carol:test.local"}, token=a)
+    for i in range(6):
+        await api.register(f"guest{i}")
+        await api.call("POST", f"{R}/{room}/invite", {"user_id": f"@guest{i}:test.local"}, token=a)
+
+    async def summary(token: str) -> dict:
+        _, synced = await api.call("GET", SYNC, token=token)
+        return synced["rooms"]["join"][room]["summary"]
+
+    assert await summary(a) == {"m.joined_member_count": 3, "m.invited_member_count": 7,
+                                "m.heroes": ["@bob:test.local", "@carol:test.local", "@dave:test.local",
+                                             "@guest0:test.local", "@guest1:test.local"]}
+    assert (await summary(tokens["bob"]))["m.heroes"][:2] == ["@alice:test.local", "@carol:test.local"]
+
+    await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "Kitchen"}, token=a)
+    assert "m.heroes" not in await summary(a)
+    await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": ""}, token=a)
+    assert (await summary(a))["m.heroes"][0] == "@bob:test.local"
+    await api.call("PUT", "/_matrix/client/v3/directory/room/%23kitchen:test.local", {"room_id": room}, token=a)
+    await api.call("PUT", f"{R}/{room}/state/m.room.canonical_alias", {"alias": "#kitchen:test.local"}, token=a)
+    assert "m.heroes" not in await summary(a)

@@ -58,3 +58,16 @@ async def test_lazy_loading_returns_only_needed_members(api) -> None:
     all_members = {e["state_key"] for e in full["rooms"]["join"][room]["state"]["events"] if e["type"] == "m.room.member"}
     all_members |= {e["state_key"] for e in full["rooms"]["join"][room]["timeline"]["events"] if e["type"] == "m.room.member"}
     assert len(all_members) == 5
+
+
+async def test_initial_sync_reads_summaries_without_loading_rooms(api) -> None:
+    """Summaries come from current state in one read: an initial sync over more rooms than the
+    roomserver keeps in memory must not load (and evict) every room's full state."""
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    rooms = [(await api.call("POST", "/_matrix/client/v3/createRoom", {}, token=a))[1]["room_id"] for _ in range(3)]
+    api.server.roomserver._rooms.clear()
+    _, synced = await api.call("GET", SYNC, token=a)
+    assert set(synced["rooms"]["join"]) == set(rooms)
+    assert all(synced["rooms"]["join"][r]["summary"]["m.joined_member_count"] == 1 for r in rooms)
+    assert not api.server.roomserver._rooms
