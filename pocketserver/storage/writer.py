@@ -148,7 +148,7 @@ class Writer:
                  max_batch_bytes: int = 8 * 1024 * 1024) -> None:
         self._conn = conn
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="writer")
-        self._announced: dict[int, None] = {}    # outstanding `expect` numbers, oldest first
+        self._announced: dict[int, asyncio.Task | None] = {}   # outstanding `expect` numbers, oldest first
         self._next_announcement = 0
         self._horizon = 0                         # the open batch waits for announcements below this
         self._caught_up: asyncio.Future[None] | None = None
@@ -190,22 +190,28 @@ class Writer:
 
     @contextlib.contextmanager
     def expect(self) -> Iterator[None]:
-        """Announce that the caller is about to queue a job (a request on its way to a write).
+        """Announce that the calling task is about to queue a job (a request on its way to a write).
 
         A batch waits (up to GROUP_COMMIT_WAIT_S) for the jobs announced before it opened, so
         concurrent requests share one disk sync instead of each paying for its own. Requests
-        announced later don't hold it open: under steady load it would never close.
+        announced later don't hold it open: under steady load it would never close. The
+        announcement ends when the task queues its job or leaves the block, whichever is first,
+        so a block may span the wait for the commit.
         """
         number = self._next_announcement
         self._next_announcement += 1
-        self._announced[number] = None
+        self._announced[number] = asyncio.current_task()
         try:
             yield
         finally:
-            del self._announced[number]
-            waiter = self._caught_up
-            if waiter is not None and not waiter.done() and self._oldest_announcement() >= self._horizon:
-                waiter.set_result(None)
+            self._withdraw(number)
+
+    def _withdraw(self, number: int) -> None:
+        if self._announced.pop(number, self) is self:
+            return                                   # ended already, when its job was queued
+        waiter = self._caught_up
+        if waiter is not None and not waiter.done() and self._oldest_announcement() >= self._horizon:
+            waiter.set_result(None)
 
     def _oldest_announcement(self) -> int:
         return next(iter(self._announced), self._next_announcement)
@@ -249,6 +255,10 @@ class Writer:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Pending(job, future, size))
         self._arrived.set()
+        if self._announced:
+            task = asyncio.current_task()
+            for number in [n for n, owner in self._announced.items() if owner is task]:
+                self._withdraw(number)
         now = time.monotonic()
         gap = min(now - self._last_arrival, 0.05)      # an idle spell is not the usual pace
         self._last_arrival = now

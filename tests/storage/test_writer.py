@@ -229,6 +229,22 @@ async def test_announced_job_that_never_comes_delays_a_batch_only_briefly(db: Da
     assert waited < GROUP_COMMIT_WAIT_S + 0.5
 
 
+async def test_announcement_ends_when_its_job_is_queued(db: Database) -> None:
+    """A request may announce for its whole handling, commit wait included: once its job is
+    queued it holds no batch open, so a later batch (its own included) doesn't wait for it."""
+    from pocketserver.storage.writer import GROUP_COMMIT_WAIT_S
+
+    async def request(k: int) -> int:
+        with db.writer.expect():
+            await asyncio.sleep(0)
+            return await db.write(insert(k))    # the block spans the commit
+
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.gather(request(1), request(2), request(3)) == [1, 2, 3]
+    assert asyncio.get_running_loop().time() - started < GROUP_COMMIT_WAIT_S
+    assert not db.writer._announced
+
+
 async def test_under_steady_load_a_batch_fills_to_its_recent_size(db: Database) -> None:
     """After a batch of 4, the next one waits briefly for 4 jobs; short of them it gives up once."""
     await asyncio.gather(*(db.write(insert(i)) for i in range(4)))
