@@ -84,3 +84,19 @@ async def test_bad_search_requests(api) -> None:
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM")
     status, body = await api.call("POST", SEARCH, query("***"), token=token)
     assert status == 200 and body["search_categories"]["room_events"]["results"] == []
+
+
+async def test_index_takes_non_empty_string_fields_in_rounds(api, monkeypatch) -> None:
+    """Only a non-empty string body, name or topic is indexed; the indexer works in rounds of BATCH."""
+    from pocketserver.storage import search as search_store
+    monkeypatch.setattr(search_store, "BATCH", 2)
+    token, room, ids = await room_with_messages(api, "apple one")
+    for i, body in enumerate([{"text": "apple"}, ["apple"], "", 7, "apple two"]):
+        await api.call("PUT", f"{R}/{room}/send/m.room.message/odd{i}", {"msgtype": "m.text", "body": body},
+                       token=token)
+    await api.call("PUT", f"{R}/{room}/state/m.room.topic", {"topic": "apple orchard"}, token=token)
+    await api.server.search_indexer.catch_up()
+    _, body = await api.call("POST", SEARCH, query("apple", keys=["content.body", "content.topic"]), token=token)
+    found = body["search_categories"]["room_events"]["results"]
+    assert sorted(str(r["result"]["content"].get("body", r["result"]["content"].get("topic"))) for r in found) == \
+        ["apple one", "apple orchard", "apple two"]
