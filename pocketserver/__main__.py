@@ -11,6 +11,7 @@ import getpass
 import logging
 import re
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -283,7 +284,31 @@ def _welcome(config: Config, first_run: bool) -> str:
     return "\n".join(lines)
 
 
-def serve(config: Config, first_run: bool) -> int:
+LISTEN_BACKLOG = 100   # Hypercorn's default
+
+
+def listen(config: Config) -> socket.socket:
+    """Bind and listen on the configured address, before the slow part of start-up.
+
+    A client that connects while the app is still being built waits in the listen queue and is
+    answered as soon as it is ready, instead of being refused and retrying later (systemd's socket
+    activation gives the same). Set up as Hypercorn would set up its own socket.
+    """
+    sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((config.host, config.port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config as HypercornConfig
 
@@ -293,8 +318,8 @@ def serve(config: Config, first_run: bool) -> int:
     limit_malloc_arenas()   # before create_app: no thread may have started yet
     app = create_app(config)
     hc = HypercornConfig()
-    host = f"[{config.host}]" if ":" in config.host else config.host
-    hc.bind = [f"{host}:{config.port}"]
+    hc.bind = [f"fd://{listener.detach()}"]    # Hypercorn takes the socket over
+    hc.backlog = LISTEN_BACKLOG
     hc.accesslog = None
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.graceful_timeout = 10
@@ -354,17 +379,23 @@ def _run(argv: list[str] | None) -> int:
         configure_logging(args.log_level or "warning")
         return run_doctor(args.config, args.data_dir)
     from pocketserver.config import ConfigError
-    from pocketserver.errors import MatrixError
-    from pocketserver.storage.database import DatabaseError
     try:
         config = _load_config(args)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(config.log_level)
+    if args.command == "serve":
+        try:
+            listener = listen(config)       # first: the imports below take most of start-up
+        except OSError as exc:
+            print(f"error: cannot listen on {config.host} port {config.port}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+    from pocketserver.errors import MatrixError
+    from pocketserver.storage.database import DatabaseError
     try:
         if args.command == "serve":
-            return serve(config, _first_run(config, args))
+            return serve(config, _first_run(config, args), listener)
         if args.command == "user":
             return _user_command(args, config)
         if args.command == "token":

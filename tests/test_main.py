@@ -108,3 +108,36 @@ def test_main_leaves_the_garbage_collector_on(tmp_path: Path) -> None:
     from pocketserver.__main__ import main
     assert main(["backup", str(tmp_path / "copy.db"), "--data-dir", str(tmp_path / "none")]) == 1
     assert gc.isenabled()
+
+
+def test_a_client_connecting_during_start_up_is_answered(tmp_path: Path) -> None:
+    """The port is bound before the app is built: a connection made while the server starts waits
+    in the listen queue and gets its answer once the server is ready (it is not refused)."""
+    import socket
+    import time
+
+    from tests.conftest import free_port, stop_process, write_config
+    port = free_port()
+    config = write_config(tmp_path / "pocketserver.toml", tmp_path / "data", port)
+    process = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn = socket.create_connection(("127.0.0.1", port), timeout=30)
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.002)
+        with conn:
+            conn.sendall(b"GET /_matrix/client/versions HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200") and b'"versions"' in reply
+
+        busy = run_cli("serve", "--config", str(config))
+        assert busy.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in busy.stderr
+    finally:
+        stop_process(process)
