@@ -45,6 +45,21 @@ class StateCache:
             self._groups.move_to_end(group_id)
         return found
 
+    async def groups(self, group_ids: Iterable[int]) -> dict[int, dict[StateKey, str]]:
+        """Several groups at once: the ones not in memory in one read (a /sync over many rooms)."""
+        wanted = list(dict.fromkeys(group_ids))
+        found = {g: self._groups[g] for g in wanted if g in self._groups}
+        missing = [g for g in wanted if g not in found]
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            found.update(await self._db.read(lambda conn, chunk=chunk: state_store.load_state_groups(conn, chunk)))
+        for group_id in wanted:
+            self._groups[group_id] = found[group_id]
+            self._groups.move_to_end(group_id)
+        while len(self._groups) > MAX_GROUPS:
+            self._groups.popitem(last=False)
+        return found
+
     @property
     def known_events(self) -> Mapping[str, StoredEvent]:
         """The events in memory, by ID, for a storage read to reuse instead of parsing (`_row`)."""

@@ -27,6 +27,27 @@ ORDER BY chain.n DESC
 """
 
 
+_LOAD_CHAINS = """
+WITH RECURSIVE chain(origin, id, prev, n) AS (
+    SELECT id, id, prev_group, 0 FROM state_groups WHERE id IN ({marks})
+    UNION ALL
+    SELECT chain.origin, g.id, g.prev_group, chain.n + 1 FROM state_groups g JOIN chain ON g.id = chain.prev
+)
+SELECT chain.origin, e.type, e.state_key, e.event_id FROM chain
+JOIN state_group_entries e ON e.group_id = chain.id
+ORDER BY chain.origin, chain.n DESC
+"""
+
+
+async def load_state_groups(conn: aiosqlite.Connection, group_ids: list[int]) -> dict[int, dict[StateKey, str]]:
+    """`load_state_group` for many groups in one statement: {group id: full state map}."""
+    states: dict[int, dict[StateKey, str]] = {group_id: {} for group_id in group_ids}
+    async with conn.execute(_LOAD_CHAINS.format(marks=",".join("?" * len(group_ids))), group_ids) as cur:
+        for origin, t, sk, eid in await cur.fetchall():
+            states[origin][(t, sk)] = eid
+    return states
+
+
 async def insert_state_group(tx: Transaction, room_id: str, prev_group: int | None, prev_chain_length: int,
                              delta: Mapping[StateKey, str], full_state: Mapping[StateKey, str]) -> tuple[int, int]:
     """Store a new group: a delta on `prev_group`, or a snapshot when the chain is long or absent.

@@ -4,7 +4,7 @@ Spec: client-server-api, "GET /_matrix/client/v3/sync" (Joined Room, Invited Roo
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,8 @@ class Timeline:
     start_position: int      # the stream position just before the first timeline event
     # The room's newest event at start_position, when reading the timeline already fetched it.
     before: StoredEvent | None = None
+    # Whether the read reached the room's first event: nothing comes before the timeline.
+    from_room_start: bool = False
 
 
 async def load_timeline(reader: RoomReader, user_id: str, room_id: str, *, after: int, upto: int, limit: int,
@@ -50,15 +52,18 @@ async def load_timelines(reader: RoomReader, user_id: str, ranges: Mapping[str, 
     fetched: dict[str, list[StoredEvent]] = {room_id: [] for room_id in ranges}
     chosen: dict[str, list[StoredEvent]] = {room_id: [] for room_id in ranges}
     cursors = {room_id: upto for room_id, (_, upto) in ranges.items()}
+    exhausted: set[str] = set()      # rooms whose every event in the range was fetched
     pending = [room_id for room_id in ranges]
     # The first read takes just enough for a room whose events are all visible (limit + 1 tells
     # `limited`); the later ones, for rooms where some were not, take more at a time.
     for size in (limit + 1, *[max(2 * limit, 10)] * MAX_FETCH_ROUNDS):
+        exhausted.update(r for r in pending if cursors[r] <= ranges[r][0])
         pending = [r for r in pending if len(chosen[r]) <= limit and cursors[r] > ranges[r][0]]
         if not pending:
             break
         batches = await event_store.get_latest_room_events(
             reader.db, [(r, ranges[r][0], cursors[r]) for r in pending], size, known=reader.cache.known_events)
+        exhausted.update(r for r in pending if len(batches[r]) < size)
         pending = [r for r in pending if batches[r]]
         rows = [e for r in pending for e in batches[r]]
         reader.cache.remember(rows)
@@ -69,19 +74,24 @@ async def load_timelines(reader: RoomReader, user_id: str, ranges: Mapping[str, 
             fetched[r] += batch
             chosen[r] += [e for e in batch if e.event_id in visible and event_matches(
                 timeline_filter, event_type=e.type, sender=e.sender, content=e.json.get("content", {}))]
-    return {room_id: _timeline(chosen[room_id], fetched[room_id], limit, upto)
-            for room_id, (_, upto) in ranges.items()}
+    return {room_id: _timeline(chosen[room_id], fetched[room_id], limit, upto,
+                               complete=after == 0 and room_id in exhausted)
+            for room_id, (after, upto) in ranges.items()}
 
 
-def _timeline(chosen: list[StoredEvent], fetched: list[StoredEvent], limit: int, upto: int) -> Timeline:
-    """The timeline from the chosen events (newest first) out of the consecutive events `fetched`."""
+def _timeline(chosen: list[StoredEvent], fetched: list[StoredEvent], limit: int, upto: int, *,
+              complete: bool) -> Timeline:
+    """The timeline from the chosen events (newest first) out of the consecutive events `fetched`.
+
+    `complete`: `fetched` holds every event of the room up to `upto`.
+    """
     events = list(reversed(chosen[:limit]))
     start = events[0].stream_ordering - 1 if events else upto
     # The fetched events are the room's newest ones up to `upto`, in order: the one after the
     # timeline's first event there is the room's newest event at `start`.
     index = next(i for i, e in enumerate(fetched) if e is events[0]) + 1 if events else 0
     before = fetched[index] if index < len(fetched) else None
-    return Timeline(events, len(chosen) > limit, start, before)
+    return Timeline(events, len(chosen) > limit, start, before, from_room_start=complete and before is None)
 
 
 async def state_at(reader: RoomReader, room_id: str, position: int,
@@ -95,6 +105,25 @@ async def state_at(reader: RoomReader, room_id: str, position: int,
     return dict(await reader.cache.group(latest.state_after)) if latest else {}
 
 
+async def start_states(reader: RoomReader, timelines: Mapping[str, Timeline],
+                       room_ids: Iterable[str]) -> dict[str, dict[StateKey, str]]:
+    """`state_at` each room's timeline start, for many rooms: their state groups read together."""
+    out: dict[str, dict[StateKey, str]] = {}
+    groups: dict[str, int] = {}
+    for room_id in room_ids:
+        timeline = timelines[room_id]
+        if timeline.before is not None and timeline.before.stream_ordering <= timeline.start_position:
+            groups[room_id] = timeline.before.state_after
+        elif timeline.from_room_start:
+            out[room_id] = {}            # the timeline starts with the room
+        else:
+            out[room_id] = await state_at(reader, room_id, timeline.start_position, timeline.before)
+    loaded = await reader.cache.groups(groups.values()) if groups else {}
+    for room_id, group_id in groups.items():
+        out[room_id] = dict(loaded[group_id])
+    return out
+
+
 async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *, since: int | None,
                         full: bool, state_filter: Mapping[str, Any] | None) -> list[StoredEvent]:
     """State events to send: everything up to the timeline for a full sync, else the gap's changes."""
@@ -103,12 +132,21 @@ async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline
     return state_events(await reader.cache.events(ids), state_filter)
 
 
+def needs_start_state(timeline: Timeline, *, since: int | None, full: bool,
+                      state_filter: Mapping[str, Any] | None) -> bool:
+    """Whether `state_section_ids` uses the state at the timeline's start."""
+    return full or since is None or timeline.limited or bool(state_filter and state_filter.get("lazy_load_members"))
+
+
 async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *,
-                            since: int | None, full: bool, state_filter: Mapping[str, Any] | None) -> list[str]:
-    """The IDs of the state events `state_section` sends."""
+                            since: int | None, full: bool, state_filter: Mapping[str, Any] | None,
+                            start_state: Mapping[StateKey, str] | None = None) -> list[str]:
+    """The IDs of the state events `state_section` sends (`start_state`: from `start_states`)."""
     lazy = bool(state_filter and state_filter.get("lazy_load_members"))
-    needed = full or since is None or timeline.limited or lazy
-    start_state = await state_at(reader, room_id, timeline.start_position, timeline.before) if needed else {}
+    if not needs_start_state(timeline, since=since, full=full, state_filter=state_filter):
+        start_state = {}
+    elif start_state is None:
+        start_state = await state_at(reader, room_id, timeline.start_position, timeline.before)
     if full or since is None:
         ids = start_state
     elif timeline.limited:

@@ -167,8 +167,12 @@ class SyncService:
         timelines = await sections.load_timelines(self._reader, user_id, {r: (since or 0, upto)
                                                                           for r, (since, _) in plan.items()},
                                                   limit=limit, timeline_filter=timeline_filter)
+        starts = await sections.start_states(self._reader, timelines, [
+            r for r, (since, full) in plan.items()
+            if sections.needs_start_state(timelines[r], since=since, full=full, state_filter=state_filter)])
         state_ids = {r: await sections.state_section_ids(self._reader, user_id, r, timelines[r], since=since,
-                                                         full=full, state_filter=state_filter)
+                                                         full=full, state_filter=state_filter,
+                                                         start_state=starts.get(r))
                      for r, (since, full) in plan.items()}
         stored = await self._reader.cache.events(i for ids in state_ids.values() for i in ids)
         states = {r: sections.state_events({i: stored[i] for i in ids if i in stored}, state_filter)

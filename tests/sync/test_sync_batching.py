@@ -135,3 +135,41 @@ async def test_long_poll_sees_a_new_membership_after_a_wake_for_nothing(api) -> 
     assert status == 200
     assert list(woke["rooms"]["invite"]) == [body["room_id"]]
     assert "join" not in woke["rooms"]
+
+
+async def test_initial_sync_reads_do_not_grow_with_the_rooms(api, monkeypatch) -> None:
+    """The state at each room's timeline start comes from state groups read together (and from
+    nothing for a timeline that starts with its room): the reads of an initial sync stay the
+    same whether the user is in 3 rooms or 12."""
+    from pocketserver.storage.database import Database
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    reads = 0
+    original = Database.read
+
+    async def counted(self, fn):
+        nonlocal reads
+        reads += 1
+        return await original(self, fn)
+    monkeypatch.setattr(Database, "read", counted)
+
+    async def initial_sync_reads() -> int:
+        nonlocal reads
+        await api.call("GET", SYNC, query={"filter": LIMIT_3}, token=a)   # what is kept per room, kept
+        api.server.roomserver.state_cache._groups.clear()
+        api.server.roomserver.state_cache._events.clear()
+        reads = 0
+        status, synced = await api.call("GET", SYNC, query={"filter": LIMIT_3}, token=a)
+        assert status == 200
+        assert all(state_of(entry, "m.room.create") for entry in synced["rooms"]["join"].values())
+        return reads
+
+    for i in range(3):
+        room = await api.create_room(a, name=f"r{i}")
+        for j in range(4):                      # longer than the timeline: its start has state
+            await send(api, room, a, f"{i}-{j}")
+    few = await initial_sync_reads()
+    for i in range(3, 12):
+        room = await api.create_room(a, name=f"r{i}")
+        await send(api, room, a, f"{i}")
+    assert await initial_sync_reads() == few
