@@ -94,17 +94,27 @@ async def get_member_counts(db: Database, room_ids: Iterable[str]) -> dict[str, 
     return counts
 
 
-async def get_first_members(db: Database, room_ids: Iterable[str], user_id: str, limit: int) -> dict[str, list[str]]:
-    """room_id -> the first `limit` joined or invited members other than `user_id`, by user ID."""
+async def get_heroes(db: Database, room_ids: Iterable[str], user_id: str, limit: int) -> dict[str, list[str]]:
+    """room_id -> the room's heroes: its first `limit` joined, then invited, members other than
+    `user_id` by the stream order of their membership; when there are none, the users who left
+    or were banned, in the same order. Spec: client-server-api, RoomSummary `m.heroes`.
+    """
     out: dict[str, list[str]] = {}
     for chunk, marks in _chunks(room_ids):
         rows = await db.fetchall(
-            "SELECT room_id, state_key FROM (SELECT room_id, state_key, ROW_NUMBER() OVER "
-            "(PARTITION BY room_id ORDER BY state_key) AS n FROM current_state "
-            f"WHERE room_id IN ({marks}) AND type = 'm.room.member' AND membership IN ('join', 'invite') "
-            "AND state_key != ?) WHERE n <= ? ORDER BY room_id, state_key", [*chunk, user_id, limit])
-        for room_id, member in rows:
-            out.setdefault(room_id, []).append(member)
+            "SELECT room_id, state_key, membership FROM (SELECT c.room_id, c.state_key, c.membership, "
+            "ROW_NUMBER() OVER (PARTITION BY c.room_id ORDER BY CASE c.membership WHEN 'join' THEN 0 "
+            "WHEN 'invite' THEN 1 ELSE 2 END, e.stream_ordering) AS n FROM current_state AS c "
+            "JOIN events AS e ON e.event_id = c.event_id "
+            f"WHERE c.room_id IN ({marks}) AND c.type = 'm.room.member' "
+            "AND c.membership IN ('join', 'invite', 'leave', 'ban') AND c.state_key != ?) "
+            "WHERE n <= ? ORDER BY room_id, n", [*chunk, user_id, limit])
+        members: dict[str, list[tuple[str, str]]] = {}
+        for room_id, member, membership in rows:
+            members.setdefault(room_id, []).append((member, membership))
+        for room_id, found in members.items():
+            present = [m for m, membership in found if membership in ("join", "invite")]
+            out[room_id] = present or [m for m, _ in found]
     return out
 
 

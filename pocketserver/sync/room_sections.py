@@ -175,7 +175,8 @@ async def summaries(reader: RoomReader, user_id: str, room_ids: list[str]) -> di
     """Each room's summary: member counts, and m.heroes unless it has a name or canonical alias.
 
     Read from current state for all the rooms at once. Like Synapse, a name or alias that is
-    empty counts as unset. Spec: client-server-api, "GET /_matrix/client/v3/sync" (RoomSummary),
+    empty counts as unset; heroes are joined members first, then invited ones, each in the order
+    they got that membership (`storage.rooms.get_heroes`). Spec: client-server-api, "GET /_matrix/client/v3/sync" (RoomSummary),
     "Calculating the display name for a room".
     """
     counts = await room_store.get_member_counts(reader.db, room_ids)
@@ -183,8 +184,7 @@ async def summaries(reader: RoomReader, user_id: str, room_ids: list[str]) -> di
     stored = await reader.cache.events(i for ids in naming.values() for i in ids.values())
     named = {room_id for room_id, ids in naming.items()
              if any(_names(stored.get(event_id), event_type) for event_type, event_id in ids.items())}
-    heroes = await room_store.get_first_members(reader.db, [r for r in room_ids if r not in named], user_id,
-                                                MAX_HEROES)
+    heroes = await room_store.get_heroes(reader.db, [r for r in room_ids if r not in named], user_id, MAX_HEROES)
     out: dict[str, dict[str, Any]] = {}
     for room_id in room_ids:
         joined, invited = counts.get(room_id, (0, 0))

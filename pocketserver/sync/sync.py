@@ -177,13 +177,15 @@ class SyncService:
         stored = await self._reader.cache.events(i for ids in state_ids.values() for i in ids)
         states = {r: sections.state_events({i: stored[i] for i in ids if i in stored}, state_filter)
                   for r, ids in state_ids.items()}
-        # One serialisation for every room: one read of prev_content and one of bundled relations.
-        serialized = iter(await self._serialize([e for r in plan for e in (*timelines[r].events, *states[r])],
-                                                user_id, device_id, sync_filter))
         # A summary goes with a full state section or a membership change (spec: RoomSummary).
         summarised = [r for r, (_, full) in plan.items()
                       if full or any(e.type == "m.room.member" for e in (*timelines[r].events, *states[r]))]
         summaries = await sections.summaries(self._reader, user_id, summarised) if summarised else {}
+        if state_filter and state_filter.get("lazy_load_members"):
+            await self._add_heroes(states, timelines, starts, summaries, state_filter)
+        # One serialisation for every room: one read of prev_content and one of bundled relations.
+        serialized = iter(await self._serialize([e for r in plan for e in (*timelines[r].events, *states[r])],
+                                                user_id, device_id, sync_filter))
         entries: dict[str, dict[str, Any]] = {}
         for room_id in plan:
             timeline, state = timelines[room_id], states[room_id]
@@ -198,6 +200,26 @@ class SyncService:
             entry["summary"] = summaries.get(room_id, {})
             entries[room_id] = entry
         return entries
+
+    async def _add_heroes(self, states: dict[str, list[StoredEvent]], timelines: Mapping[str, sections.Timeline],
+                          starts: Mapping[str, Mapping[sections.StateKey, str]],
+                          summaries: Mapping[str, Mapping[str, Any]], state_filter: Mapping[str, Any]) -> None:
+        """With lazy-loaded members, the heroes' membership events join the state section (unless
+        the timeline or the section has them). Spec: RoomSummary `m.heroes`."""
+        wanted: dict[str, list[str]] = {}
+        for room_id, summary in summaries.items():
+            shown = {e.state_key for e in (*timelines[room_id].events, *states[room_id]) if e.type == "m.room.member"}
+            start = starts.get(room_id, {})
+            wanted[room_id] = [start[("m.room.member", hero)] for hero in summary.get("m.heroes", [])
+                               if hero not in shown and ("m.room.member", hero) in start]
+        if not any(wanted.values()):
+            return
+        stored = await self._reader.cache.events(i for ids in wanted.values() for i in ids)
+        for room_id, ids in wanted.items():
+            if ids:
+                section = {e.event_id: e for e in states[room_id]}
+                section.update((i, stored[i]) for i in ids if i in stored)
+                states[room_id] = sections.state_events(section, state_filter)
 
     async def _left_room(self, user_id: str, device_id: str, room_id: str, since: int | None, leave_pos: int,
                          room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any]) -> dict[str, Any]:

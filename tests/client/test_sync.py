@@ -130,8 +130,10 @@ async def test_displayname_change_reaches_rooms(api) -> None:
 
 
 async def test_room_summary_counts_and_heroes(api) -> None:
-    """m.heroes: the first five other joined or invited members by user ID, only while the room has
-    no non-empty name or canonical alias (as Synapse); counts come with every membership change."""
+    """m.heroes: the first five other members, joined ones first, then invited ones, each in the
+    order they got that membership (as Synapse); only while the room has no non-empty name or
+    canonical alias; the users who left when nobody else is there. With lazy-loaded members the
+    heroes' membership events come in the state section."""
     tokens = {name: (await api.register(name))["access_token"] for name in ("alice", "bob", "carol", "dave")}
     a = tokens["alice"]
     _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
@@ -143,19 +145,35 @@ async def test_room_summary_counts_and_heroes(api) -> None:
         await api.register(f"guest{i}")
         await api.call("POST", f"{R}/{room}/invite", {"user_id": f"@guest{i}:test.local"}, token=a)
 
-    async def summary(token: str) -> dict:
-        _, synced = await api.call("GET", SYNC, token=token)
-        return synced["rooms"]["join"][room]["summary"]
+    async def entry(token: str, **query: str) -> dict:
+        _, synced = await api.call("GET", SYNC, query=query, token=token)
+        return synced["rooms"]["join"][room]
 
-    assert await summary(a) == {"m.joined_member_count": 3, "m.invited_member_count": 7,
-                                "m.heroes": ["@bob:test.local", "@carol:test.local", "@dave:test.local",
-                                             "@guest0:test.local", "@guest1:test.local"]}
-    assert (await summary(tokens["bob"]))["m.heroes"][:2] == ["@alice:test.local", "@carol:test.local"]
+    assert (await entry(a))["summary"] == {
+        "m.joined_member_count": 3, "m.invited_member_count": 7,
+        "m.heroes": ["@dave:test.local", "@bob:test.local", "@carol:test.local", "@guest0:test.local",
+                     "@guest1:test.local"]}
+    assert (await entry(tokens["bob"]))["summary"]["m.heroes"][:2] == ["@alice:test.local", "@dave:test.local"]
+    for i in range(3):
+        await api.call("PUT", f"{R}/{room}/send/m.room.message/m{i}", {"msgtype": "m.text", "body": "hi"}, token=a)
+    lazy = json.dumps({"room": {"timeline": {"limit": 2}, "state": {"lazy_load_members": True}}})
+    shown = await entry(a, filter=lazy)
+    members = {e["state_key"] for e in shown["state"]["events"] if e["type"] == "m.room.member"}
+    assert members == {"@alice:test.local", *shown["summary"]["m.heroes"]}
 
     await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "Kitchen"}, token=a)
-    assert "m.heroes" not in await summary(a)
+    assert "m.heroes" not in (await entry(a))["summary"]
+    members = {e["state_key"] for e in (await entry(a, filter=lazy))["state"]["events"] if e["type"] == "m.room.member"}
+    assert members == {"@alice:test.local"}                # a named room needs no heroes
     await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": ""}, token=a)
-    assert (await summary(a))["m.heroes"][0] == "@bob:test.local"
+    assert (await entry(a))["summary"]["m.heroes"][0] == "@dave:test.local"
     await api.call("PUT", "/_matrix/client/v3/directory/room/%23kitchen:test.local", {"room_id": room}, token=a)
     await api.call("PUT", f"{R}/{room}/state/m.room.canonical_alias", {"alias": "#kitchen:test.local"}, token=a)
-    assert "m.heroes" not in await summary(a)
+    assert "m.heroes" not in (await entry(a))["summary"]
+
+    # A room everybody else has left: its heroes are the ones who left.
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    await api.call("POST", f"{R}/{room}/join", {}, token=tokens["bob"])
+    await api.call("POST", f"{R}/{room}/leave", {}, token=tokens["bob"])
+    assert (await entry(a))["summary"]["m.heroes"] == ["@bob:test.local"]
