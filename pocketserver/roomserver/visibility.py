@@ -129,13 +129,24 @@ class StateCache:
         """Whether every m.room.history_visibility event of the room says shared or world_readable."""
         found = self._always_shared.get(room_id)
         if found is None:
-            rows = await self._db.fetchall("SELECT json FROM events WHERE room_id = ? "
-                                           "AND type = 'm.room.history_visibility' AND state_key = ''", (room_id,))
-            found = all(json.loads(r[0]).get("content", {}).get("history_visibility") in ("shared", "world_readable")
-                        for r in rows)
-            self._always_shared[room_id] = found
-            if len(self._always_shared) > MAX_STATE_EVENTS:
-                self._always_shared.pop(next(iter(self._always_shared)))
+            found = (await self.learn_always_shared([room_id]))[room_id]
+        return found
+
+    async def learn_always_shared(self, room_ids: Iterable[str]) -> dict[str, bool]:
+        """`always_shared` for the rooms not known yet, in one read per 500 (a sync over many rooms)."""
+        missing = [r for r in dict.fromkeys(room_ids) if r not in self._always_shared]
+        found = dict.fromkeys(missing, True)
+        for i in range(0, len(missing), 500):
+            chunk = missing[i : i + 500]
+            rows = await self._db.fetchall(
+                f"SELECT room_id, json FROM events WHERE room_id IN ({','.join('?' * len(chunk))}) "
+                "AND type = 'm.room.history_visibility' AND state_key = ''", chunk)
+            for room_id, raw in rows:
+                if json.loads(raw).get("content", {}).get("history_visibility") not in ("shared", "world_readable"):
+                    found[room_id] = False
+        self._always_shared.update(found)
+        while len(self._always_shared) > MAX_STATE_EVENTS:
+            self._always_shared.pop(next(iter(self._always_shared)))
         return found
 
     def history_visibility_changed(self, room_id: str) -> None:
@@ -175,6 +186,7 @@ async def filter_visible(db: Database, cache: StateCache, user_id: str, events: 
     joins_by_room: dict[str, list[int]] = {}
     everything: dict[str, bool] = {}
     visible = []
+    await cache.learn_always_shared({event.room_id for event in events})
     for event in events:
         if event.room_id not in everything:
             everything[event.room_id] = await _sees_whole_history(db, cache, user_id, event.room_id)

@@ -139,8 +139,9 @@ async def test_long_poll_sees_a_new_membership_after_a_wake_for_nothing(api) -> 
 
 async def test_initial_sync_reads_do_not_grow_with_the_rooms(api, monkeypatch) -> None:
     """The state at each room's timeline start comes from state groups read together (and from
-    nothing for a timeline that starts with its room): the reads of an initial sync stay the
-    same whether the user is in 3 rooms or 12."""
+    nothing for a timeline that starts with its room), and whether each room's history was always
+    shared from one read too: the reads of an initial sync stay the same whether the user is in 3
+    rooms or 12."""
     from pocketserver.storage.database import Database
     alice = await api.register("alice")
     a = alice["access_token"]
@@ -155,9 +156,8 @@ async def test_initial_sync_reads_do_not_grow_with_the_rooms(api, monkeypatch) -
 
     async def initial_sync_reads() -> int:
         nonlocal reads
-        await api.call("GET", SYNC, query={"filter": LIMIT_3}, token=a)   # what is kept per room, kept
-        api.server.roomserver.state_cache._groups.clear()
-        api.server.roomserver.state_cache._events.clear()
+        for cached in ("_groups", "_events", "_always_shared"):     # a first sync after a start
+            getattr(api.server.roomserver.state_cache, cached).clear()
         reads = 0
         status, synced = await api.call("GET", SYNC, query={"filter": LIMIT_3}, token=a)
         assert status == 200
@@ -172,4 +172,4 @@ async def test_initial_sync_reads_do_not_grow_with_the_rooms(api, monkeypatch) -
     for i in range(3, 12):
         room = await api.create_room(a, name=f"r{i}")
         await send(api, room, a, f"{i}")
-    assert await initial_sync_reads() == few
+    assert await initial_sync_reads() <= few
