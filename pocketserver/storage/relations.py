@@ -16,7 +16,7 @@ from pocketserver.storage.events import StoredEvent
 
 # The events table's own column list and row decoder, so a column added to StoredEvent reaches here too.
 _COLUMNS = event_store._COLUMNS
-_row = event_store._row
+_rows = event_store._rows
 
 # Children reachable from one parent through relations that pass the filters, up to `max_depth` hops.
 # Replies have no rel_type and so are never relations here. A relation is a tree edge (an event names
@@ -76,7 +76,7 @@ async def get_relations(db: Database, room_id: str, parent_id: str, *, rel_type:
     """Children of `parent_id` with after < stream_ordering <= upto, newest first when `backwards`."""
     sql = GET_RELATIONS.format(order="DESC" if backwards else "ASC")
     rows = await db.fetchall(sql, (parent_id, room_id, rel_type, event_type, max_depth, after, upto, limit))
-    return [_row(r) for r in rows]
+    return _rows(rows)
 
 
 async def get_children(db: Database, parent_ids: Iterable[str]) -> list[Child]:
@@ -86,7 +86,7 @@ async def get_children(db: Database, parent_ids: Iterable[str]) -> list[Child]:
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
         rows = await db.fetchall(GET_CHILDREN.format(marks=",".join("?" * len(chunk))), chunk)
-        found += [Child(_row(r), r[-2], r[-1]) for r in rows]
+        found += [Child(event, r[-2], r[-1]) for event, r in zip(_rows(rows), rows)]
     if len(ids) > 500:
         found.sort(key=lambda c: c.event.stream_ordering)
     return found
@@ -108,4 +108,4 @@ async def get_events_by_timestamp(db: Database, room_id: str, origin_server_ts: 
     """Events of a room nearest `origin_server_ts` in one direction, nearest first, at or before `upto`."""
     sql = GET_EVENTS_BY_TS_FORWARDS if forwards else GET_EVENTS_BY_TS_BACKWARDS
     rows = await db.fetchall(sql, (room_id, origin_server_ts, upto, limit, offset))
-    return [_row(r) for r in rows]
+    return _rows(rows)

@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from pocketserver.roomserver.visibility import StateCache
-from pocketserver.storage.events import StoredEvent, _row
+from pocketserver.storage.events import StoredEvent, _row, _rows
 
 
 def event(event_id: str, redacted_by: str | None = None, body: str = "hi") -> StoredEvent:
@@ -46,11 +46,27 @@ def test_a_read_from_before_the_redaction_commits_is_not_kept() -> None:
     assert cache.known_events["$a"] is redacted
 
 
-def test_row_reuses_a_known_event_only_with_the_same_redaction() -> None:
+def test_rows_reuse_a_known_event_only_with_the_same_redaction() -> None:
     known = {"$a": event("$a")}
     row = ("$a", "!room:test.local", 5, "m.room.message", None, "@alice:test.local",
            json.dumps({"type": "m.room.message", "content": {"body": "hi"}}), 1, 1, None, None, None, None)
-    assert _row(row, known) is known["$a"]
+    assert _rows([row], known)[0] is known["$a"]
     redacted_row = (*row[:6], json.dumps({"type": "m.room.message", "content": {}}), 1, 1, None, "$r", None, None)
-    parsed = _row(redacted_row, known)
+    other_row = ("$b", *row[1:])
+    reused, parsed, other = _rows([row, redacted_row, other_row], known)
+    assert reused is known["$a"]
     assert parsed is not known["$a"] and parsed.json["content"] == {} and parsed.redacted_by == "$r"
+    assert other.event_id == "$b" and other.json == {"type": "m.room.message", "content": {"body": "hi"}}
+
+
+def test_rows_parse_as_each_row_alone_and_share_their_key_strings() -> None:
+    bodies = [{"type": "m.room.message", "content": {"body": f"message {i}", "msgtype": "m.text"},
+               "origin_server_ts": 1000 + i, "unsigned": {"age_ts": i}} for i in range(3)]
+    rows = [(f"${i}", "!room:test.local", i, "m.room.message", None, "@alice:test.local",
+             json.dumps(body, separators=(",", ":")), 1, 1, None, None, None, None) for i, body in enumerate(bodies)]
+    events = _rows(rows)
+    assert events == [_row(r) for r in rows]
+    assert [e.json for e in events] == bodies and [e.event_id for e in events] == ["$0", "$1", "$2"]
+    first, second = ({id(k): k for k in e.json} for e in events[:2])
+    assert set(first) == set(second)     # the same string objects, made once for the whole read
+    assert _rows([]) == []
