@@ -70,3 +70,14 @@ def test_rows_parse_as_each_row_alone_and_share_their_key_strings() -> None:
     first, second = ({id(k): k for k in e.json} for e in events[:2])
     assert set(first) == set(second)     # the same string objects, made once for the whole read
     assert _rows([]) == []
+
+
+def test_events_share_their_room_id_sender_and_type_strings() -> None:
+    rows = [(f"${i}", "".join(["!room:", "test.local"]), i, "".join(["m.room.", "message"]), None,
+             "".join(["@alice:", "test.local"]),
+             json.dumps({"room_id": "!room:test.local", "type": "m.room.message", "sender": "@alice:test.local"}),
+             1, 1, None, None, None, None) for i in range(2)]
+    first, second = _row(rows[0]), _row(rows[1])
+    for name in ("room_id", "type", "sender"):
+        assert getattr(first, name) is getattr(second, name) is first.json[name] is second.json[name]
+    assert first.json == {"room_id": "!room:test.local", "type": "m.room.message", "sender": "@alice:test.local"}
