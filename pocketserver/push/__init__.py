@@ -89,17 +89,28 @@ class Push:
         joined_set = set(joined)
         notified: dict[str, tuple[tuple[Any, ...], bool, bool]] = {}
         evaluation = EventEvaluation(event, self._template_user, self._template_rules)
+        # The room's facts, the same for every recipient; a recipient with untouched default rules
+        # whom the event doesn't single out needs nothing more (most members of a busy room).
+        room_ctx = PushContext(self._template_user, None, member_count, sender_level, levels)
+        highlights: dict[int, bool] = {}
         for user_id in recipients:
-            ruleset = await self.rules.get_ruleset_tx(tx, user_id)
-            ctx = PushContext(user_id, _display_name(room, user_id), member_count, sender_level, levels)
+            ruleset = self.rules.cached(user_id) or await self.rules.get_ruleset_tx(tx, user_id)
+            display_name = _display_name(room, user_id)
             try:
-                rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only, ctx)
+                if ruleset.defaults_only and not evaluation.may_single_out(user_id, display_name):
+                    rule = evaluation.template_rule(room_ctx)
+                else:
+                    rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only,
+                                               PushContext(user_id, display_name, member_count, sender_level, levels))
             except Exception:  # a bug in one user's rules must never stop the event being stored
                 log.exception("push rule evaluation failed for %s", user_id)
                 continue
             if rule is None or "notify" not in rule.actions:
                 continue
-            notified[user_id] = (rule.actions, is_highlight(rule.actions), user_id in joined_set)
+            highlight = highlights.get(id(rule))
+            if highlight is None:
+                highlight = highlights[id(rule)] = is_highlight(rule.actions)
+            notified[user_id] = (rule.actions, highlight, user_id in joined_set)
         # One statement for every recipient's count (before the pushers read the badge count):
         # a statement each held the single writer for a round trip per member of a big room.
         await counts.add_to_unread(tx, room.room_id, thread_id, [(u, h) for u, (_, h, c) in notified.items() if c])

@@ -174,28 +174,50 @@ class EventEvaluation:
         self._template: PushRule | None | object = _MISSING
 
     def rule_for(self, rules: Sequence[PushRule], defaults_only: bool, ctx: PushContext) -> PushRule | None:
-        if defaults_only and not self._may_single_out(ctx):
-            if self._template is _MISSING:
-                template_ctx = dataclasses.replace(ctx, user_id=self._template_user, display_name=None)
-                self._template = evaluate_rules(self._template_rules, self.event, template_ctx, self.memo)
-            return self._template  # type: ignore[return-value]
+        if defaults_only and not self.may_single_out(ctx.user_id, ctx.display_name):
+            return self.template_rule(ctx)
         return evaluate_rules(rules, self.event, ctx, self.memo)
 
-    def _may_single_out(self, ctx: PushContext) -> bool:
+    def template_rule(self, ctx: PushContext) -> PushRule | None:
+        """The answer of untouched default rules for a user the event doesn't single out.
+
+        Worked out once per event; only `ctx`'s room facts (member count, sender power level,
+        notification levels) are used, which are the same for every recipient.
+        """
+        if self._template is _MISSING:
+            template_ctx = dataclasses.replace(ctx, user_id=self._template_user, display_name=None)
+            self._template = evaluate_rules(self._template_rules, self.event, template_ctx, self.memo)
+        return self._template  # type: ignore[return-value]
+
+    def may_single_out(self, user_id: str, display_name: str | None) -> bool:
         """Conservative: True unless none of the user's identifiers can be in the event."""
         if self._text is None:
             self._text = json.dumps([self.event.get("content"), self.event.get("state_key")],
                                     ensure_ascii=False).lower()
-        localpart = ctx.user_id[1:].partition(":")[0]
-        for value in (ctx.user_id, localpart, ctx.display_name):
+        for value in (user_id, _localpart(user_id), display_name):
             if not value:
                 continue
-            # Only plain ASCII compares safely as lower-cased JSON text (no escapes, no case folding).
-            if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
-                return True
-            if value.lower() in self._text:
+            lowered = _searchable(value)
+            if lowered is None or lowered in self._text:
                 return True
         return False
+
+
+@functools.lru_cache(maxsize=1024)
+def _localpart(user_id: str) -> str:
+    return user_id[1:].partition(":")[0]
+
+
+@functools.lru_cache(maxsize=1024)
+def _searchable(value: str) -> str | None:
+    """`value` lower-cased, when it can be looked for in lower-cased JSON text; None when it can't.
+
+    Only plain ASCII compares safely that way (no escapes, no case folding). Cached: recipients'
+    IDs and display names repeat from one event to the next.
+    """
+    if not value.isascii() or not value.isprintable() or '"' in value or "\\" in value:
+        return None
+    return value.lower()
 
 
 def condition_matches(condition: Mapping[str, Any], event: Mapping[str, Any], ctx: PushContext) -> bool:

@@ -112,6 +112,10 @@ class PushRules:
         self._remember(user_id, ruleset)
         return ruleset
 
+    def cached(self, user_id: str) -> RuleSet | None:
+        """The user's ruleset if it is in the cache (no read, no await)."""
+        return self._cache.get(user_id)
+
     async def get_ruleset_tx(self, tx: Transaction, user_id: str) -> RuleSet:
         """The ruleset read inside a write job (cached, so evaluation at persist time stays cheap)."""
         cached = self._cache.get(user_id)
