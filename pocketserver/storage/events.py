@@ -79,7 +79,7 @@ def _rows(rows: Sequence[Sequence[Any]], known: Mapping[str, StoredEvent] | None
     else:
         reused = [None] * len(rows)
     texts = [row[6] for row, seen in zip(rows, reused) if seen is None]
-    parsed = iter([json.loads(texts[0])] if len(texts) == 1 else json.loads(f"[{','.join(texts)}]") if texts else ())
+    parsed = iter(json.loads(f"[{','.join(texts)}]") if len(texts) > 1 else [json.loads(t) for t in texts])
     return [seen if seen is not None else _event(row, next(parsed)) for row, seen in zip(rows, reused)]
 
 
