@@ -13,7 +13,7 @@ from typing import Any
 from pocketserver.config import Config
 from pocketserver.errors import InvalidParam
 from pocketserver.push import counts
-from pocketserver.push.evaluator import EventEvaluation, PushContext, is_highlight, tweaks_for_actions
+from pocketserver.push.evaluator import EventEvaluation, is_highlight, tweaks_for_actions
 from pocketserver.push.pushers import Pushers
 from pocketserver.push.rules import PushRules, build_ruleset
 from pocketserver.rooms.auth_rules import auth_state_for
@@ -88,20 +88,13 @@ class Push:
         event.setdefault("room_id", room.room_id)
         joined_set = set(joined)
         notified: dict[str, tuple[tuple[Any, ...], bool, bool]] = {}
-        evaluation = EventEvaluation(event, self._template_user, self._template_rules)
-        # The room's facts, the same for every recipient; a recipient with untouched default rules
-        # whom the event doesn't single out needs nothing more (most members of a busy room).
-        room_ctx = PushContext(self._template_user, None, member_count, sender_level, levels)
+        evaluation = EventEvaluation(event, self._template_user, self._template_rules, member_count=member_count,
+                                     sender_power_level=sender_level, notification_levels=levels)
         highlights: dict[int, bool] = {}
         for user_id in recipients:
             ruleset = self.rules.cached(user_id) or await self.rules.get_ruleset_tx(tx, user_id)
-            display_name = _display_name(room, user_id)
             try:
-                if ruleset.defaults_only and not evaluation.may_single_out(user_id, display_name):
-                    rule = evaluation.template_rule(room_ctx)
-                else:
-                    rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only,
-                                               PushContext(user_id, display_name, member_count, sender_level, levels))
+                rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only, user_id, _display_name(room, user_id))
             except Exception:  # a bug in one user's rules must never stop the event being stored
                 log.exception("push rule evaluation failed for %s", user_id)
                 continue

@@ -6,7 +6,6 @@ and "Dot-separated property paths".
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import re
@@ -165,29 +164,36 @@ class EventEvaluation:
     worked out once (`template_rules`: the defaults of a user ID that never occurs).
     """
 
-    def __init__(self, event: Mapping[str, Any], template_user: str, template_rules: Sequence[PushRule]) -> None:
+    def __init__(self, event: Mapping[str, Any], template_user: str, template_rules: Sequence[PushRule], *,
+                 member_count: int, sender_power_level: float, notification_levels: Mapping[str, int]) -> None:
         self.event = event
         self.memo: dict[Any, bool] = {}
         self._template_user = template_user
         self._template_rules = template_rules
+        # The room's facts, the same for every recipient (the memo relies on it).
+        self._member_count = member_count
+        self._sender_power_level = sender_power_level
+        self._notification_levels = notification_levels
         self._text: str | None = None
         self._template: PushRule | None | object = _MISSING
 
-    def rule_for(self, rules: Sequence[PushRule], defaults_only: bool, ctx: PushContext) -> PushRule | None:
-        if defaults_only and not self.may_single_out(ctx.user_id, ctx.display_name):
-            return self.template_rule(ctx)
-        return evaluate_rules(rules, self.event, ctx, self.memo)
+    def rule_for(self, rules: Sequence[PushRule], defaults_only: bool, user_id: str,
+                 display_name: str | None) -> PushRule | None:
+        """The rule of `rules` (the user's, in evaluation order) that matches the event, or None."""
+        if defaults_only and not self.may_single_out(user_id, display_name):
+            return self._template_rule()
+        return evaluate_rules(rules, self.event, self._context(user_id, display_name), self.memo)
 
-    def template_rule(self, ctx: PushContext) -> PushRule | None:
-        """The answer of untouched default rules for a user the event doesn't single out.
-
-        Worked out once per event; only `ctx`'s room facts (member count, sender power level,
-        notification levels) are used, which are the same for every recipient.
-        """
+    def _template_rule(self) -> PushRule | None:
+        """The answer of untouched default rules for a user the event doesn't single out, worked out once."""
         if self._template is _MISSING:
-            template_ctx = dataclasses.replace(ctx, user_id=self._template_user, display_name=None)
-            self._template = evaluate_rules(self._template_rules, self.event, template_ctx, self.memo)
+            self._template = evaluate_rules(self._template_rules, self.event,
+                                            self._context(self._template_user, None), self.memo)
         return self._template  # type: ignore[return-value]
+
+    def _context(self, user_id: str, display_name: str | None) -> PushContext:
+        return PushContext(user_id, display_name, self._member_count, self._sender_power_level,
+                           self._notification_levels)
 
     def may_single_out(self, user_id: str, display_name: str | None) -> bool:
         """Conservative: True unless none of the user's identifiers can be in the event."""
