@@ -104,10 +104,23 @@ def _fill(value: Any, user_id: str, localpart: str) -> Any:
 
 
 def _rule(kind: str, raw: dict[str, Any], user_id: str, localpart: str) -> PushRule:
-    filled = _fill(raw, user_id, localpart)
-    conditions = tuple(filled["conditions"]) if "conditions" in filled else None
-    return PushRule(kind=kind, rule_id=filled["rule_id"], default=True, enabled=filled.get("enabled", True),
-                    actions=tuple(filled["actions"]), conditions=conditions, pattern=filled.get("pattern"))
+    """The rule for `user_id`; a rule that names no user is one object shared by every user's rules."""
+    filled = _fill(raw, user_id, localpart)      # a copy: the tables above are never handed out
+    if filled != raw:
+        return _make_rule(kind, filled)
+    shared = _SHARED.get((kind, raw["rule_id"]))
+    if shared is None:
+        shared = _SHARED[(kind, raw["rule_id"])] = _make_rule(kind, filled)
+    return shared
+
+
+_SHARED: dict[tuple[str, str], PushRule] = {}
+
+
+def _make_rule(kind: str, raw: dict[str, Any]) -> PushRule:
+    conditions = tuple(raw["conditions"]) if "conditions" in raw else None
+    return PushRule(kind=kind, rule_id=raw["rule_id"], default=True, enabled=raw.get("enabled", True),
+                    actions=tuple(raw["actions"]), conditions=conditions, pattern=raw.get("pattern"))
 
 
 @functools.lru_cache(maxsize=256)

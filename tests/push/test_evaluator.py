@@ -385,3 +385,12 @@ def test_default_rules_shortcut_agrees_with_full_evaluation() -> None:
                     assert evaluation.rule_for(rules, False, user_id, name) == full
                 shortcuts += fast is not None and fast in template
     assert shortcuts > 50          # the shortcut was really taken, not only the full path
+
+
+def test_default_rules_that_name_no_user_are_shared_between_users() -> None:
+    alice, bob = ({r.rule_id: r for r in default_rules(u)} for u in (ALICE, "@bob:example.org"))
+    assert alice[".m.rule.message"] is bob[".m.rule.message"]
+    assert alice[".m.rule.master"] is bob[".m.rule.master"]
+    for rule_id in (".m.rule.invite_for_me", ".m.rule.is_user_mention", ".m.rule.contains_user_name"):
+        assert alice[rule_id] != bob[rule_id]          # each names its own user
+    assert alice[".m.rule.invite_for_me"].conditions[-1]["pattern"] == ALICE
