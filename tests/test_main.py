@@ -141,3 +141,10 @@ def test_a_client_connecting_during_start_up_is_answered(tmp_path: Path) -> None
         assert busy.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in busy.stderr
     finally:
         stop_process(process)
+
+
+def test_generated_registration_tokens_can_be_given_to_the_command_line() -> None:
+    from pocketserver.accounts.registration import generate_registration_token, is_valid_registration_token
+    tokens = [generate_registration_token() for _ in range(2000)]
+    assert not [t for t in tokens if t.startswith("-")]      # one in 64 would have read as an option
+    assert all(is_valid_registration_token(t) and len(t) == 16 for t in tokens) and len(set(tokens)) == 2000

@@ -49,7 +49,15 @@ def is_valid_registration_token(token: Any) -> bool:
 
 
 def generate_registration_token() -> str:
-    return secrets.token_urlsafe(12)
+    """16 URL-safe random characters (96 bits) that never start with "-".
+
+    A leading "-" would make the command line read the token as an option
+    (`pocketserver token revoke -G6h...` failed); one in 64 random tokens had one.
+    """
+    while True:
+        token = secrets.token_urlsafe(12)
+        if not token.startswith("-"):
+            return token
 
 
 class Registration:
