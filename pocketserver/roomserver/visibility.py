@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pocketserver.storage import events as event_store
+from pocketserver.storage import rooms as room_store
 from pocketserver.storage import state as state_store
 from pocketserver.storage.database import Database
 from pocketserver.storage.events import StoredEvent
@@ -50,9 +51,8 @@ class StateCache:
         wanted = list(dict.fromkeys(group_ids))
         found = {g: self._groups[g] for g in wanted if g in self._groups}
         missing = [g for g in wanted if g not in found]
-        for i in range(0, len(missing), 500):
-            chunk = missing[i : i + 500]
-            found.update(await self._db.read(lambda conn, chunk=chunk: state_store.load_state_groups(conn, chunk)))
+        if missing:
+            found.update(await self._db.read(lambda conn: state_store.load_state_groups(conn, missing)))
         for group_id in wanted:
             self._groups[group_id] = found[group_id]
             self._groups.move_to_end(group_id)
@@ -135,15 +135,8 @@ class StateCache:
     async def learn_always_shared(self, room_ids: Iterable[str]) -> dict[str, bool]:
         """`always_shared` for the rooms not known yet, in one read per 500 (a sync over many rooms)."""
         missing = [r for r in dict.fromkeys(room_ids) if r not in self._always_shared]
-        found = dict.fromkeys(missing, True)
-        for i in range(0, len(missing), 500):
-            chunk = missing[i : i + 500]
-            rows = await self._db.fetchall(
-                f"SELECT room_id, json FROM events WHERE room_id IN ({','.join('?' * len(chunk))}) "
-                "AND type = 'm.room.history_visibility' AND state_key = ''", chunk)
-            for room_id, raw in rows:
-                if json.loads(raw).get("content", {}).get("history_visibility") not in ("shared", "world_readable"):
-                    found[room_id] = False
+        unshared = await room_store.get_rooms_ever_unshared(self._db, missing) if missing else set()
+        found = {room_id: room_id not in unshared for room_id in missing}
         self._always_shared.update(found)
         while len(self._always_shared) > MAX_STATE_EVENTS:
             self._always_shared.pop(next(iter(self._always_shared)))

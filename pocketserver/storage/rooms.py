@@ -4,6 +4,7 @@ Spec: client-server-api, "Rooms"; "Room aliases".
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -115,6 +116,18 @@ async def get_heroes(db: Database, room_ids: Iterable[str], user_id: str, limit:
         for room_id, found in members.items():
             present = [m for m, membership in found if membership in ("join", "invite")]
             out[room_id] = present or [m for m, _ in found]
+    return out
+
+
+async def get_rooms_ever_unshared(db: Database, room_ids: Iterable[str]) -> set[str]:
+    """The rooms among `room_ids` with an m.room.history_visibility event, past or current, that
+    says something other than shared or world_readable (one read per 500 rooms)."""
+    out: set[str] = set()
+    for chunk, marks in _chunks(room_ids):
+        rows = await db.fetchall(f"SELECT room_id, json FROM events WHERE room_id IN ({marks}) "
+                                 "AND type = 'm.room.history_visibility' AND state_key = ''", chunk)
+        out.update(room_id for room_id, raw in rows
+                   if json.loads(raw).get("content", {}).get("history_visibility") not in ("shared", "world_readable"))
     return out
 
 

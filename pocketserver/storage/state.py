@@ -40,11 +40,13 @@ ORDER BY chain.origin, chain.n DESC
 
 
 async def load_state_groups(conn: aiosqlite.Connection, group_ids: list[int]) -> dict[int, dict[StateKey, str]]:
-    """`load_state_group` for many groups in one statement: {group id: full state map}."""
+    """`load_state_group` for many groups, one statement per 500: {group id: full state map}."""
     states: dict[int, dict[StateKey, str]] = {group_id: {} for group_id in group_ids}
-    async with conn.execute(_LOAD_CHAINS.format(marks=",".join("?" * len(group_ids))), group_ids) as cur:
-        for origin, t, sk, eid in await cur.fetchall():
-            states[origin][(t, sk)] = eid
+    for i in range(0, len(group_ids), 500):
+        chunk = group_ids[i : i + 500]
+        async with conn.execute(_LOAD_CHAINS.format(marks=",".join("?" * len(chunk))), chunk) as cur:
+            for origin, t, sk, eid in await cur.fetchall():
+                states[origin][(t, sk)] = eid
     return states
 
 
