@@ -5,13 +5,9 @@ One entry point for `python -m pocketserver`, the installed script and the froze
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
-import getpass
 import logging
 import re
-import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -21,10 +17,13 @@ from pocketserver import __version__
 from pocketserver.logging_setup import LEVELS, configure_logging
 
 if TYPE_CHECKING:
+    import socket
+
     from pocketserver.config import Config
 
-# Nothing heavy is imported at module level: main() turns the cyclic GC off before the imports
-# (Quart, the whole server) run, see main().
+# Nothing heavy is imported at module level, not even asyncio: main() first asks for the modules
+# serving needs to be read ahead, then turns the cyclic GC off before the imports (Quart, the
+# whole server) run; see main().
 
 log = logging.getLogger("pocketserver")
 
@@ -153,6 +152,7 @@ def _read_password(args: argparse.Namespace) -> str:
     if args.password_file:
         password = Path(args.password_file).read_text(encoding="utf-8").splitlines()[0]
     else:
+        import getpass
         password = getpass.getpass("Password: ")
         if getpass.getpass("Password again: ") != password:
             raise SystemExit("error: the passwords do not match")
@@ -161,14 +161,20 @@ def _read_password(args: argparse.Namespace) -> str:
     return password
 
 
-async def _with_server(config: Config, action: Callable[[Any], Awaitable[int]]) -> int:
+def _run_with_server(config: Config, action: Callable[[Any], Awaitable[int]]) -> int:
+    """Run `action(server)` with the database open, for the commands that work offline."""
+    import asyncio
+
     from pocketserver.server import Server
-    server = Server(config)
-    await server.db.open()
-    try:
-        return await action(server)
-    finally:
-        await server.db.close()
+
+    async def run() -> int:
+        server = Server(config)
+        await server.db.open()
+        try:
+            return await action(server)
+        finally:
+            await server.db.close()
+    return asyncio.run(run())
 
 
 def _user_command(args: argparse.Namespace, config: Config) -> int:
@@ -201,7 +207,7 @@ def _user_command(args: argparse.Namespace, config: Config) -> int:
             print(f"deactivated {user_id}")
         return 0
 
-    return asyncio.run(_with_server(config, action))
+    return _run_with_server(config, action)
 
 
 def _token_command(args: argparse.Namespace, config: Config) -> int:
@@ -238,7 +244,7 @@ def _token_command(args: argparse.Namespace, config: Config) -> int:
             print(f"revoked {args.token}")
         return 0
 
-    return asyncio.run(_with_server(config, action))
+    return _run_with_server(config, action)
 
 
 def _backup_command(args: argparse.Namespace, config: Config) -> int:
@@ -294,6 +300,7 @@ def listen(config: Config) -> socket.socket:
     answered as soon as it is ready, instead of being refused and retrying later (systemd's socket
     activation gives the same). Set up as Hypercorn would set up its own socket.
     """
+    import socket
     sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -309,6 +316,9 @@ def listen(config: Config) -> socket.socket:
 
 
 def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
+    import asyncio
+    import signal
+
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config as HypercornConfig
 
@@ -351,6 +361,10 @@ def _settle_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if _command_line(argv)[0] == "serve":
+        from pocketserver import readahead
+        readahead.start()   # before the imports: on a cold start they then find their files read
     # The imports (Quart, the whole server) allocate ~100k objects and would set off collections
     # over and over: measured ~35 ms of every start. serve() turns the GC on once the app is built.
     gc_was_enabled = gc.isenabled()
@@ -362,15 +376,19 @@ def main(argv: list[str] | None = None) -> int:
             gc.enable()
 
 
-def _run(argv: list[str] | None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+def _command_line(argv: list[str]) -> tuple[str, list[str]]:
+    """The command `argv` asks for ("serve" when it names none), and argv with it filled in."""
     # A global --log-level may come before the command; skip it to find the command.
     lead = argv[2:] if argv[:1] == ["--log-level"] else argv[1:] if argv[:1] and argv[0].startswith(
         "--log-level=") else argv
     if not lead or lead[0] not in tuple(_SUBPARSERS) + ("-h", "--help", "--version"):
-        argv.insert(len(argv) - len(lead), "serve")   # serving is the default command
-        lead = ["serve"]
-    args = build_parser(lead[0] if lead[0] in _SUBPARSERS else None).parse_args(argv)
+        return "serve", argv[:len(argv) - len(lead)] + ["serve"] + lead   # the default command
+    return lead[0], argv
+
+
+def _run(argv: list[str]) -> int:
+    command, argv = _command_line(argv)
+    args = build_parser(command if command in _SUBPARSERS else None).parse_args(argv)
     if args.command == "discover":   # reads no config: it only listens on the LAN
         from pocketserver.discovery.browse import discover_command
         return discover_command(args.timeout, args.json)
@@ -403,7 +421,7 @@ def _run(argv: list[str] | None) -> int:
         if args.command == "backup":
             return _backup_command(args, config)
         if args.command == "media":
-            return asyncio.run(_with_server(config, lambda server: server.media.run_purge_command(args)))
+            return _run_with_server(config, lambda server: server.media.run_purge_command(args))
     except (DatabaseError, MatrixError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
