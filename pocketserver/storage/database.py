@@ -8,7 +8,7 @@ import re
 import sqlite3
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Sequence, TypeVar
 
 import aiosqlite
 
@@ -17,6 +17,19 @@ from pocketserver.storage.writer import Job, T, Transaction, Writer
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
+# Values bound in one `IN (...)` list: well inside SQLite's limit on a statement's variables
+# (32,766 since 3.32, 999 before), and small enough that a long list costs a few statements.
+IN_LIST_SIZE = 500
+
+V = TypeVar("V")
+
+
+def in_chunks(values: Iterable[V], size: int = IN_LIST_SIZE) -> Iterable[tuple[Sequence[V], str]]:
+    """`values` in chunks of `size`, each with its `?,?,...` placeholders for an `IN (...)` list."""
+    items = values if isinstance(values, list) else list(values)
+    for i in range(0, len(items), size):
+        chunk = items[i : i + size]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 class DatabaseError(Exception):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sys import intern
 from typing import Any
 
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
 
 STREAM = "events"
@@ -115,9 +115,7 @@ async def get_events(db: Database, event_ids: Iterable[str]) -> dict[str, Stored
     """The stored events among `event_ids`, by ID (missing ones are left out)."""
     ids = list(dict.fromkeys(event_ids))
     found: dict[str, StoredEvent] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(ids):
         for event in _rows(await db.fetchall(f"SELECT {_COLUMNS} FROM events WHERE event_id IN ({marks})", chunk)):
             found[event.event_id] = event
     return found

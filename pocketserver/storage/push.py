@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
 
 
@@ -242,9 +242,7 @@ async def get_read_positions(db: Reads, user_id: str, room_ids: Iterable[str]) -
     """(room_id, thread_key) -> read position, for the given rooms."""
     ids = list(dict.fromkeys(room_ids))
     out: dict[tuple[str, str], int] = {}
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(ids):
         for r in await db.fetchall(f"SELECT room_id, thread_id, stream_ordering FROM push_read_positions "
                                    f"WHERE user_id = ? AND room_id IN ({marks})", (user_id, *chunk)):
             out[(r[0], r[1])] = int(r[2])

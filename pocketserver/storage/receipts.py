@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
 
 STREAM = "receipts"
@@ -79,11 +79,8 @@ async def insert_receipt(tx: Transaction, room_id: str, receipt_type: str, user_
 
 async def get_receipts(db: Database, room_ids: Iterable[str], *, after: int, upto: int) -> list[Receipt]:
     """The receipts of `room_ids` whose latest change is in (after, upto], oldest change first."""
-    rooms = list(room_ids)
     out: list[Receipt] = []
-    for start in range(0, len(rooms), 500):
-        chunk = rooms[start:start + 500]
-        marks = ",".join("?" * len(chunk))
+    for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(
             f"SELECT room_id, receipt_type, user_id, thread_id, event_id, data_json, stream_position FROM receipts "
             f"WHERE room_id IN ({marks}) AND stream_position > ? AND stream_position <= ? "

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pocketserver.storage import events as event_store
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import IN_LIST_SIZE, Database, in_chunks
 from pocketserver.storage.events import StoredEvent
 
 # The events table's own column list and row decoder, so a column added to StoredEvent reaches here too.
@@ -83,11 +83,10 @@ async def get_children(db: Database, parent_ids: Iterable[str]) -> list[Child]:
     """Unredacted m.replace, m.thread and m.reference children of the parents, oldest first."""
     ids = list(dict.fromkeys(parent_ids))
     found: list[Child] = []
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        rows = await db.fetchall(GET_CHILDREN.format(marks=",".join("?" * len(chunk))), chunk)
+    for chunk, marks in in_chunks(ids):
+        rows = await db.fetchall(GET_CHILDREN.format(marks=marks), chunk)
         found += [Child(event, r[-2], r[-1]) for event, r in zip(_rows(rows), rows)]
-    if len(ids) > 500:
+    if len(ids) > IN_LIST_SIZE:   # each chunk came sorted; together they need sorting again
         found.sort(key=lambda c: c.event.stream_ordering)
     return found
 

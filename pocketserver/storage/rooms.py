@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
 
 StateKey = tuple[str, str]
@@ -69,25 +69,17 @@ async def get_members(db: Database, room_id: str, membership: str | None = None)
 async def get_joined_users(db: Database, room_ids: Iterable[str]) -> set[str]:
     """Everyone joined to at least one of the rooms (current state), in one read per 500 rooms."""
     users: set[str] = set()
-    for chunk, marks in _chunks(room_ids):
+    for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(f"SELECT DISTINCT state_key FROM current_state WHERE room_id IN ({marks}) "
                                  "AND type = 'm.room.member' AND membership = 'join'", chunk)
         users.update(r[0] for r in rows)
     return users
 
 
-def _chunks(room_ids: Iterable[str], size: int = 500) -> Iterable[tuple[list[str], str]]:
-    """The rooms in chunks of `size`, each with its SQL placeholders."""
-    rooms = list(room_ids)
-    for i in range(0, len(rooms), size):
-        chunk = rooms[i : i + size]
-        yield chunk, ",".join("?" * len(chunk))
-
-
 async def get_member_counts(db: Database, room_ids: Iterable[str]) -> dict[str, tuple[int, int]]:
     """room_id -> (joined, invited) members in current state, for many rooms in one read per 500."""
     counts: dict[str, tuple[int, int]] = {}
-    for chunk, marks in _chunks(room_ids):
+    for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(
             "SELECT room_id, SUM(membership = 'join'), SUM(membership = 'invite') FROM current_state "
             f"WHERE room_id IN ({marks}) AND type = 'm.room.member' GROUP BY room_id", chunk)
@@ -101,7 +93,7 @@ async def get_heroes(db: Database, room_ids: Iterable[str], user_id: str, limit:
     or were banned, in the same order. Spec: client-server-api, RoomSummary `m.heroes`.
     """
     out: dict[str, list[str]] = {}
-    for chunk, marks in _chunks(room_ids):
+    for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(
             "SELECT room_id, state_key, membership FROM (SELECT c.room_id, c.state_key, c.membership, "
             "ROW_NUMBER() OVER (PARTITION BY c.room_id ORDER BY CASE c.membership WHEN 'join' THEN 0 "
@@ -123,7 +115,7 @@ async def get_rooms_ever_unshared(db: Database, room_ids: Iterable[str]) -> set[
     """The rooms among `room_ids` with an m.room.history_visibility event, past or current, that
     says something other than shared or world_readable (one read per 500 rooms)."""
     out: set[str] = set()
-    for chunk, marks in _chunks(room_ids):
+    for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(f"SELECT room_id, json FROM events WHERE room_id IN ({marks}) "
                                  "AND type = 'm.room.history_visibility' AND state_key = ''", chunk)
         out.update(room_id for room_id, raw in rows
@@ -136,7 +128,7 @@ async def get_current_state_of_types(db: Database, room_ids: Iterable[str],
     """room_id -> {type: event_id} of the rooms' current state events of those types with state_key ""."""
     types = list(event_types)
     out: dict[str, dict[str, str]] = {}
-    for chunk, marks in _chunks(room_ids):
+    for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(
             f"SELECT room_id, type, event_id FROM current_state WHERE room_id IN ({marks}) "
             f"AND type IN ({','.join('?' * len(types))}) AND state_key = ''", [*chunk, *types])

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import aiosqlite
 
+from pocketserver.storage.database import in_chunks
 from pocketserver.storage.writer import Transaction
 
 StateKey = tuple[str, str]
@@ -42,9 +43,8 @@ ORDER BY chain.origin, chain.n DESC
 async def load_state_groups(conn: aiosqlite.Connection, group_ids: list[int]) -> dict[int, dict[StateKey, str]]:
     """`load_state_group` for many groups, one statement per 500: {group id: full state map}."""
     states: dict[int, dict[StateKey, str]] = {group_id: {} for group_id in group_ids}
-    for i in range(0, len(group_ids), 500):
-        chunk = group_ids[i : i + 500]
-        async with conn.execute(_LOAD_CHAINS.format(marks=",".join("?" * len(chunk))), chunk) as cur:
+    for chunk, marks in in_chunks(group_ids):
+        async with conn.execute(_LOAD_CHAINS.format(marks=marks), chunk) as cur:
             for origin, t, sk, eid in await cur.fetchall():
                 states[origin][(t, sk)] = eid
     return states

@@ -1,10 +1,10 @@
-"""The Database object: releasing memory when idle keeps every row and writes nothing."""
+"""The Database object: releasing memory when idle keeps every row and writes nothing; IN-list chunks."""
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
 
 
@@ -30,4 +30,26 @@ async def test_release_memory_keeps_data_and_commits_no_change(tmp_path: Path) -
         assert (await db.fetchone("SELECT v FROM t WHERE k = 2000"))["v"] == "y"
     finally:
         watcher.close()
+        await db.close()
+
+
+async def test_long_in_lists_are_read_in_chunks(tmp_path: Path) -> None:
+    assert list(in_chunks([])) == []
+    chunks = list(in_chunks(iter(range(1001))))      # any iterable, read once
+    assert [len(c) for c, _ in chunks] == [500, 500, 1]
+    assert [v for c, _ in chunks for v in c] == list(range(1001))
+    assert all(marks == ",".join("?" * len(c)) for c, marks in chunks)
+
+    db = Database(tmp_path / "test.db")
+    await db.open()
+    try:
+        async def fill(tx: Transaction) -> None:
+            await tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            await tx.executemany("INSERT INTO t VALUES (?)", [(k,) for k in range(0, 40000, 2)])
+        await db.write(fill)
+        wanted = list(range(40000))       # more than SQLite allows in one statement
+        found = [r[0] for chunk, marks in in_chunks(wanted)
+                 for r in await db.fetchall(f"SELECT k FROM t WHERE k IN ({marks})", chunk)]
+        assert sorted(found) == list(range(0, 40000, 2))
+    finally:
         await db.close()
