@@ -4,8 +4,8 @@ A cold start (a Raspberry Pi at boot, or any start once the page cache has let t
 imports ~550 compiled modules, and each import waits for its own small read. `start()` hands the
 kernel the whole list at once with `posix_fadvise(POSIX_FADV_WILLNEED)`, which queues the reads
 and returns; the disk works through them while the imports run. On the development VM, with
-the modules evicted from the page cache, a restart took 0.36 s without this and 0.26 s with it;
-a warm start pays ~4 ms for the calls.
+the modules evicted from the page cache, a restart took 0.34-0.35 s without this and 0.26-0.28 s
+with it; a warm start pays ~4-6 ms for listing the folders and the calls (bench/startup.py).
 
 The list is a hint, not a manifest: the packages the serve path imports are read whole, the
 standard library's modules by name, and a name that is not installed is skipped. The frozen
@@ -66,14 +66,25 @@ def startup_files() -> Iterator[str]:
     tag = sys.implementation.cache_tag
     if tag is None:
         return
-    pyc = f".{tag}.pyc"
+    pyc, ext = f".{tag}.pyc", EXTENSION_SUFFIXES[0]
+    listings: dict[str, frozenset[str]] = {}
+
+    def names(folder: str) -> frozenset[str]:     # one listing per folder, not a stat per name
+        if folder not in listings:
+            try:
+                listings[folder] = frozenset(os.listdir(folder))
+            except OSError:
+                listings[folder] = frozenset()
+        return listings[folder]
+
     stdlib = os.path.dirname(os.__file__)
     for name in STDLIB:
-        if os.path.isdir(os.path.join(stdlib, name)):
+        if name in names(stdlib):                                  # a package
             yield from _package_files(os.path.join(stdlib, name), pyc)
-        else:
-            yield os.path.join(stdlib, "__pycache__", name + pyc)   # one of these two exists
-            yield os.path.join(stdlib, "lib-dynload", name + EXTENSION_SUFFIXES[0])
+        elif name + pyc in names(os.path.join(stdlib, "__pycache__")):
+            yield os.path.join(stdlib, "__pycache__", name + pyc)
+        elif name + ext in names(os.path.join(stdlib, "lib-dynload")):
+            yield os.path.join(stdlib, "lib-dynload", name + ext)
     for name in PACKAGES:
         module = sys.modules.get(name)     # pocketserver itself, wherever (even editable) installed
         if module is not None and hasattr(module, "__path__") and getattr(module, "__file__", None):
@@ -82,12 +93,11 @@ def startup_files() -> Iterator[str]:
         for entry in sys.path:
             if not entry or entry == stdlib:
                 continue
-            where = os.path.join(entry, name)
-            if os.path.isdir(where):
-                yield from _package_files(where, pyc)
+            if name in names(entry):
+                yield from _package_files(os.path.join(entry, name), pyc)
                 break
-            if name.startswith("_") and os.path.exists(where + EXTENSION_SUFFIXES[0]):
-                yield where + EXTENSION_SUFFIXES[0]
+            if name + ext in names(entry):                           # a lone extension module
+                yield os.path.join(entry, name + ext)
                 break
 
 
