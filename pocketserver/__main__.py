@@ -361,8 +361,8 @@ def _settle_gc() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if _command_line(argv)[0] == "serve":
+    command, argv = _command_line(list(sys.argv[1:] if argv is None else argv))
+    if command == "serve":
         from pocketserver import readahead
         readahead.start()   # before the imports: on a cold start they then find their files read
     # The imports (Quart, the whole server) allocate ~100k objects and would set off collections
@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _run(argv)
+        return _run(command, argv)
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -386,8 +386,7 @@ def _command_line(argv: list[str]) -> tuple[str, list[str]]:
     return lead[0], argv
 
 
-def _run(argv: list[str]) -> int:
-    command, argv = _command_line(argv)
+def _run(command: str, argv: list[str]) -> int:
     args = build_parser(command if command in _SUBPARSERS else None).parse_args(argv)
     if args.command == "discover":   # reads no config: it only listens on the LAN
         from pocketserver.discovery.browse import discover_command
