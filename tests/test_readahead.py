@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +25,6 @@ from hypercorn.config import Config
 from pocketserver.app import create_app
 from pocketserver.config import load
 from pocketserver.server import limit_malloc_arenas
-import importlib.util
 loaded = []
 for name in set(sys.modules) - before:
     spec = getattr(sys.modules[name], "__spec__", None)
@@ -47,7 +47,7 @@ def test_the_list_covers_the_modules_a_start_imports() -> None:
     assert len(missed) <= len(loaded) // 50, missed
 
 
-def test_packages_are_read_whole_and_missing_names_skipped(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packages_are_read_whole_and_missing_names_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tag = sys.implementation.cache_tag
     suffix = readahead.EXTENSION_SUFFIXES[0]
     files = [tmp_path / "fakepkg" / "__pycache__" / f"__init__.{tag}.pyc",
