@@ -18,6 +18,9 @@ from pocketserver.storage.writer import Transaction
 from pocketserver.sync.sources import SyncContext
 
 MAX_KEYS_PER_UPLOAD = 1000
+# Unclaimed one-time keys one device may hold. Clients keep about 50 (vodozemac) or 100 (libolm);
+# the cap bounds a device's storage and the key count every /sync makes (storage/e2ee.py).
+MAX_STORED_KEYS = 10_000
 MAX_CLAIMS_PER_REQUEST = 1000
 # Synapse always reports this count, even at zero, so clients notice they have none left.
 DEFAULT_ALGORITHM = "signed_curve25519"
@@ -100,7 +103,7 @@ def parse_claim_request(body: Mapping[str, Any], server_name: str) -> tuple[list
 
 async def store_one_time_keys(tx: Transaction, user_id: str, device_id: str, keys: list[UploadedKey]) -> None:
     """Inside a write job: add new one-time keys; a re-upload of the same key is ignored, a different
-    key under a known ID refused (as Synapse does)."""
+    key under a known ID refused (as Synapse does), and keys beyond MAX_STORED_KEYS refused."""
     new = []
     for key in keys:
         existing = await store.get_one_time_key_tx(tx, user_id, device_id, key.algorithm, key.key_id)
@@ -108,6 +111,11 @@ async def store_one_time_keys(tx: Transaction, user_id: str, device_id: str, key
             new.append((key.algorithm, key.key_id, key.key))
         elif existing != key.key:
             raise InvalidParam(f"One-time key {key.full_id} already exists with different content")
+    if new:
+        held = sum((await store.count_one_time_keys_tx(tx, user_id, device_id)).values())
+        if held + len(new) > MAX_STORED_KEYS:
+            raise InvalidParam(f"This device already holds {held} unclaimed one-time keys; "
+                               f"at most {MAX_STORED_KEYS} are kept")
     await store.insert_one_time_keys(tx, user_id, device_id, new)
 
 
@@ -166,8 +174,8 @@ class OneTimeKeys:
 
     async def add_to_sync(self, ctx: SyncContext) -> bool:
         """Always report the counts and unused fallback types (Synapse does; clients rely on it)."""
-        counts = await store.count_one_time_keys(self._db, ctx.user_id, ctx.device_id)
+        counts = store.count_one_time_keys(self._db, ctx.user_id, ctx.device_id)
         ctx.response["device_one_time_keys_count"] = with_default_count(counts)
-        ctx.response["device_unused_fallback_key_types"] = await store.get_unused_fallback_algorithms(
+        ctx.response["device_unused_fallback_key_types"] = store.get_unused_fallback_algorithms(
             self._db, ctx.user_id, ctx.device_id)
         return False

@@ -92,8 +92,10 @@ class ToDevice:
         user_id, device_id = ctx.user_id, ctx.device_id
         if ctx.since is not None and ctx.since.to_device > 0:
             acknowledged = ctx.since.to_device
-            if await store.has_acknowledged_messages(self._db, user_id, device_id, acknowledged):
+            if store.has_messages(self._db, user_id, device_id, acknowledged):
                 await self._db.write(lambda tx: store.delete_acknowledged_messages(tx, user_id, device_id, acknowledged))
+        if not store.has_messages(self._db, user_id, device_id, ctx.now.to_device):
+            return False
         pending = await store.get_pending_messages(self._db, user_id, device_id, ctx.now.to_device,
                                                    MAX_MESSAGES_PER_SYNC + 1)
         if not pending:

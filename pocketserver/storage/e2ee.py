@@ -116,8 +116,10 @@ async def count_one_time_keys_tx(tx: Transaction, user_id: str, device_id: str) 
     return {r[0]: r[1] for r in await tx.fetchall(_COUNT_OTKS, (user_id, device_id))}
 
 
-async def count_one_time_keys(db: Database, user_id: str, device_id: str) -> dict[str, int]:
-    return {r[0]: r[1] for r in await db.fetchall(_COUNT_OTKS, (user_id, device_id))}
+def count_one_time_keys(db: Database, user_id: str, device_id: str) -> dict[str, int]:
+    """A device's unclaimed one-time keys per algorithm, counted on the event loop's thread: every
+    /sync asks, and a device holds at most MAX_STORED_KEYS of them (e2ee/one_time_keys.py)."""
+    return {r[0]: r[1] for r in db.lookup_all(_COUNT_OTKS, (user_id, device_id))}
 
 
 async def take_oldest_one_time_key(tx: Transaction, user_id: str, device_id: str, algorithm: str) -> ClaimedKey | None:
@@ -146,8 +148,9 @@ async def mark_fallback_key_used(tx: Transaction, user_id: str, device_id: str, 
                      (user_id, device_id, algorithm))
 
 
-async def get_unused_fallback_algorithms(db: Database, user_id: str, device_id: str) -> list[str]:
-    return [r[0] for r in await db.fetchall(_UNUSED_FALLBACK_ALGORITHMS, (user_id, device_id))]
+def get_unused_fallback_algorithms(db: Database, user_id: str, device_id: str) -> list[str]:
+    """Looked up on the event loop's thread, like the counts: one row per algorithm at most."""
+    return [r[0] for r in db.lookup_all(_UNUSED_FALLBACK_ALGORITHMS, (user_id, device_id))]
 
 
 # Cross-signing keys and signatures

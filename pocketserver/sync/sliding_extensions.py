@@ -107,10 +107,11 @@ class SlidingExtensions:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
             limit = DEFAULT_TO_DEVICE_LIMIT
         limit = min(limit, MAX_TO_DEVICE_LIMIT)
-        if acknowledged and await to_device_store.has_acknowledged_messages(self._db, user_id, device_id, acknowledged):
+        if acknowledged and to_device_store.has_messages(self._db, user_id, device_id, acknowledged):
             await self._db.write(lambda tx: to_device_store.delete_acknowledged_messages(tx, user_id, device_id,
                                                                                          acknowledged))
-        pending = await to_device_store.get_pending_messages(self._db, user_id, device_id, now.to_device, limit + 1)
+        pending = (await to_device_store.get_pending_messages(self._db, user_id, device_id, now.to_device, limit + 1)
+                   if to_device_store.has_messages(self._db, user_id, device_id, now.to_device) else [])
         next_batch = max(now.to_device, acknowledged)
         if len(pending) > limit:
             pending = pending[:limit]

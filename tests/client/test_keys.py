@@ -11,6 +11,7 @@ from typing import Any
 
 import nacl.signing
 
+from pocketserver.e2ee import one_time_keys
 from pocketserver.rooms.hashing import encode_unpadded_base64
 from pocketserver.rooms.signing import SigningKey, sign_json
 
@@ -184,6 +185,28 @@ async def test_claim_one_time_keys_then_fallback(api) -> None:
                 {"one_time_keys": {alice.user_id: {alice.device_id: 1}}}, {"one_time_keys": {"bad": {}}}):
         status, body = await api.call("POST", f"{K}/claim", bad, token=bob.token)
         assert status == 400 and body["errcode"] in ("M_BAD_JSON", "M_INVALID_PARAM"), (bad, body)
+
+
+async def test_a_device_holds_a_bounded_number_of_one_time_keys(api, monkeypatch) -> None:
+    monkeypatch.setattr(one_time_keys, "MAX_STORED_KEYS", 5)
+    alice = await new_device(api, "alice")
+    bob = await new_device(api, "bob", seed=2)
+    assert (await upload(api, alice, {"device_keys": alice.device_keys(), "one_time_keys": alice.one_time_keys(0, 3)}))[0] == 200
+    # Three more would make six: the whole upload is refused, nothing of it kept.
+    status, body = await upload(api, alice, {"one_time_keys": alice.one_time_keys(3, 3), "fallback_keys": alice.fallback_key()})
+    assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), body
+    _, synced = await api.call("GET", SYNC, token=alice.token)
+    assert synced["device_one_time_keys_count"] == {"signed_curve25519": 3}
+    assert synced["device_unused_fallback_key_types"] == []
+    # Keys already held don't count twice; up to the cap is fine, and a claim makes room again.
+    assert (await upload(api, alice, {"one_time_keys": alice.one_time_keys(0, 5)}))[1] == {
+        "one_time_key_counts": {"signed_curve25519": 5}}
+    assert (await upload(api, alice, {"one_time_keys": alice.one_time_keys(5, 1)}))[0] == 400
+    status, _ = await api.call("POST", f"{K}/claim", {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}},
+                               token=bob.token)
+    assert status == 200
+    assert (await upload(api, alice, {"one_time_keys": alice.one_time_keys(5, 1)}))[1] == {
+        "one_time_key_counts": {"signed_curve25519": 5}}
 
 
 async def test_concurrent_claims_never_share_a_key(api) -> None:
