@@ -154,7 +154,7 @@ class Push:
         if joins:
             timeline_filter = (ctx.sync_filter.get("room") or {}).get("timeline") or {}
             per_thread = timeline_filter.get("unread_thread_notifications") is True
-            unread = await store.get_unread(self.db, ctx.user_id)
+            unread = store.get_unread(self.db, ctx.user_id, joins)
             for room_id, entry in joins.items():
                 entry.update(counts.unread_fields(unread.get(room_id, {}), per_thread))
         if ctx.since is None:

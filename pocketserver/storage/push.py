@@ -179,12 +179,19 @@ async def recount_unread(tx: Transaction, user_id: str, room_id: str, thread_id:
         [(user_id, room_id, t, n, h) for t, (n, h) in totals.items() if n])
 
 
-async def get_unread(db: Reads, user_id: str) -> dict[str, dict[str, tuple[int, int]]]:
-    """room_id -> thread_id -> (notification_count, highlight_count), for rooms with unread notifications."""
+def get_unread(db: Database, user_id: str, room_ids: Iterable[str]) -> dict[str, dict[str, tuple[int, int]]]:
+    """room_id -> thread_id -> (notification_count, highlight_count), for those of `room_ids` with
+    unread notifications.
+
+    Looked up on the event loop's thread: push_unread_user holds (user_id, room_id, thread_id), so
+    each room is one seek to its few rows, and a /sync pays for the rooms it returns.
+    """
     out: dict[str, dict[str, tuple[int, int]]] = {}
-    for r in await db.fetchall("SELECT room_id, thread_id, notification_count, highlight_count FROM push_unread "
-                               "WHERE user_id = ? AND (notification_count OR highlight_count)", (user_id,)):
-        out.setdefault(r[0], {})[r[1]] = (int(r[2]), int(r[3]))
+    for chunk, marks in in_chunks(room_ids):
+        for r in db.lookup_all("SELECT room_id, thread_id, notification_count, highlight_count FROM push_unread "
+                               f"WHERE user_id = ? AND room_id IN ({marks}) AND (notification_count OR highlight_count)",
+                               (user_id, *chunk)):
+            out.setdefault(r[0], {})[r[1]] = (int(r[2]), int(r[3]))
     return out
 
 

@@ -170,7 +170,7 @@ class SlidingSyncService:
         for room_id in subscriptions:
             config = request.room_subscriptions[room_id]
             configs[room_id] = configs[room_id].merge(config) if room_id in configs else config
-        unread = await push_store.get_unread(self._db, user_id)
+        unread = push_store.get_unread(self._db, user_id, configs)
         sent = dict(base.sent) if base is not None else {}
         rooms: dict[str, Any] = {}
         for room_id, config in configs.items():
