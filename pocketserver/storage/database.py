@@ -236,8 +236,8 @@ class Database:
         """One row by primary key or unique index, read right here on the event loop's thread.
 
         Only for look-ups that touch a handful of cached pages (an access token, a transaction
-        ID, a device's key counts): far cheaper than a trip to a reader thread. The statement is finished before
-        returning, so the connection never holds an old snapshot.
+        ID, a device's key counts): far cheaper than a trip to a reader thread. The statement is
+        finished before returning, so the connection never holds an old snapshot.
         """
         rows = self.lookup_all(sql, params)
         return rows[0] if rows else None

@@ -189,8 +189,8 @@ def get_unread(db: Database, user_id: str, room_ids: Iterable[str]) -> dict[str,
     out: dict[str, dict[str, tuple[int, int]]] = {}
     for chunk, marks in in_chunks(room_ids):
         for r in db.lookup_all("SELECT room_id, thread_id, notification_count, highlight_count FROM push_unread "
-                               f"WHERE user_id = ? AND room_id IN ({marks}) AND (notification_count OR highlight_count)",
-                               (user_id, *chunk)):
+                               f"WHERE user_id = ? AND room_id IN ({marks}) "
+                               "AND (notification_count OR highlight_count)", (user_id, *chunk)):
             out.setdefault(r[0], {})[r[1]] = (int(r[2]), int(r[3]))
     return out
 

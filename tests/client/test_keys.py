@@ -191,9 +191,11 @@ async def test_a_device_holds_a_bounded_number_of_one_time_keys(api, monkeypatch
     monkeypatch.setattr(one_time_keys, "MAX_STORED_KEYS", 5)
     alice = await new_device(api, "alice")
     bob = await new_device(api, "bob", seed=2)
-    assert (await upload(api, alice, {"device_keys": alice.device_keys(), "one_time_keys": alice.one_time_keys(0, 3)}))[0] == 200
+    status, _ = await upload(api, alice, {"device_keys": alice.device_keys(), "one_time_keys": alice.one_time_keys(0, 3)})
+    assert status == 200
     # Three more would make six: the whole upload is refused, nothing of it kept.
-    status, body = await upload(api, alice, {"one_time_keys": alice.one_time_keys(3, 3), "fallback_keys": alice.fallback_key()})
+    status, body = await upload(api, alice, {"one_time_keys": alice.one_time_keys(3, 3),
+                                             "fallback_keys": alice.fallback_key()})
     assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), body
     _, synced = await api.call("GET", SYNC, token=alice.token)
     assert synced["device_one_time_keys_count"] == {"signed_curve25519": 3}
@@ -202,8 +204,8 @@ async def test_a_device_holds_a_bounded_number_of_one_time_keys(api, monkeypatch
     assert (await upload(api, alice, {"one_time_keys": alice.one_time_keys(0, 5)}))[1] == {
         "one_time_key_counts": {"signed_curve25519": 5}}
     assert (await upload(api, alice, {"one_time_keys": alice.one_time_keys(5, 1)}))[0] == 400
-    status, _ = await api.call("POST", f"{K}/claim", {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}},
-                               token=bob.token)
+    want = {"one_time_keys": {alice.user_id: {alice.device_id: "signed_curve25519"}}}
+    status, _ = await api.call("POST", f"{K}/claim", want, token=bob.token)
     assert status == 200
     assert (await upload(api, alice, {"one_time_keys": alice.one_time_keys(5, 1)}))[1] == {
         "one_time_key_counts": {"signed_curve25519": 5}}
