@@ -94,8 +94,6 @@ class ToDevice:
             acknowledged = ctx.since.to_device
             if store.has_messages(self._db, user_id, device_id, acknowledged):
                 await self._db.write(lambda tx: store.delete_acknowledged_messages(tx, user_id, device_id, acknowledged))
-        if not store.has_messages(self._db, user_id, device_id, ctx.now.to_device):
-            return False
         pending = await store.get_pending_messages(self._db, user_id, device_id, ctx.now.to_device,
                                                    MAX_MESSAGES_PER_SYNC + 1)
         if not pending:

@@ -90,7 +90,12 @@ async def insert_to_device_message(tx: Transaction, position: int, user_id: str,
 
 async def get_pending_messages(db: Database, user_id: str, device_id: str, upto: int,
                                limit: int) -> list[tuple[int, dict[str, Any]]]:
-    """(position, message) of a device's pending messages up to `upto`, oldest first."""
+    """(position, message) of a device's pending messages up to `upto`, oldest first.
+
+    An empty inbox, the usual case, is found by `has_messages` without a trip to a reader.
+    """
+    if not has_messages(db, user_id, device_id, upto):
+        return []
     rows = await db.fetchall(_PENDING, (user_id, device_id, upto, limit))
     return [(r[0], json.loads(r[1])) for r in rows]
 

@@ -110,8 +110,7 @@ class SlidingExtensions:
         if acknowledged and to_device_store.has_messages(self._db, user_id, device_id, acknowledged):
             await self._db.write(lambda tx: to_device_store.delete_acknowledged_messages(tx, user_id, device_id,
                                                                                          acknowledged))
-        pending = (await to_device_store.get_pending_messages(self._db, user_id, device_id, now.to_device, limit + 1)
-                   if to_device_store.has_messages(self._db, user_id, device_id, now.to_device) else [])
+        pending = await to_device_store.get_pending_messages(self._db, user_id, device_id, now.to_device, limit + 1)
         next_batch = max(now.to_device, acknowledged)
         if len(pending) > limit:
             pending = pending[:limit]
