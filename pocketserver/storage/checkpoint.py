@@ -83,7 +83,7 @@ class Checkpointer:
         self.interval = max(MIN_INTERVAL, min(MAX_INTERVAL, int(TARGET_FRAMES / per_commit)))
 
     async def close(self) -> None:
-        """Wait for a running checkpoint, then close (SQLite checkpoints once more at the last close)."""
+        """Wait for a running checkpoint, then close (the write connection, closed last, checkpoints once more)."""
         if self._running is not None:
             try:
                 await self._running

@@ -183,10 +183,14 @@ class Database:
         await self.write(shrink_writer)
 
     async def close(self) -> None:
-        """Drain the writer, then close every connection."""
+        """Drain the writer, then close every connection, the write connection last.
+
+        The last connection to close checkpoints the WAL into the database file and removes it,
+        if it may write: so after a clean stop the .db file alone holds everything, and the next
+        start has no WAL to recover.
+        """
         if self.writer is not None:
-            await self.writer.close()
-            self._write_conn = None
+            await self.writer.stop()
         if self.checkpointer is not None:
             await self.checkpointer.close()
             self.checkpointer = None
@@ -196,6 +200,9 @@ class Database:
         if self._lookup_conn is not None:
             self._lookup_conn.close()
             self._lookup_conn = None
+        if self.writer is not None:
+            await self.writer.close()
+            self._write_conn = None
 
     async def write(self, job: Job[T], *, size: int = 0) -> T:
         """Run `job` in the writer's next batch; returns once it is durably committed."""

@@ -1,4 +1,5 @@
-"""The Database object: releasing memory when idle keeps every row and writes nothing; IN-list chunks."""
+"""The Database object: releasing memory when idle keeps every row and writes nothing; IN-list chunks;
+a clean close leaves the database file whole."""
 from __future__ import annotations
 
 import sqlite3
@@ -53,3 +54,29 @@ async def test_long_in_lists_are_read_in_chunks(tmp_path: Path) -> None:
         assert sorted(found) == list(range(0, 40000, 2))
     finally:
         await db.close()
+
+
+async def test_a_clean_close_leaves_everything_in_the_database_file(tmp_path: Path) -> None:
+    """The write connection closes last, so SQLite checkpoints the WAL into the file and removes it.
+
+    Read-only connections closing last cannot: the WAL would stay behind, to be recovered at the
+    next start, and a copy of the .db file alone (a backup of a stopped server) would lack it.
+    """
+    db = Database(tmp_path / "test.db")
+    await db.open()
+
+    async def fill(tx: Transaction) -> None:
+        await tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)")
+        await tx.executemany("INSERT INTO t VALUES (?, ?)", [(k, "x" * 100) for k in range(500)])
+    await db.write(fill)
+    assert len(await db.fetchall("SELECT k FROM t")) == 500     # the readers have been used
+    await db.close()
+
+    assert not (tmp_path / "test.db-wal").exists()
+    copy = tmp_path / "copy.db"
+    copy.write_bytes((tmp_path / "test.db").read_bytes())
+    conn = sqlite3.connect(copy)
+    try:
+        assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 500
+    finally:
+        conn.close()
