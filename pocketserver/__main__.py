@@ -342,7 +342,13 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
             loop.add_signal_handler(sig, stop.set)
         print(_welcome(config, first_run), flush=True)
         _settle_gc()
-        await hypercorn_serve(app, hc, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+
+        async def stopping() -> None:
+            await stop.wait()
+            # Hypercorn now waits (up to graceful_timeout) for the requests in flight: the
+            # long-polls among them answer at once instead of at the end of their timeout.
+            app.config["POCKETSERVER"].begin_stopping()
+        await hypercorn_serve(app, hc, shutdown_trigger=stopping)  # type: ignore[arg-type]
 
     asyncio.run(run())
     log.info("stopped cleanly")

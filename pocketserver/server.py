@@ -219,6 +219,10 @@ class Server:
             _trim_malloc_heaps()
             log.debug("idle: memory released in %.1f ms", (time.perf_counter() - started) * 1000)
 
+    def begin_stopping(self) -> None:
+        """The process is stopping: end the long-polls, so the wait for requests in flight is short."""
+        self.notifier.close()
+
     async def stop(self) -> None:
         """Stop background tasks, write what is kept in memory, drain the writer, close."""
         if self.announcer is not None:   # withdraw the LAN announcement first: we are going away

@@ -1,12 +1,16 @@
-"""The command line: first run, user and token management, backup, config errors."""
+"""The command line: first run, user and token management, backup, config errors, stopping."""
 from __future__ import annotations
 
+import asyncio
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import aiohttp
+from nio import AsyncClient, LoginResponse, SyncResponse
 
 from pocketserver.__main__ import parse_duration
 from tests.conftest import ROOT, start_server
@@ -148,3 +152,31 @@ def test_generated_registration_tokens_can_be_given_to_the_command_line() -> Non
     tokens = [generate_registration_token() for _ in range(2000)]
     assert not [t for t in tokens if t.startswith("-")]      # one in 64 would have read as an option
     assert all(is_valid_registration_token(t) and len(t) == 16 for t in tokens) and len(set(tokens)) == 2000
+
+
+async def test_stopping_answers_long_polls_at_once(tmp_path: Path) -> None:
+    """SIGTERM while a client long-polls /sync: the poll is answered at once (nothing new, as at
+    its timeout) and the server exits cleanly, instead of holding on for Hypercorn's graceful
+    timeout (10 s) and then answering the poll with a 500."""
+    server = start_server(tmp_path)
+    client = AsyncClient(server.base_url, "sleeper")
+    try:
+        async with aiohttp.ClientSession() as http:
+            await server.register_shared_secret(http, "sleeper", "sleeper-pw")
+        assert isinstance(await client.login("sleeper-pw"), LoginResponse)
+        first = await client.sync(timeout=0)
+        assert isinstance(first, SyncResponse)
+        polling = asyncio.create_task(client.sync(timeout=60_000, since=first.next_batch))
+        await asyncio.sleep(1)
+        assert not polling.done()                   # asleep on the server
+
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        answer = await asyncio.wait_for(polling, 5)
+        assert isinstance(answer, SyncResponse), answer
+        assert answer.rooms.join == {}
+        assert await asyncio.to_thread(server.process.wait, 5) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        await client.close()
+        server.stop()

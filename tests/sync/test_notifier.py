@@ -1,4 +1,5 @@
-"""The notifier wakes waiting /sync requests, and says whether a wake concerned the user itself.
+"""The notifier wakes waiting /sync requests, says whether a wake concerned the user itself, and
+ends every wait when the server stops.
 
 Spec: client-server-api, "GET /_matrix/client/v3/sync" (timeout).
 """
@@ -27,3 +28,18 @@ async def test_a_wake_for_the_user_is_marked() -> None:
     assert waiter.user_woken is True
     notifier.unregister(waiter)
     assert notifier.waiting("@alice:test.local") == 0
+
+
+async def test_closing_ends_every_wait_as_a_timeout() -> None:
+    notifier = Notifier()
+    sleeping = notifier.register("@alice:test.local", ["!room:test.local"])
+    waiting = asyncio.create_task(notifier.wait(sleeping, 60))
+    await asyncio.sleep(0)
+    assert notifier.waiting("@alice:test.local") == 1
+
+    notifier.close()
+    assert await asyncio.wait_for(waiting, 5) is False      # answered now, as at its timeout
+    later = notifier.register("@bob:test.local", [])
+    assert await asyncio.wait_for(notifier.wait(later, 60), 5) is False   # begun after: no wait
+    for waiter in (sleeping, later):
+        notifier.unregister(waiter)
