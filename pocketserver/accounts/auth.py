@@ -18,7 +18,10 @@ from pocketserver.storage import accounts as store
 from pocketserver.storage.database import Database
 
 log = logging.getLogger(__name__)
-LAST_SEEN_FLUSH_S = 60.0
+# Devices' last-seen times are served from memory and written this often (and at shutdown): every
+# connected client's /sync long-poll refreshes them, so a shorter interval would make a server
+# with idle clients commit (and sync the disk) every interval, all day long.
+LAST_SEEN_FLUSH_S = 600.0
 
 
 def now_ms() -> int:

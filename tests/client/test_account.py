@@ -1,4 +1,4 @@
-"""whoami, password change, deactivation and devices, with user-interactive auth.
+"""whoami, password change, deactivation and devices (with their last-seen times), with user-interactive auth.
 
 Spec: client-server-api, "Account registration and management", "Device management",
 "User-interactive authentication API".
@@ -136,3 +136,29 @@ async def test_deactivation_leaves_rooms(api) -> None:
     _, members = await api.call("GET", f"/_matrix/client/v3/rooms/{room['room_id']}/joined_members",
                                 token=other["access_token"])
     assert set(members["joined"]) == {"@stayer:test.local"}
+
+
+async def test_last_seen_is_kept_in_memory_and_written_at_stop(app_factory) -> None:
+    """Requests refresh a device's last-seen time without a write of their own (every client's
+    /sync long-poll would otherwise make an idle server commit all day); /devices shows it at
+    once, and a clean stop writes it, so it survives a restart."""
+    from tests.conftest import Api
+
+    app = app_factory()
+    async with app.test_app() as running:
+        api = Api(running.test_client(), app.config["POCKETSERVER"])
+        me = await api.register("wren")
+        token, device = me["access_token"], me["device_id"]
+        _, first = await api.call("GET", f"/_matrix/client/v3/devices/{device}", token=token)
+        commits = api.server.db.writer.stats.commits
+        for _ in range(5):
+            assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=token))[0] == 200
+        _, seen = await api.call("GET", f"/_matrix/client/v3/devices/{device}", token=token)
+        assert api.server.db.writer.stats.commits == commits          # nothing written for them
+        assert seen["last_seen_ts"] >= first["last_seen_ts"] > 0
+
+    app = app_factory()           # the same data directory, started again
+    async with app.test_app() as running:
+        api = Api(running.test_client(), app.config["POCKETSERVER"])
+        row = await api.server.db.fetchone("SELECT last_seen_ts FROM devices WHERE device_id = ?", (device,))
+        assert row is not None and row[0] >= seen["last_seen_ts"]
