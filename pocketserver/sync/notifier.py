@@ -61,9 +61,11 @@ class Notifier:
                     del index[key]
 
     async def wait(self, waiter: Waiter, timeout_s: float) -> bool:
-        """Wait until woken or the timeout passes; True when woken, False as if timed out once closed."""
-        if timeout_s <= 0 or self.closed:
-            return waiter.event.is_set() and not self.closed
+        """Wait until woken or the timeout passes; True when woken. Once closed, False at once."""
+        if self.closed:
+            return False
+        if timeout_s <= 0:
+            return waiter.event.is_set()
         waiter.sleeping = True
         try:
             # asyncio.timeout, not wait_for: no extra task, so the request resumes one turn of the

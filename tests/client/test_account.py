@@ -5,6 +5,8 @@ Spec: client-server-api, "Account registration and management", "Device manageme
 """
 from __future__ import annotations
 
+from tests.conftest import Api
+
 
 def login(user: str, password: str = "pw", **extra):
     return {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": user},
@@ -142,8 +144,6 @@ async def test_last_seen_is_kept_in_memory_and_written_at_stop(app_factory) -> N
     """Requests refresh a device's last-seen time without a write of their own (every client's
     /sync long-poll would otherwise make an idle server commit all day); /devices shows it at
     once, and a clean stop writes it, so it survives a restart."""
-    from tests.conftest import Api
-
     app = app_factory()
     async with app.test_app() as running:
         api = Api(running.test_client(), app.config["POCKETSERVER"])
