@@ -199,15 +199,25 @@ async def max_stream_ordering(db: Database) -> int:
     return int(row[0]) if row else 0
 
 
-async def get_rooms_with_events(db: Database, after: int, upto: int) -> dict[str, int]:
-    """room_id -> newest stream position, for rooms with events in (after, upto]; reads only new rows."""
+async def get_rooms_with_events(db: Database, after: int, upto: int, types: Sequence[str] = ()) -> dict[str, int]:
+    """room_id -> newest stream position, for rooms with events in (after, upto] (of `types`, if given);
+    reads only new rows."""
     if after >= upto:
         return {}
-    sql = ("SELECT room_id, MAX(stream_ordering) FROM events WHERE stream_ordering > ? AND stream_ordering <= ? "
-           "GROUP BY room_id")
+    of_types = f"AND type IN ({','.join('?' * len(types))}) " if types else ""
+    sql = (f"SELECT room_id, MAX(stream_ordering) FROM events WHERE stream_ordering > ? AND stream_ordering <= ? "
+           f"{of_types}GROUP BY room_id")
+    params = (after, upto, *types)
     # Positions are the primary key: a short range has at most that many rows, cheap to read right here.
-    rows = db.lookup_all(sql, (after, upto)) if upto - after <= SMALL_RANGE else await db.fetchall(sql, (after, upto))
+    rows = db.lookup_all(sql, params) if upto - after <= SMALL_RANGE else await db.fetchall(sql, params)
     return {r[0]: r[1] for r in rows}
+
+
+async def get_latest_position_of_types(db: Database, room_id: str, upto: int, types: Sequence[str]) -> int | None:
+    """Stream position of the room's newest event of one of `types` at or before `upto`, if any."""
+    row = await db.fetchone(f"SELECT MAX(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ? "
+                            f"AND type IN ({','.join('?' * len(types))})", (room_id, upto, *types))
+    return row[0] if row and row[0] is not None else None
 
 
 def has_children(db: Database, event_ids: Sequence[str]) -> bool:

@@ -211,10 +211,14 @@ async def get_aliases_for_room(db: Database, room_id: str) -> list[str]:
 
 
 async def get_memberships_since(db: Database, user_id: str, after: int, upto: int) -> dict[str, tuple[str, str, int]]:
-    """room_id -> (membership, event_id, stream_ordering) of the user's membership changes in (after, upto]."""
-    rows = await db.fetchall("SELECT room_id, membership, event_id, stream_ordering FROM local_membership "
-                             "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND forgotten = 0",
-                             (user_id, after, upto))
+    """room_id -> (membership, event_id, stream_ordering) of the user's membership changes in (after, upto].
+
+    A range of the (user_id, stream_ordering) index, at most one row per room of the user: read on
+    the event loop's thread, like `get_rooms_for_user`.
+    """
+    rows = db.lookup_all("SELECT room_id, membership, event_id, stream_ordering FROM local_membership "
+                         "WHERE user_id = ? AND stream_ordering > ? AND stream_ordering <= ? AND forgotten = 0",
+                         (user_id, after, upto))
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 

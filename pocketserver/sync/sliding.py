@@ -11,12 +11,13 @@ from __future__ import annotations
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pocketserver.errors import MatrixError
 from pocketserver.roomserver.reads import RoomReader
+from pocketserver.roomserver.visibility import StateCache
 from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import events as event_store
 from pocketserver.storage import push as push_store
@@ -231,7 +232,7 @@ class SlidingSyncService:
         keys = [k for k in state_ids if config.wants(k, ctx.user_id)]
         lazy = frozenset(e.sender for e in timeline.events) if config.lazy_members else frozenset()
         keys += [("m.room.member", u) for u in lazy if ("m.room.member", u) in state_ids]
-        required = await _events_in_order(self._db, (state_ids[k] for k in keys))
+        required = await _events_in_order(self._reader.cache, (state_ids[k] for k in keys))
         meta = _room_meta(await self._meta_contents(facts, state_ids), ctx)
         entry: dict[str, Any] = {**({"initial": True} if initial else {}), **_visible_meta(meta)}
         if expand:
@@ -261,7 +262,7 @@ class SlidingSyncService:
             lazy = frozenset(e.sender for e in timeline.events) - sent.lazy_members
             changed_keys += [("m.room.member", u) for u in lazy if ("m.room.member", u) in state_ids]
         in_timeline = {e.event_id for e in timeline.events}
-        required = await _events_in_order(self._db, (state_ids[k] for k in changed_keys
+        required = await _events_in_order(self._reader.cache, (state_ids[k] for k in changed_keys
                                                      if state_ids[k] not in in_timeline))
         meta = dict(sent.meta)
         if new_events:
@@ -327,8 +328,8 @@ class SlidingSyncService:
             if room is not None:
                 return {k: pdu.content for k, pdu in room.state.items() if k[0] in META_STATE_TYPES}
         ids = {k: v for k, v in state_ids.items() if k[0] in META_STATE_TYPES}
-        stored = await event_store.get_events(self._db, ids.values())
-        return {k: stored[v].json.get("content", {}) for k, v in ids.items() if v in stored}
+        contents = await self._reader.cache.contents(ids.values())
+        return {k: contents[v] for k, v in ids.items() if v in contents}
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +397,6 @@ def _visible_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in meta.items() if not (k == "is_dm" and not v) and not (k == "heroes" and not v)}
 
 
-async def _events_in_order(db: Any, event_ids: Any) -> list[StoredEvent]:
-    stored = await event_store.get_events(db, event_ids)
-    return sorted(stored.values(), key=lambda e: e.stream_ordering)
+async def _events_in_order(cache: StateCache, event_ids: Iterable[str]) -> list[StoredEvent]:
+    """The events, oldest first; the ones read recently (members, room names) from memory."""
+    return sorted((await cache.events(event_ids)).values(), key=lambda e: e.stream_ordering)

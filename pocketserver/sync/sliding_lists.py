@@ -24,13 +24,6 @@ MAX_TIMELINE_LIMIT = 1000
 MAX_LISTS = 100
 LISTED_MEMBERSHIPS = ("join", "invite", "knock", "leave", "ban")
 
-_BUMP_MARKS = ",".join("?" * len(BUMP_EVENT_TYPES))
-# TODO: these two reads belong in storage/events.py; they live here until that module is free to edit.
-_LATEST_BUMP_IN_ROOM = (f"SELECT MAX(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ? "
-                        f"AND type IN ({_BUMP_MARKS})")
-_NEW_BUMPS = (f"SELECT room_id, MAX(stream_ordering) FROM events WHERE stream_ordering > ? AND stream_ordering <= ? "
-              f"AND type IN ({_BUMP_MARKS}) GROUP BY room_id")
-
 
 @dataclass(frozen=True, slots=True)
 class RoomConfig:
@@ -170,7 +163,7 @@ async def update_room_facts(reader: RoomReader, user_id: str, facts: Mapping[str
     out.update(await _facts_for(reader, user_id, memberships, now.events))
     touched = [r for r in changed if r in out and r not in memberships and out[r].membership == "join"]
     if touched:
-        bumps = {r[0]: r[1] for r in await reader.db.fetchall(_NEW_BUMPS, (since.events, now.events, *BUMP_EVENT_TYPES))}
+        bumps = await event_store.get_rooms_with_events(reader.db, since.events, now.events, BUMP_EVENT_TYPES)
         for room_id in touched:
             room = await reader.rs.get_room_state(room_id)
             old = out[room_id]
@@ -190,8 +183,8 @@ async def _facts_for(reader: RoomReader, user_id: str, rows: Mapping[str, tuple[
         member = members.get(event_id)
         content = member.json.get("content", {}) if member else {}
         if membership == "join":
-            row = await reader.db.fetchone(_LATEST_BUMP_IN_ROOM, (room_id, upto, *BUMP_EVENT_TYPES))
-            bump = row[0] if row and row[0] is not None else member_pos
+            bump = await event_store.get_latest_position_of_types(reader.db, room_id, upto, BUMP_EVENT_TYPES)
+            bump = member_pos if bump is None else bump
             latest = await event_store.get_latest_event_at(reader.db, room_id, upto)
             last = latest.stream_ordering if latest else member_pos
         else:

@@ -3,9 +3,11 @@
 A long-poll woken by a message answers while the send that woke it is still finishing on the event
 loop; every trip to a reader thread would wait for that. So the user's room list, the per-device
 sections (one-time key counts, fallback key types, to-device messages) and the unread counts are
-index look-ups on the event loop's thread, and the new message comes from the event cache.
+index look-ups on the event loop's thread, and the new message comes from the event cache. The same
+holds for sliding sync (Element X), whose required state also comes from the event cache.
 
-Spec: client-server-api, "GET /_matrix/client/v3/sync", "Extensions to /sync", "Receiving notifications".
+Spec: client-server-api, "GET /_matrix/client/v3/sync", "Extensions to /sync", "Receiving notifications";
+MSC4186 (simplified sliding sync).
 """
 from __future__ import annotations
 
@@ -13,6 +15,19 @@ from typing import Any
 
 R = "/_matrix/client/v3/rooms"
 SYNC = "/_matrix/client/v3/sync"
+SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+
+def count_reads(api, monkeypatch) -> list[str]:
+    """The functions the server sends to a reader thread from now on."""
+    reads: list[str] = []
+    real_read = api.server.db.read
+
+    async def counted(fn: Any) -> Any:
+        reads.append(getattr(fn, "__qualname__", repr(fn)))
+        return await real_read(fn)
+    monkeypatch.setattr(api.server.db, "read", counted)
+    return reads
 
 
 async def test_incremental_sync_makes_no_trip_to_the_reader_pool(api, monkeypatch) -> None:
@@ -28,13 +43,7 @@ async def test_incremental_sync_makes_no_trip_to_the_reader_pool(api, monkeypatc
                                token=a)
     assert status == 200
 
-    reads: list[str] = []
-    real_read = api.server.db.read
-
-    async def counted(fn: Any) -> Any:
-        reads.append(getattr(fn, "__qualname__", repr(fn)))
-        return await real_read(fn)
-    monkeypatch.setattr(api.server.db, "read", counted)
+    reads = count_reads(api, monkeypatch)
     status, body = await api.call("GET", SYNC, token=b, query={"since": first["next_batch"], "timeout": "0"})
     assert status == 200, body
     entry = body["rooms"]["join"][room]
@@ -43,4 +52,33 @@ async def test_incremental_sync_makes_no_trip_to_the_reader_pool(api, monkeypatc
     assert body["device_one_time_keys_count"] == {"curve25519": 1, "signed_curve25519": 0}
     assert body["device_unused_fallback_key_types"] == []
     assert body["to_device"]["events"] == []
+    assert reads == []
+
+
+async def test_incremental_sliding_sync_makes_no_trip_to_the_reader_pool(api, monkeypatch) -> None:
+    alice, bob = await api.register("alice"), await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    room = await api.create_room(a, preset="public_chat")
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    request = {"lists": {"all": {"ranges": [[0, 20]], "timeline_limit": 1,
+                                 "required_state": [["m.room.name", ""], ["m.room.member", "$LAZY"]]}},
+               "extensions": {name: {"enabled": True} for name in ("to_device", "e2ee", "account_data",
+                                                                    "receipts", "typing")}}
+    for txn, text in (("t1", "hello"), ("t2", "hi")):
+        status, _ = await api.call("PUT", f"{R}/{room}/send/m.room.message/{txn}", {"msgtype": "m.text", "body": text},
+                                   token=a)
+        assert status == 200
+        if txn == "t1":       # the connection starts with alice's first message, and her member event
+            status, first = await api.call("POST", SLIDING, request, token=b)
+            assert status == 200, first
+            assert [e["state_key"] for e in first["rooms"][room]["required_state"]] == ["@alice:test.local"]
+
+    reads = count_reads(api, monkeypatch)
+    status, body = await api.call("POST", SLIDING, request, token=b, query={"pos": first["pos"]})
+    assert status == 200, body
+    entry = body["rooms"][room]
+    assert [e["content"]["body"] for e in entry["timeline"]] == ["hi"]
+    assert "required_state" not in entry           # the client has alice's member event already
+    status, body = await api.call("POST", SLIDING, request, token=b, query={"pos": body["pos"], "timeout": "0"})
+    assert status == 200 and body.get("rooms", {}) == {}, body
     assert reads == []
