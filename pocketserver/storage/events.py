@@ -213,10 +213,15 @@ async def get_rooms_with_events(db: Database, after: int, upto: int, types: Sequ
     return {r[0]: r[1] for r in rows}
 
 
-async def get_latest_position_of_types(db: Database, room_id: str, upto: int, types: Sequence[str]) -> int | None:
-    """Stream position of the room's newest event of one of `types` at or before `upto`, if any."""
-    row = await db.fetchone(f"SELECT MAX(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ? "
-                            f"AND type IN ({','.join('?' * len(types))})", (room_id, upto, *types))
+def get_latest_position(db: Database, room_id: str, upto: int, types: Sequence[str] = ()) -> int | None:
+    """Stream position of the room's newest event (of one of `types`, if given) at or before `upto`.
+
+    A backward walk of the (room_id, stream_ordering) index from `upto`, done synchronously: a few
+    microseconds a room, where a sliding sync connection's first response asks it of every room.
+    """
+    of_types = f" AND type IN ({','.join('?' * len(types))})" if types else ""
+    row = db.lookup(f"SELECT MAX(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ?{of_types}",
+                    (room_id, upto, *types))
     return row[0] if row and row[0] is not None else None
 
 

@@ -183,10 +183,10 @@ async def _facts_for(reader: RoomReader, user_id: str, rows: Mapping[str, tuple[
         member = members.get(event_id)
         content = member.json.get("content", {}) if member else {}
         if membership == "join":
-            bump = await event_store.get_latest_position_of_types(reader.db, room_id, upto, BUMP_EVENT_TYPES)
-            bump = member_pos if bump is None else bump
-            latest = await event_store.get_latest_event_at(reader.db, room_id, upto)
-            last = latest.stream_ordering if latest else member_pos
+            found = event_store.get_latest_position(reader.db, room_id, upto, BUMP_EVENT_TYPES)
+            bump = member_pos if found is None else found
+            found = event_store.get_latest_position(reader.db, room_id, upto)
+            last = member_pos if found is None else found
         else:
             # Invited, knocking or gone: nothing after the membership event is theirs to see (as Synapse).
             bump = last = member_pos

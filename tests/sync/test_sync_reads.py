@@ -82,3 +82,31 @@ async def test_incremental_sliding_sync_makes_no_trip_to_the_reader_pool(api, mo
     status, body = await api.call("POST", SLIDING, request, token=b, query={"pos": body["pos"], "timeout": "0"})
     assert status == 200 and body.get("rooms", {}) == {}, body
     assert reads == []
+
+
+async def test_a_new_sliding_connection_reads_no_more_for_more_rooms(api, monkeypatch) -> None:
+    """A connection's first response computes every room's latest and bump positions (to sort the
+    lists): index look-ups on the loop, not two reader trips per room (181 → 8 ms at 200 rooms)."""
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    request = {"lists": {"all": {"ranges": [[0, 1]], "timeline_limit": 1}}}
+
+    async def first_response_reads(conn_id: str) -> tuple[list[str], dict[str, Any]]:
+        reads = count_reads(api, monkeypatch)
+        status, body = await api.call("POST", SLIDING, {**request, "conn_id": conn_id}, token=a)
+        assert status == 200, body
+        found = list(reads)
+        monkeypatch.undo()
+        return found, body
+
+    rooms = [await api.create_room(a, name="first")]
+    one_room, _ = await first_response_reads("one")
+    for n in range(5):
+        rooms.append(await api.create_room(a, name=f"more {n}"))
+    status, _ = await api.call("PUT", f"{R}/{rooms[2]}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hi"},
+                               token=a)
+    assert status == 200
+    six_rooms, body = await first_response_reads("six")
+    assert len(six_rooms) == len(one_room), (one_room, six_rooms)
+    assert body["lists"]["all"]["count"] == 6
+    assert set(body["rooms"]) == {rooms[2], rooms[5]}      # the two latest bumps: the message, the newest room
