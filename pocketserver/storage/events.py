@@ -217,7 +217,8 @@ def get_latest_position(db: Database, room_id: str, upto: int, types: Sequence[s
     """Stream position of the room's newest event (of one of `types`, if given) at or before `upto`.
 
     A backward walk of the (room_id, stream_ordering) index from `upto`, done synchronously: a few
-    microseconds a room, where a sliding sync connection's first response asks it of every room.
+    microseconds a room (longer only where many events of other types came after the last of
+    `types`), where a sliding sync connection's first response asks it of every room.
     """
     of_types = f" AND type IN ({','.join('?' * len(types))})" if types else ""
     row = db.lookup(f"SELECT MAX(stream_ordering) FROM events WHERE room_id = ? AND stream_ordering <= ?{of_types}",

@@ -19,7 +19,6 @@ from pocketserver.errors import MatrixError
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.visibility import StateCache
 from pocketserver.storage import account_data as account_data_store
-from pocketserver.storage import events as event_store
 from pocketserver.storage import push as push_store
 from pocketserver.storage.events import StoredEvent
 from pocketserver.sync import room_sections as sections
@@ -263,7 +262,7 @@ class SlidingSyncService:
             changed_keys += [("m.room.member", u) for u in lazy if ("m.room.member", u) in state_ids]
         in_timeline = {e.event_id for e in timeline.events}
         required = await _events_in_order(self._reader.cache, (state_ids[k] for k in changed_keys
-                                                     if state_ids[k] not in in_timeline))
+                                                                if state_ids[k] not in in_timeline))
         meta = dict(sent.meta)
         if new_events:
             meta.update(_room_meta(await self._meta_contents(facts, state_ids), ctx))
