@@ -34,7 +34,10 @@ SYNC_ONLINE_TIMEOUT_MS = 30 * 1000        # -> offline this long after the last 
 LAST_ACTIVE_GRANULARITY_MS = 60 * 1000    # currently_active while the last activity is this recent
 MAX_SYNC_TIMEOUT_MS = 5 * 60 * 1000
 TIMEOUT_CHECK_S = 5.0
-FLUSH_INTERVAL_S = 60.0
+# Presence is served from memory; it is written this often (and at shutdown) only so that status
+# messages and last-active times survive a restart. Each activity burst changes it twice (active,
+# then idle 60 s later), so a shorter interval would add two commits to every short conversation.
+FLUSH_INTERVAL_S = 600.0
 
 
 def wall_ms() -> int:
