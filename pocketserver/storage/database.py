@@ -250,7 +250,7 @@ class Database:
         return rows[0] if rows else None
 
     def lookup_all(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """The few rows an indexed look-up finds (a user's pushers), read like `lookup`."""
+        """The rows of a short index range (a user's pushers, a user's rooms), read like `lookup`."""
         assert self._lookup_conn is not None, "database is not open"
         cursor = self._lookup_conn.execute(sql, tuple(params))
         try:
