@@ -68,3 +68,30 @@ def test_failed_migration_rolls_back_every_pending_one(tmp_path: Path, monkeypat
         migrate(path)
     version, tables = version_and_tables(path)
     assert version == SCHEMA_VERSION and "fine" not in tables
+
+
+def test_receipts_and_read_positions_are_stored_by_their_key(tmp_path: Path, monkeypatch) -> None:
+    """Migration 0010 keeps every receipt and read position, and drops their separate key indexes."""
+    path = tmp_path / "db.sqlite"
+    every = database._migrations()
+    monkeypatch.setattr(database, "_migrations", lambda: [m for m in every if m[0] <= 9])
+    assert migrate(path) == 9
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO receipts VALUES ('!r:hs', 'm.read', '@a:hs', '', '$e', 7, '{\"ts\": 1}', 3)")
+    conn.execute("INSERT INTO push_read_positions VALUES ('@a:hs', '!r:hs', '', 7)")
+    conn.commit()
+    conn.close()
+    monkeypatch.setattr(database, "_migrations", lambda: every)
+    assert migrate(path) == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT * FROM receipts").fetchall() == [
+            ("!r:hs", "m.read", "@a:hs", "", "$e", 7, '{"ts": 1}', 3)]
+        assert conn.execute("SELECT * FROM push_read_positions").fetchall() == [("@a:hs", "!r:hs", "", 7)]
+        indexes = {r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('receipts', 'push_read_positions')")}
+        assert indexes == {"receipts_stream"}
+        with pytest.raises(sqlite3.IntegrityError):   # the key is still unique
+            conn.execute("INSERT INTO push_read_positions VALUES ('@a:hs', '!r:hs', '', 9)")
+    finally:
+        conn.close()
