@@ -155,7 +155,7 @@ class Server:
     @cached_property
     def search(self) -> Search:
         from pocketserver.search.search import Search
-        return Search(self.reader)
+        return Search(self.reader, self.search_indexer)
 
     @cached_property
     def key_backup(self) -> KeyBackup:

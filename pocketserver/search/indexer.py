@@ -1,7 +1,10 @@
 """Keeps the full-text index up to date, off the request path.
 
 New events are indexed by a background task woken after commits, in one write job per round, so
-a message send writes no index pages itself and many messages share one index segment.
+a message send writes no index pages itself and many messages share one index segment. The job
+rides along in the next commit that happens anyway (`Database.write_along`): in a conversation,
+the members' read receipts, or the next message. So indexing a message costs no disk sync of its
+own. A search first indexes whatever is still waiting, so it always finds every sent message.
 """
 from __future__ import annotations
 
@@ -10,11 +13,13 @@ import logging
 
 from pocketserver.storage import search as search_store
 from pocketserver.storage.database import Database
-from pocketserver.storage.writer import Changes
+from pocketserver.storage.writer import Changes, Transaction
 
 log = logging.getLogger(__name__)
 # Wait this long after a wake before indexing, so a burst of messages is indexed together.
 GATHER_SECONDS = 1.0
+# Then wait at most this long for a commit to ride along in before committing alone.
+RIDE_WITHIN_SECONDS = 30.0
 
 
 class SearchIndexer:
@@ -23,7 +28,8 @@ class SearchIndexer:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._wake = asyncio.Event()
-        self._latest = 0
+        self._latest = 0       # the newest committed event
+        self._indexed = 0      # indexed up to here
 
     def on_commit(self, changes: Changes) -> None:
         """Writer listener: note the newest event position and wake the indexer."""
@@ -32,24 +38,39 @@ class SearchIndexer:
             self._latest = position
             self._wake.set()
 
+    async def _index_round(self, tx: Transaction) -> int:
+        return await search_store.index_new_events(tx, self._latest)
+
     async def catch_up(self) -> None:
-        """Index everything committed so far (also used by tests and at shutdown)."""
-        row = await self._db.fetchone("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")
-        self._latest = max(self._latest, int(row[0]) if row else 0)
+        """Index everything committed so far, now (at start, before a search, at shutdown)."""
+        if not self._indexed:
+            row = await self._db.fetchone("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")
+            self._latest = max(self._latest, int(row[0]) if row else 0)
         while True:
-            upto = self._latest
-            done = await self._db.write(lambda tx: search_store.index_new_events(tx, upto))
-            if done >= upto:
+            self._indexed = await self._db.write(self._index_round)
+            if self._indexed >= self._latest:
                 return
 
+    async def index_waiting(self) -> None:
+        """Before a search: index the events still waiting for their round (usually none)."""
+        if self._indexed < self._latest:
+            await self.catch_up()
+
     async def run(self) -> None:
-        """The background task: index after each wake, in gathered rounds."""
-        self._wake.set()   # index whatever was left from before a restart
+        """The background task: index after each wake, in gathered rounds that ride along."""
+        try:
+            await self.catch_up()        # whatever was left from before a restart
+        except Exception:
+            log.exception("search indexing failed; it will be retried at the next wake")
         while True:
             await self._wake.wait()
             await asyncio.sleep(GATHER_SECONDS)
             self._wake.clear()
+            if self._indexed >= self._latest:
+                continue
             try:
-                await self.catch_up()
+                self._indexed = await self._db.write_along(self._index_round, within=RIDE_WITHIN_SECONDS)
+                if self._indexed < self._latest:
+                    await self.catch_up()            # more than one round's worth
             except Exception:
                 log.exception("search indexing failed; it will be retried at the next wake")

@@ -11,6 +11,7 @@ from typing import Any
 from pocketserver.errors import BadJson, InvalidParam, MissingParam
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.visibility import filter_visible
+from pocketserver.search.indexer import SearchIndexer
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage import search as search_store
@@ -43,9 +44,10 @@ def _bounded_int(value: Any, name: str, default: int, high: int) -> int:
 class Search:
     """Answers search requests from the FTS index, through history visibility."""
 
-    def __init__(self, reader: RoomReader) -> None:
+    def __init__(self, reader: RoomReader, indexer: SearchIndexer) -> None:
         self._reader = reader
         self._db = reader.db
+        self._indexer = indexer
 
     async def search(self, user_id: str, device_id: str, body: Mapping[str, Any], next_batch: str | None) -> dict:
         categories = body.get("search_categories")
@@ -91,6 +93,7 @@ class Search:
             rooms &= set(room_filter["rooms"])
         rooms -= set(room_filter.get("not_rooms", []))
         match, words = fts_query(term)
+        await self._indexer.index_waiting()     # so every message sent before the search is found
         hits = await search_store.search_events(self._db, match, rooms, keys, order_by_rank=order_by == "rank",
                                                 limit=limit, offset=offset) if match else []
         count = await search_store.count_matches(self._db, match, rooms, keys) if match else 0

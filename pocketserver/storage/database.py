@@ -209,6 +209,17 @@ class Database:
         assert self.writer is not None, "database is not open"
         return await self.writer.submit(job, size=size)
 
+    async def write_along(self, job: Job[T], *, within: float) -> T:
+        """Run `job` in the next batch that commits anyway, or in one of its own after `within` s.
+
+        For writes nobody waits for (an index, times kept in memory): they share a disk sync
+        that other writes pay for, instead of paying for one. Once queued, the job runs even if
+        the caller is cancelled meanwhile (at shutdown, the writer's last batch takes it): its
+        data has been handed over.
+        """
+        assert self.writer is not None, "database is not open"
+        return await asyncio.shield(self.writer.enqueue_rider(job, within=within))
+
     def enqueue(self, job: Job[T], *, size: int = 0) -> "asyncio.Future[T]":
         """Queue `job` in FIFO order without waiting; the future resolves after its commit."""
         assert self.writer is not None, "database is not open"

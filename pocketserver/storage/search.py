@@ -44,7 +44,8 @@ async def index_new_events(tx: Transaction, upto: int) -> int:
             redacted.append(target)
     if redacted:
         await remove_events(tx, redacted)
-    await tx.execute("UPDATE search_progress SET position = ? WHERE id = 1", (end,))
+    if end != start:     # an unchanged row would still be a page to write
+        await tx.execute("UPDATE search_progress SET position = ? WHERE id = 1", (end,))
     return end
 
 

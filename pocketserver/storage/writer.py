@@ -3,7 +3,8 @@
 Jobs queued while a commit is in flight form the next batch, so one disk sync is shared by
 every request that arrived meanwhile. Each job runs in its own SAVEPOINT, so a failing job is
 rolled back alone. Waiters are resolved only after COMMIT returns (synchronous=FULL in WAL
-mode makes that commit durable), and listeners hear about changes only after that.
+mode makes that commit durable), and listeners hear about changes only after that. A job that
+needs no sync of its own can ride along in the next batch instead (`enqueue_rider`).
 
 The statements of a job run directly on the event loop's thread: inside the write transaction
 they touch cached pages and take microseconds, far less than a hop to a database thread and
@@ -115,7 +116,7 @@ Job = Callable[[Transaction], Awaitable[T]]
 Listener = Callable[[Changes], None]
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)     # hashed by identity: riders are keys of a dict
 class _Pending:
     job: Job[Any]
     future: asyncio.Future[Any]
@@ -164,6 +165,7 @@ class Writer:
         self._listeners: list[Listener] = []
         self._task: asyncio.Task[None] | None = None
         self._carry: _Pending | None = None
+        self._riders: dict[_Pending, asyncio.TimerHandle] = {}   # queued jobs waiting for a batch to join
         self.stats = WriterStats()
 
     def add_listener(self, listener: Listener) -> None:
@@ -265,6 +267,33 @@ class Writer:
         self._arrival_gap += (gap - self._arrival_gap) / 16
         return future
 
+    def enqueue_rider(self, job: Job[T], *, within: float) -> asyncio.Future[T]:
+        """Queue `job` to run in the next batch that commits anyway, or in its own after `within` s.
+
+        For writes that need no disk sync of their own (an index, times kept in memory): while
+        other requests write, they share a commit that happens regardless. A rider runs after the
+        other jobs of the batch it joins, so it must not depend on the order of jobs.
+        """
+        if self._task is None or self._task.done():
+            raise RuntimeError("the writer is not running")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        pending = _Pending(job, future, 0)
+        self._riders[pending] = asyncio.get_running_loop().call_later(within, self._board, pending)
+        return future
+
+    def _board(self, pending: _Pending) -> None:
+        """A rider's wait is over: queue it as an ordinary job, which starts a batch if none is due."""
+        if self._riders.pop(pending, None) is not None:
+            self._queue.put_nowait(pending)
+            self._arrived.set()
+
+    def _take_riders(self) -> list[_Pending]:
+        riders = list(self._riders)
+        for handle in self._riders.values():
+            handle.cancel()
+        self._riders.clear()
+        return riders
+
     async def _wait_for_usual_batch(self) -> None:
         """Under steady concurrent load, hold the batch open (briefly) until it is as big as lately.
 
@@ -315,7 +344,7 @@ class Writer:
                     break
                 batch.append(item)
                 size += item.size
-            await self._commit(batch)
+            await self._commit(batch + self._take_riders())
         # Drain whatever was queued behind the stop request.
         rest = []
         while not self._queue.empty():
@@ -324,6 +353,7 @@ class Writer:
                 rest.append(item)
         if self._carry:
             rest.insert(0, self._carry)
+        rest += self._take_riders()
         for i in range(0, len(rest), self._max_jobs):
             await self._commit(rest[i : i + self._max_jobs])
 

@@ -4,6 +4,8 @@ Spec: client-server-api, "Server Side Search".
 """
 from __future__ import annotations
 
+import asyncio
+
 R = "/_matrix/client/v3/rooms"
 SEARCH = "/_matrix/client/v3/search"
 
@@ -100,3 +102,39 @@ async def test_index_takes_non_empty_string_fields_in_rounds(api, monkeypatch) -
     found = body["search_categories"]["room_events"]["results"]
     assert sorted(str(r["result"]["content"].get("body", r["result"]["content"].get("topic"))) for r in found) == \
         ["apple one", "apple orchard", "apple two"]
+
+
+async def test_a_search_finds_a_message_sent_just_before_it(api) -> None:
+    """The index rounds wait for a commit to ride along in; a search doesn't wait for them."""
+    alice = await api.register("alice")
+    token = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=token)
+    room = body["room_id"]
+    _, sent = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "rhubarb"},
+                             token=token)
+    status, body = await api.call("POST", SEARCH, query("rhubarb"), token=token)
+    assert status == 200, body
+    assert [r["result"]["event_id"] for r in body["search_categories"]["room_events"]["results"]] == \
+        [sent["event_id"]]
+
+
+async def test_indexing_a_message_rides_along_in_the_next_commit(api, monkeypatch) -> None:
+    from pocketserver.search import indexer
+    monkeypatch.setattr(indexer, "GATHER_SECONDS", 0.01)
+    alice = await api.register("alice")
+    token = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=token)
+    room = body["room_id"]
+    await api.server.search_indexer.catch_up()
+    _, sent = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "rhubarb"},
+                             token=token)
+    stats = api.server.db.writer.stats
+    commits = stats.commits
+    await asyncio.sleep(0.3)
+    assert stats.commits == commits                  # the round waits for company
+    status, _ = await api.call("POST", f"{R}/{room}/receipt/m.read/{sent['event_id']}", {}, token=token)
+    assert status == 200
+    assert stats.commits == commits + 1              # the receipt's commit carried it
+    indexed = await api.server.db.fetchone("SELECT position FROM search_progress")
+    event = await api.server.db.fetchone("SELECT stream_ordering FROM events WHERE event_id = ?", (sent["event_id"],))
+    assert indexed[0] >= event[0]

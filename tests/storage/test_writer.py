@@ -268,3 +268,56 @@ async def test_lookup_reads_committed_rows_on_the_loop_thread(db: Database) -> N
     await db.write(lambda tx: tx.execute("UPDATE t SET v = 'cinq' WHERE k = 5"))
     assert db.lookup("SELECT v FROM t WHERE k = ?", (5,))[0] == "cinq"   # no stale snapshot is kept
     assert [r[0] for r in db.lookup_all("SELECT k FROM t ORDER BY k")] == [5]
+
+
+async def test_a_rider_joins_the_next_batch_instead_of_committing_alone(db: Database) -> None:
+    commits = db.writer.stats.commits
+    rider = asyncio.ensure_future(db.write_along(insert(1), within=60))
+    await asyncio.sleep(0.05)
+    assert not rider.done() and db.writer.stats.commits == commits     # it waits for company
+    assert await db.write(insert(2)) == 2
+    assert await asyncio.wait_for(rider, 1) == 1
+    assert db.writer.stats.commits == commits + 1                       # both in one commit
+    assert [tuple(r) for r in await db.fetchall("SELECT k FROM t ORDER BY k")] == [(1,), (2,)]
+
+
+async def test_a_rider_commits_alone_once_its_wait_is_over(db: Database) -> None:
+    commits = db.writer.stats.commits
+    assert await asyncio.wait_for(db.write_along(insert(1), within=0.05), 2) == 1
+    assert db.writer.stats.commits == commits + 1
+    assert [tuple(r) for r in await db.fetchall("SELECT k FROM t")] == [(1,)]
+
+
+async def test_a_failing_rider_fails_alone(db: Database) -> None:
+    rider = asyncio.ensure_future(db.write_along(insert(1), within=60))
+    await asyncio.sleep(0)
+    outcomes = await asyncio.gather(db.write(insert(1)), rider, return_exceptions=True)
+    assert outcomes[0] == 1 and isinstance(outcomes[1], sqlite3.IntegrityError)   # it runs after
+
+
+async def test_stop_commits_the_waiting_riders(tmp_path: Path) -> None:
+    database = Database(tmp_path / "riders.db")
+    await database.open()
+    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    rider = asyncio.ensure_future(database.write_along(insert(7), within=3600))
+    await asyncio.sleep(0)
+    await database.close()
+    assert await rider == 7
+    conn = sqlite3.connect(tmp_path / "riders.db")
+    assert conn.execute("SELECT k FROM t").fetchall() == [(7,)]
+    conn.close()
+
+
+async def test_a_rider_still_runs_when_its_caller_is_cancelled(tmp_path: Path) -> None:
+    database = Database(tmp_path / "cancelled.db")
+    await database.open()
+    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    caller = asyncio.ensure_future(database.write_along(insert(5), within=3600))
+    await asyncio.sleep(0)
+    caller.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    await database.close()                 # the last batch takes the rider
+    conn = sqlite3.connect(tmp_path / "cancelled.db")
+    assert conn.execute("SELECT k FROM t").fetchall() == [(5,)]
+    conn.close()
