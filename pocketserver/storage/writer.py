@@ -344,7 +344,7 @@ class Writer:
                     break
                 batch.append(item)
                 size += item.size
-            await self._commit(batch + self._take_riders())
+            await self._commit(batch, take_riders=True)
         # Drain whatever was queued behind the stop request.
         rest = []
         while not self._queue.empty():
@@ -357,54 +357,42 @@ class Writer:
         for i in range(0, len(rest), self._max_jobs):
             await self._commit(rest[i : i + self._max_jobs])
 
-    async def _commit(self, batch: list[_Pending]) -> None:
+    async def _commit(self, batch: list[_Pending], *, take_riders: bool = False) -> None:
+        """Run `batch` in one transaction and commit it. With `take_riders`, the riders go in
+        too when the batch changed something: a batch that changed nothing syncs nothing, and a
+        rider would make it sync for the rider alone, so they wait on."""
         started = time.perf_counter()
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         changes = Changes()
+        everyone = batch
         try:
             if self._checkpoint_tail:
                 self._checkpoint_tail = False
                 await self._blocking("PRAGMA wal_checkpoint(PASSIVE)")
             await self._blocking("BEGIN IMMEDIATE")
-            for index, p in enumerate(batch):
-                if p.future.cancelled():
-                    continue
-                if index and index % YIELD_EVERY_JOBS == 0:
-                    # A job's statements don't yield; every few jobs let other requests (woken
-                    # long-polls above all) have the loop, or a big batch would hold it for long.
-                    await asyncio.sleep(0)
-                tx = Transaction(self._conn)
-                self._conn.execute("SAVEPOINT job")
-                try:
-                    value = await p.job(tx)
-                    self._conn.execute("RELEASE job")
-                    outcomes.append((p, value, None))
-                    changes.merge(tx.changes)
-                except Exception as exc:  # one bad job must not sink the batch
-                    if not self._conn.in_transaction:
-                        # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
-                        # the batch is lost, and its waiters must hear the real cause.
-                        raise
-                    self._conn.execute("ROLLBACK TO job")
-                    self._conn.execute("RELEASE job")
-                    outcomes.append((p, None, exc))
+            changed_before = self._conn.total_changes
+            await self._run_jobs(batch, outcomes, changes)
+            if take_riders and self._riders and self._conn.total_changes != changed_before:
+                riders = self._take_riders()
+                everyone = batch + riders
+                await self._run_jobs(riders, outcomes, changes)
             await self._blocking("COMMIT")
         except Exception as exc:  # BEGIN or COMMIT failed (disk full, I/O error): nothing landed
-            log.error("write batch of %d jobs failed: %s", len(batch), exc)
+            log.error("write batch of %d jobs failed: %s", len(everyone), exc)
             self.stats.failed_commits += 1
             if self._conn.in_transaction:
                 try:
                     await self._blocking("ROLLBACK")
                 except Exception:
                     log.exception("rollback after failed commit failed")
-            for p in batch:
+            for p in everyone:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
         self.stats.commits += 1
         self.stats.jobs += len(outcomes)
         self.stats.largest_batch = max(self.stats.largest_batch, len(outcomes))
-        self._recent_batches.append(len(batch))
+        self._recent_batches.append(len(batch))       # the usual size of a batch, riders aside
         self._last_batch_at = time.monotonic()
         self.stats.commit_seconds += time.perf_counter() - started
         for p, value, exc in outcomes:
@@ -420,3 +408,29 @@ class Writer:
                 listener(changes)
             except Exception:
                 log.exception("writer listener failed")
+
+    async def _run_jobs(self, jobs: list[_Pending], outcomes: list[tuple[_Pending, Any, BaseException | None]],
+                        changes: Changes) -> None:
+        """Run each job in a savepoint of its own, in the open transaction, noting its outcome."""
+        for index, p in enumerate(jobs):
+            if p.future.cancelled():
+                continue
+            if index and index % YIELD_EVERY_JOBS == 0:
+                # A job's statements don't yield; every few jobs let other requests (woken
+                # long-polls above all) have the loop, or a big batch would hold it for long.
+                await asyncio.sleep(0)
+            tx = Transaction(self._conn)
+            self._conn.execute("SAVEPOINT job")
+            try:
+                value = await p.job(tx)
+                self._conn.execute("RELEASE job")
+                outcomes.append((p, value, None))
+                changes.merge(tx.changes)
+            except Exception as exc:  # one bad job must not sink the batch
+                if not self._conn.in_transaction:
+                    # SQLite rolled the whole transaction back itself (SQLITE_FULL, SQLITE_IOERR):
+                    # the batch is lost, and its waiters must hear the real cause.
+                    raise
+                self._conn.execute("ROLLBACK TO job")
+                self._conn.execute("RELEASE job")
+                outcomes.append((p, None, exc))

@@ -321,3 +321,14 @@ async def test_a_rider_still_runs_when_its_caller_is_cancelled(tmp_path: Path) -
     conn = sqlite3.connect(tmp_path / "cancelled.db")
     assert conn.execute("SELECT k FROM t").fetchall() == [(5,)]
     conn.close()
+
+
+async def test_a_rider_does_not_make_a_batch_that_changed_nothing_sync(db: Database) -> None:
+    """A batch that changed nothing writes and syncs nothing; riders wait for one that does."""
+    rider = asyncio.ensure_future(db.write_along(insert(1), within=60))
+    await asyncio.sleep(0)
+    await db.write(lambda tx: tx.execute("DELETE FROM t WHERE k = 99"))      # changes no row
+    await asyncio.sleep(0.05)
+    assert not rider.done()
+    await db.write(insert(2))
+    assert await asyncio.wait_for(rider, 1) == 1
