@@ -53,6 +53,13 @@ log = logging.getLogger(__name__)
 
 # Memory goes back to the system once no request started for this long (checked as often).
 IDLE_SECONDS = 1.0
+# What is kept in memory and written in the background (presence, devices' last-seen times, media
+# download times) is written this often, and at a clean stop, in one job that waits up to
+# FLUSH_RIDE_WITHIN_S to ride along in a commit that happens anyway. Every connected client's
+# /sync long-poll refreshes the last-seen times, so a shorter interval would make a server with
+# idle clients sync the disk every interval, all day long.
+FLUSH_INTERVAL_S = 600.0
+FLUSH_RIDE_WITHIN_S = 60.0
 M_ARENA_MAX = -8    # glibc's mallopt parameter number
 
 
@@ -182,7 +189,7 @@ class Server:
                                                self.presence.load())
         self.notifier.set_positions(positions)
         self._tasks.append(asyncio.create_task(self.search_indexer.run(), name="search-indexer"))
-        self._tasks.append(asyncio.create_task(self.auth.run_last_seen_flusher(), name="last-seen"))
+        self._tasks.append(asyncio.create_task(self._write_kept_in_memory_every_interval(), name="flush"))
         self._tasks.append(asyncio.create_task(self.media.run_maintenance(), name="media-maintenance"))
         # Added here rather than in __init__ so it runs after every other source: unread counts go
         # on each joined room entry, including entries other sources (receipts) created.
@@ -219,6 +226,19 @@ class Server:
             _trim_malloc_heaps()
             log.debug("idle: memory released in %.1f ms", (time.perf_counter() - started) * 1000)
 
+    async def write_kept_in_memory(self, *, within: float = 0.0) -> None:
+        """Write presence, last-seen times and media download times: one commit for the three."""
+        results = await asyncio.gather(self.auth.flush_last_seen(within=within), self.presence.flush(within=within),
+                                       self.media.flush_access(within=within), return_exceptions=True)
+        for name, result in zip(("last-seen times", "presence", "media download times"), results):
+            if isinstance(result, Exception):
+                log.error("writing %s failed", name, exc_info=result)
+
+    async def _write_kept_in_memory_every_interval(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
+            await self.write_kept_in_memory(within=FLUSH_RIDE_WITHIN_S)
+
     def begin_stopping(self) -> None:
         """The process is stopping: end the long-polls, so the wait for requests in flight is short."""
         self.notifier.close()
@@ -233,14 +253,7 @@ class Server:
         self._tasks.clear()
         await self.push.close()
         self.typing.stop()
-        # Write what is kept in memory (last-seen times, presence, media access times) in the
-        # writer's last batches, then drain it.
-        for name, flush in (("last-seen times", self.auth.flush_last_seen), ("presence", self.presence.flush),
-                            ("media access times", self.media.flush_access)):
-            try:
-                await flush()
-            except Exception:
-                log.exception("flushing %s at shutdown failed", name)
+        await self.write_kept_in_memory()      # in the writer's last batch, then drain it
         await self.db.close()
 
 

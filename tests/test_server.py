@@ -21,3 +21,34 @@ async def test_idle_server_releases_memory_after_a_request(api: Any, monkeypatch
     await asyncio.wait_for(released.wait(), timeout=10)
     status, body = await api.call("GET", "/_matrix/client/versions")   # still serving after it
     assert status == 200 and body["versions"]
+
+
+async def test_what_is_kept_in_memory_is_written_in_one_commit_that_rides_along(api: Any) -> None:
+    """Presence, devices' last-seen times and media download times wait for a commit that happens
+    anyway, and go in one job each, all three in that one commit."""
+    me = await api.register("robin")
+    token, user = me["access_token"], me["user_id"]
+    status, _ = await api.call("PUT", f"/_matrix/client/v3/presence/{user}/status",
+                               {"presence": "online", "status_msg": "baking"}, token=token)
+    assert status == 200
+    status, uploaded = await api.call("POST", "/_matrix/media/v3/upload", raw=b"crumbs", token=token,
+                                      headers={"Content-Type": "text/plain"})
+    assert status == 200, uploaded
+    media_id = uploaded["content_uri"].rsplit("/", 1)[1]
+    downloaded = await api.client.get(f"/_matrix/client/v1/media/download/{api.server.config.server_name}/{media_id}",
+                                      headers={"Authorization": f"Bearer {token}"})
+    assert downloaded.status_code == 200 and await downloaded.get_data() == b"crumbs"
+    stats = api.server.db.writer.stats
+    commits = stats.commits
+    writing = asyncio.create_task(api.server.write_kept_in_memory(within=60))
+    await asyncio.sleep(0.2)
+    assert not writing.done() and stats.commits == commits        # waiting for company
+    status, _ = await api.call("PUT", f"/_matrix/client/v3/user/{user}/account_data/m.example", {"a": 1},
+                               token=token)
+    assert status == 200
+    await asyncio.wait_for(writing, 5)
+    assert stats.commits == commits + 1
+    db = api.server.db
+    assert (await db.fetchone("SELECT status_msg FROM presence WHERE user_id = ?", (user,)))[0] == "baking"
+    assert (await db.fetchone("SELECT last_seen_ts FROM devices WHERE user_id = ?", (user,)))[0] > 0
+    assert (await db.fetchone("SELECT last_access_ts FROM media WHERE media_id = ?", (media_id,)))[0] > 0

@@ -4,7 +4,6 @@ Spec: client-server-api, "Client Authentication" and "Using access tokens".
 """
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -18,10 +17,6 @@ from pocketserver.storage import accounts as store
 from pocketserver.storage.database import Database
 
 log = logging.getLogger(__name__)
-# Devices' last-seen times are served from memory and written this often (and at shutdown): every
-# connected client's /sync long-poll refreshes them, so a shorter interval would make a server
-# with idle clients commit (and sync the disk) every interval, all day long.
-LAST_SEEN_FLUSH_S = 600.0
 
 
 def now_ms() -> int:
@@ -104,21 +99,18 @@ class Authenticator:
     def forget_device(self, user_id: str, device_id: str) -> None:
         self._last_seen.pop((user_id, device_id), None)
 
-    async def flush_last_seen(self) -> None:
-        """Write the remembered last-seen times in one job (not one write per request)."""
+    async def flush_last_seen(self, *, within: float = 0.0) -> None:
+        """Write the remembered last-seen times in one job (not one write per request).
+
+        They are served from memory and written with what else is kept there
+        (Server.FLUSH_INTERVAL_S): every connected client's /sync long-poll refreshes them.
+        `within`: the job may wait that long for a commit to ride along in (Database.write_along).
+        """
         if not self._last_seen:
             return
         rows = [(u, d, ip, ts) for (u, d), (ip, ts) in self._last_seen.items()]
         self._last_seen = {}
-        await self._db.write(lambda tx: store.set_last_seen(tx, rows))
-
-    async def run_last_seen_flusher(self) -> None:
-        while True:
-            await asyncio.sleep(LAST_SEEN_FLUSH_S)
-            try:
-                await self.flush_last_seen()
-            except Exception:
-                log.exception("flushing device last-seen times failed")
+        await self._db.write_along(lambda tx: store.set_last_seen(tx, rows), within=within)
 
     def last_seen(self, user_id: str, device_id: str) -> tuple[str, int] | None:
         """The in-memory last use of a device not yet flushed to the database."""

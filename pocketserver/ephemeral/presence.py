@@ -34,10 +34,8 @@ SYNC_ONLINE_TIMEOUT_MS = 30 * 1000        # -> offline this long after the last 
 LAST_ACTIVE_GRANULARITY_MS = 60 * 1000    # currently_active while the last activity is this recent
 MAX_SYNC_TIMEOUT_MS = 5 * 60 * 1000
 TIMEOUT_CHECK_S = 5.0
-# Presence is served from memory; it is written this often (and at shutdown) only so that status
-# messages and last-active times survive a restart. Each activity burst changes it twice (active,
-# then idle 60 s later), so a shorter interval would add two commits to every short conversation.
-FLUSH_INTERVAL_S = 600.0
+# Presence is served from memory and written with what else is kept there (Server.FLUSH_INTERVAL_S),
+# only so that status messages and last-active times survive a restart.
 
 
 def wall_ms() -> int:
@@ -186,31 +184,30 @@ class PresenceService:
             self.serial = max(self.serial, row.stream_position)
         self._notifier.advance(STREAM, self.serial)
 
-    async def flush(self) -> None:
-        """Write every changed state in one job (never one write per request)."""
+    async def flush(self, *, within: float = 0.0) -> None:
+        """Write every changed state in one job (never one write per request).
+
+        `within`: the job may wait that long for a commit to ride along in (Database.write_along).
+        """
         if not self._dirty:
             return
         users, self._dirty = self._dirty, set()
         rows = [PresenceRow(u, s.presence, s.status_msg, s.last_active_ts, s.stream_position)
                 for u in users if (s := self._states.get(u)) is not None]
         try:
-            await self._db.write(lambda tx: presence_store.insert_presence(tx, rows))
+            await self._db.write_along(lambda tx: presence_store.insert_presence(tx, rows), within=within)
         except Exception:
             self._dirty |= users
             raise
 
     async def run(self) -> None:
-        """The background task: time users out every few seconds, flush every minute."""
-        last_flush = time.monotonic()
+        """The background task: time users out every few seconds."""
         while True:
             await asyncio.sleep(TIMEOUT_CHECK_S)
             try:
                 await self.handle_timeouts()
-                if time.monotonic() - last_flush >= FLUSH_INTERVAL_S:
-                    last_flush = time.monotonic()
-                    await self.flush()
             except Exception:
-                log.exception("presence timeouts or flush failed")
+                log.exception("presence timeouts failed")
 
     def changed_since(self, position: int) -> Iterable[tuple[str, UserPresence]]:
         return [(u, s) for u, s in self._states.items() if s.stream_position > position]

@@ -289,13 +289,17 @@ class MediaRepository:
 
     # ---- retention and housekeeping -----------------------------------------------------
 
-    async def flush_access(self) -> None:
-        """Write remembered download times in one job (not one write per download)."""
+    async def flush_access(self, *, within: float = 0.0) -> None:
+        """Write remembered download times in one job (not one write per download).
+
+        The server writes them with what else is kept in memory (Server.FLUSH_INTERVAL_S), and a
+        purge first. `within`: the job may wait that long for a commit to ride along in.
+        """
         if not self._accessed:
             return
         rows = [(origin, media_id, ts) for (origin, media_id), ts in self._accessed.items()]
         self._accessed = {}
-        await self.db.write(lambda tx: store.set_last_access(tx, rows))
+        await self.db.write_along(lambda tx: store.set_last_access(tx, rows), within=within)
 
     async def purge(self, older_than_days: int, *, local: bool = True, remote: bool = True) -> tuple[int, int]:
         """Delete media not downloaded (or uploaded) for `older_than_days`; returns (media, files)."""
@@ -308,13 +312,12 @@ class MediaRepository:
         return deleted, files
 
     async def run_maintenance(self) -> None:
-        """Background task: drop stale temp files and expired IDs, flush access times, retention."""
+        """Background task: drop stale temp files and expired IDs, retention."""
         # The server just started: every temp file is from an upload that died with a process.
         await asyncio.to_thread(self.files.sweep_temp, 0)
         last_retention = 0.0
         while True:
             try:
-                await self.flush_access()
                 await self.db.write(lambda tx: store.delete_expired_pending(tx, now_ms()))
                 if time.monotonic() - last_retention >= RETENTION_INTERVAL_S:
                     last_retention = time.monotonic()
