@@ -38,17 +38,27 @@ class SearchIndexer:
             self._latest = position
             self._wake.set()
 
-    async def _index_round(self, tx: Transaction) -> int:
-        return await search_store.index_new_events(tx, self._latest)
+    async def _index_round(self, tx: Transaction) -> tuple[int, int]:
+        """Index the events committed so far; returns (indexed up to, asked up to).
+
+        A round stops short of what it was asked for only when it reached its size limit.
+        """
+        upto = self._latest
+        return await search_store.index_new_events(tx, upto), upto
 
     async def catch_up(self) -> None:
-        """Index everything committed so far, now (at start, before a search, at shutdown)."""
+        """Index everything committed so far, now (at start, before a search, at shutdown).
+
+        Events committed meanwhile are left to the next round: under steady sends, chasing them
+        would put an index round in every batch.
+        """
         if not self._indexed:
             row = await self._db.fetchone("SELECT COALESCE(MAX(stream_ordering), 0) FROM events")
             self._latest = max(self._latest, int(row[0]) if row else 0)
+        target = self._latest
         while True:
-            self._indexed = await self._db.write(self._index_round)
-            if self._indexed >= self._latest:
+            self._indexed, _ = await self._db.write(self._index_round)
+            if self._indexed >= target:
                 return
 
     async def index_waiting(self) -> None:
@@ -69,8 +79,8 @@ class SearchIndexer:
             if self._indexed >= self._latest:
                 continue
             try:
-                self._indexed = await self._db.write_along(self._index_round, within=RIDE_WITHIN_SECONDS)
-                if self._indexed < self._latest:
+                self._indexed, asked = await self._db.write_along(self._index_round, within=RIDE_WITHIN_SECONDS)
+                if self._indexed < asked:
                     await self.catch_up()            # more than one round's worth
             except Exception:
                 log.exception("search indexing failed; it will be retried at the next wake")

@@ -138,3 +138,32 @@ async def test_indexing_a_message_rides_along_in_the_next_commit(api, monkeypatc
     indexed = await api.server.db.fetchone("SELECT position FROM search_progress")
     event = await api.server.db.fetchone("SELECT stream_ordering FROM events WHERE event_id = ?", (sent["event_id"],))
     assert indexed[0] >= event[0]
+
+
+async def test_steady_sends_are_indexed_in_gathered_rounds_not_one_per_batch(api, monkeypatch) -> None:
+    """A round indexes what was committed when it ran; newer events wait for the next gathered
+    round, or an index job would ride in every batch while people keep sending."""
+    from pocketserver.search import indexer
+    from pocketserver.storage import search as search_store
+    monkeypatch.setattr(indexer, "GATHER_SECONDS", 0.02)
+    rounds = 0
+    index_new_events = search_store.index_new_events
+
+    async def counted(tx, upto):
+        nonlocal rounds
+        rounds += 1
+        return await index_new_events(tx, upto)
+    monkeypatch.setattr(search_store, "index_new_events", counted)
+    alice = await api.register("alice")
+    token = alice["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=token)
+    room = body["room_id"]
+    started = asyncio.get_running_loop().time()
+    for i in range(150):
+        status, _ = await api.call("PUT", f"{R}/{room}/send/m.room.message/{i}", {"msgtype": "m.text", "body": f"m{i}"},
+                                   token=token)
+        assert status == 200
+    elapsed = asyncio.get_running_loop().time() - started
+    assert rounds <= elapsed / 0.02 + 2, f"{rounds} index rounds for 150 sends in {elapsed:.2f} s"
+    _, found = await api.call("POST", SEARCH, query("m149"), token=token)
+    assert found["search_categories"]["room_events"]["count"] == 1
