@@ -52,3 +52,21 @@ async def test_what_is_kept_in_memory_is_written_in_one_commit_that_rides_along(
     assert (await db.fetchone("SELECT status_msg FROM presence WHERE user_id = ?", (user,)))[0] == "baking"
     assert (await db.fetchone("SELECT last_seen_ts FROM devices WHERE user_id = ?", (user,)))[0] > 0
     assert (await db.fetchone("SELECT last_access_ts FROM media WHERE media_id = ?", (media_id,)))[0] > 0
+
+
+async def test_devices_show_last_seen_times_while_their_write_waits(api: Any) -> None:
+    me = await api.register("wren")
+    user, phone = me["user_id"], me["device_id"]
+    status, laptop = await api.call("POST", "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "wren"}, "password": "pw"})
+    assert status == 200, laptop
+    await asyncio.sleep(0.01)         # so the phone's latest use is later than what is stored
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=me["access_token"]))[0] == 200
+    _, before = await api.call("GET", f"/_matrix/client/v3/devices/{phone}", token=laptop["access_token"])
+    writing = asyncio.create_task(api.server.write_kept_in_memory(within=60))
+    await asyncio.sleep(0.1)
+    assert not writing.done()
+    _, during = await api.call("GET", f"/_matrix/client/v3/devices/{phone}", token=laptop["access_token"])
+    assert during["last_seen_ts"] == before["last_seen_ts"] > 0      # not the older stored time
+    await api.call("PUT", f"/_matrix/client/v3/user/{user}/account_data/m.example", {}, token=laptop["access_token"])
+    await asyncio.wait_for(writing, 5)

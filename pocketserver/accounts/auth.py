@@ -68,6 +68,7 @@ class Authenticator:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._last_seen: dict[tuple[str, str], tuple[str, int]] = {}
+        self._writing: dict[tuple[str, str], tuple[str, int]] = {}   # handed to a write not yet committed
 
     async def get_user(self, request: Any, *, allow_guest: bool = False) -> Requester | None:
         """The requester if the request carries a token, else None; bad tokens raise."""
@@ -98,6 +99,7 @@ class Authenticator:
 
     def forget_device(self, user_id: str, device_id: str) -> None:
         self._last_seen.pop((user_id, device_id), None)
+        self._writing.pop((user_id, device_id), None)
 
     async def flush_last_seen(self, *, within: float = 0.0) -> None:
         """Write the remembered last-seen times in one job (not one write per request).
@@ -108,10 +110,20 @@ class Authenticator:
         """
         if not self._last_seen:
             return
-        rows = [(u, d, ip, ts) for (u, d), (ip, ts) in self._last_seen.items()]
-        self._last_seen = {}
-        await self._db.write_along(lambda tx: store.set_last_seen(tx, rows), within=within)
+        taken, self._last_seen = self._last_seen, {}
+        self._writing = taken
+        rows = [(u, d, ip, ts) for (u, d), (ip, ts) in taken.items()]
+        try:
+            await self._db.write_along(lambda tx: store.set_last_seen(tx, rows), within=within)
+        except Exception:
+            for key, seen in taken.items():      # kept for the next flush, unless used since
+                self._last_seen.setdefault(key, seen)
+            raise
+        finally:
+            if self._writing is taken:
+                self._writing = {}
 
     def last_seen(self, user_id: str, device_id: str) -> tuple[str, int] | None:
-        """The in-memory last use of a device not yet flushed to the database."""
-        return self._last_seen.get((user_id, device_id))
+        """The in-memory last use of a device not yet written to the database."""
+        key = (user_id, device_id)
+        return self._last_seen.get(key) or self._writing.get(key)

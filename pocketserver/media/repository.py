@@ -297,9 +297,14 @@ class MediaRepository:
         """
         if not self._accessed:
             return
-        rows = [(origin, media_id, ts) for (origin, media_id), ts in self._accessed.items()]
-        self._accessed = {}
-        await self.db.write_along(lambda tx: store.set_last_access(tx, rows), within=within)
+        taken, self._accessed = self._accessed, {}
+        rows = [(origin, media_id, ts) for (origin, media_id), ts in taken.items()]
+        try:
+            await self.db.write_along(lambda tx: store.set_last_access(tx, rows), within=within)
+        except Exception:
+            for key, ts in taken.items():        # kept for the next flush, unless downloaded since
+                self._accessed.setdefault(key, ts)
+            raise
 
     async def purge(self, older_than_days: int, *, local: bool = True, remote: bool = True) -> tuple[int, int]:
         """Delete media not downloaded (or uploaded) for `older_than_days`; returns (media, files)."""
