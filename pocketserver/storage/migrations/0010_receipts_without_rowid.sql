@@ -1,6 +1,7 @@
--- A read receipt rewrote four b-trees of these two tables: each table and the index SQLite keeps
--- for its composite primary key. Stored by that key (WITHOUT ROWID), each is one b-tree: a
--- receipt writes two pages fewer, and a message one fewer (the sender's read position).
+-- Both tables had a composite primary key, so SQLite kept each table and an index of that key,
+-- storing every key twice. Stored by that key (WITHOUT ROWID), each is one b-tree: a look-up by
+-- key is one descent, and a user's first receipt or read position in a room writes one page
+-- fewer in each table. (Updating a row wrote the table alone before too.)
 CREATE TABLE receipts_by_key (
     room_id TEXT NOT NULL,
     receipt_type TEXT NOT NULL,              -- m.read or m.read.private
