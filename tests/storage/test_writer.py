@@ -17,11 +17,26 @@ from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Changes, Transaction
 
 
-@pytest.fixture
-async def db(tmp_path: Path):
-    database = Database(tmp_path / "test.db")
+async def open_database(path: Path) -> Database:
+    """An open database with the test table `t` (the caller closes it)."""
+    database = Database(path)
     await database.open()
     await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    return database
+
+
+def stored_keys(path: Path) -> list[int]:
+    """The keys in table `t` of a closed database file."""
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT k FROM t ORDER BY k")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def db(tmp_path: Path):
+    database = await open_database(tmp_path / "test.db")
     yield database
     await database.close()
 
@@ -127,16 +142,12 @@ async def test_batch_is_capped(tmp_path: Path) -> None:
 
 
 async def test_stop_drains_queued_jobs(tmp_path: Path) -> None:
-    database = Database(tmp_path / "drain.db")
-    await database.open()
-    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    database = await open_database(tmp_path / "drain.db")
     pending = [asyncio.ensure_future(database.write(insert(i))) for i in range(20)]
     await asyncio.sleep(0)
     await database.close()
     assert [await p for p in pending] == list(range(20))
-    conn = sqlite3.connect(tmp_path / "drain.db")
-    assert conn.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 20
-    conn.close()
+    assert stored_keys(tmp_path / "drain.db") == list(range(20))
 
 
 def test_sigkill_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
@@ -296,31 +307,23 @@ async def test_a_failing_rider_fails_alone(db: Database) -> None:
 
 
 async def test_stop_commits_the_waiting_riders(tmp_path: Path) -> None:
-    database = Database(tmp_path / "riders.db")
-    await database.open()
-    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    database = await open_database(tmp_path / "riders.db")
     rider = asyncio.ensure_future(database.write_along(insert(7), within=3600))
     await asyncio.sleep(0)
     await database.close()
     assert await rider == 7
-    conn = sqlite3.connect(tmp_path / "riders.db")
-    assert conn.execute("SELECT k FROM t").fetchall() == [(7,)]
-    conn.close()
+    assert stored_keys(tmp_path / "riders.db") == [7]
 
 
 async def test_a_rider_still_runs_when_its_caller_is_cancelled(tmp_path: Path) -> None:
-    database = Database(tmp_path / "cancelled.db")
-    await database.open()
-    await database.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)"))
+    database = await open_database(tmp_path / "cancelled.db")
     caller = asyncio.ensure_future(database.write_along(insert(5), within=3600))
     await asyncio.sleep(0)
     caller.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await caller
     await database.close()                 # the last batch takes the rider
-    conn = sqlite3.connect(tmp_path / "cancelled.db")
-    assert conn.execute("SELECT k FROM t").fetchall() == [(5,)]
-    conn.close()
+    assert stored_keys(tmp_path / "cancelled.db") == [5]
 
 
 async def test_a_rider_does_not_make_a_batch_that_changed_nothing_sync(db: Database) -> None:
