@@ -55,9 +55,9 @@ class Receipts:
             if receipt_type == FULLY_READ:
                 raise InvalidParam(f"thread_id is not compatible with {FULLY_READ} receipts.")
         await require_joined(self._rs, user_id, room_id)
-        target = await self._target(room_id, event_id)
+        target = self._target(room_id, event_id)
         if thread_id is not None:
-            await self._check_thread(target, thread_id)
+            self._check_thread(target, thread_id)
         if receipt_type == FULLY_READ:
             await self._db.write(lambda tx: _set_fully_read(tx, user_id, room_id, target))
         else:
@@ -76,7 +76,7 @@ class Receipts:
                 raise InvalidParam(f"{key} must be an event ID")
             markers[key] = value
         await require_joined(self._rs, user_id, room_id)
-        targets = {key: await self._target(room_id, event_id) for key, event_id in markers.items()}
+        targets = {key: self._target(room_id, event_id) for key, event_id in markers.items()}
 
         async def job(tx: Transaction) -> None:
             if FULLY_READ in targets:
@@ -90,18 +90,18 @@ class Receipts:
         if self._activity is not None:
             await self._activity(user_id)
 
-    async def _target(self, room_id: str, event_id: str) -> ReceiptTarget:
-        target = await receipt_store.get_receipt_target(self._db, event_id) if event_id.startswith("$") else None
+    def _target(self, room_id: str, event_id: str) -> ReceiptTarget:
+        target = receipt_store.get_receipt_target(self._db, event_id) if event_id.startswith("$") else None
         if target is None or target.room_id != room_id:
             raise NotFound("Could not find event")
         return target
 
-    async def _check_thread(self, target: ReceiptTarget, thread_id: str) -> None:
+    def _check_thread(self, target: ReceiptTarget, thread_id: str) -> None:
         """Refuse a threaded receipt for an event outside that thread (400, as the spec lists).
 
         Spec: client-server-api, "Threaded read receipts".
         """
-        thread = await self._thread_of(target)
+        thread = self._thread_of(target)
         if thread_id == MAIN_THREAD:
             if thread is not None:
                 raise InvalidParam(f"{target.event_id} is in thread {thread}, not the main timeline")
@@ -111,7 +111,7 @@ class Receipts:
         if thread_id != thread and thread_id != target.event_id:
             raise InvalidParam(f"{target.event_id} is not in thread {thread_id}")
 
-    async def _thread_of(self, target: ReceiptTarget) -> str | None:
+    def _thread_of(self, target: ReceiptTarget) -> str | None:
         """The thread root an event belongs to, following relations up to THREAD_HOPS; None for main."""
         current: ReceiptTarget | None = target
         for _ in range(THREAD_HOPS):
@@ -119,7 +119,7 @@ class Receipts:
                 return None
             if current.rel_type == "m.thread":
                 return current.relates_to
-            current = await receipt_store.get_receipt_target(self._db, current.relates_to)
+            current = receipt_store.get_receipt_target(self._db, current.relates_to)
         return None
 
 

@@ -89,8 +89,9 @@ async def get_receipts(db: Database, room_ids: Iterable[str], *, after: int, upt
     return out
 
 
-async def get_receipt_target(db: Database, event_id: str) -> ReceiptTarget | None:
-    row = await db.fetchone(_GET_TARGET, (event_id,))
+def get_receipt_target(db: Database, event_id: str) -> ReceiptTarget | None:
+    """The event a receipt points at, by its unique ID: read on the event loop's thread (`lookup`)."""
+    row = db.lookup(_GET_TARGET, (event_id,))
     return ReceiptTarget(row[0], row[1], row[2], row[3], row[4]) if row else None
 
 

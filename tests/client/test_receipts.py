@@ -172,3 +172,26 @@ async def test_refusals(api) -> None:
     # No body at all is accepted, as Synapse does.
     status, _ = await api.call("POST", f"{R}/{room}/receipt/m.read/{event}", token=b)
     assert status == 200
+
+
+async def test_a_receipt_looks_its_event_up_without_a_reader_trip(api, monkeypatch) -> None:
+    """Read receipts are the most frequent write of a conversation: the event they point at (and
+    its thread) is a look-up by unique ID on the event loop's thread, not a wait for a reader."""
+    from tests.sync.test_sync_reads import count_reads
+    alice, bob = await api.register("alice"), await api.register("bob")
+    room = await api.create_room(alice["access_token"], preset="public_chat")
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=bob["access_token"]))[0] == 200
+    _, root = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "soup?"},
+                             token=alice["access_token"])
+    _, reply = await api.call("PUT", f"{R}/{room}/send/m.room.message/2", {
+        "msgtype": "m.text", "body": "leek", "m.relates_to": {"rel_type": "m.thread", "event_id": root["event_id"]}},
+        token=alice["access_token"])
+    reads = count_reads(api, monkeypatch)
+    status, body = await api.call("POST", f"{R}/{room}/receipt/m.read/{reply['event_id']}",
+                                  {"thread_id": root["event_id"]}, token=bob["access_token"])
+    assert status == 200, body
+    status, body = await api.call("POST", f"{R}/{room}/read_markers",
+                                  {"m.fully_read": root["event_id"], "m.read": root["event_id"]},
+                                  token=bob["access_token"])
+    assert status == 200, body
+    assert reads == []
