@@ -3,8 +3,12 @@ from __future__ import annotations
 
 import json
 
+import canonicaljson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from pocketserver.rooms import canonical
 from pocketserver.rooms.canonical import (
     CanonicalJsonError, check_strict_canonical_json, encode_canonical_json, is_strict_canonical_json,
 )
@@ -60,3 +64,31 @@ def test_strict_error_names_the_path() -> None:
     """The error says where the bad value is."""
     with pytest.raises(CanonicalJsonError, match=r"\.content\.n\[1\]"):
         check_strict_canonical_json({"content": {"n": [1, 0.5]}})
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.sampled_from([1.0, -0.0, 1e16, 1e22, 2.5, 1e-7])
+    | st.text() | st.sampled_from(["v1.0", "e+", "1e+16", "ok"]),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(json_values)
+def test_the_single_encoding_path_matches_normalising_first(value: object) -> None:
+    """Output that holds neither ".0" nor "e+" is taken as is; it must equal what normalising every
+    integral float to an integer first gives (appendices, "Canonical JSON")."""
+    expected = canonicaljson.encode_canonical_json(canonical._normalise_numbers(value))
+    assert encode_canonical_json(value) == expected
+
+
+def test_integral_floats_are_written_as_integers() -> None:
+    assert encode_canonical_json({"a": 1.0, "b": -0.0, "c": 1e16, "d": [2.5, 3.0]}) == \
+        b'{"a":1,"b":0,"c":10000000000000000,"d":[2.5,3]}'
+    assert encode_canonical_json({"version": "v1.0", "n": 7}) == b'{"n":7,"version":"v1.0"}'
+
+
+def test_other_mappings_and_tuples_are_encoded_like_dicts_and_lists() -> None:
+    from types import MappingProxyType
+    assert encode_canonical_json(MappingProxyType({"b": (1, 2.0), "a": MappingProxyType({})})) == b'{"a":{},"b":[1,2]}'
