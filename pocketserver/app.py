@@ -82,7 +82,7 @@ def create_app(config: Config, server: Server | None = None) -> Quart:
 
     @app.before_request
     async def _start_timer() -> None:
-        request.started = the_server.last_request_at = time.perf_counter()  # type: ignore[attr-defined]
+        request.started = the_server.request_started()  # type: ignore[attr-defined]
 
     @app.after_request
     async def _finish(response: Response) -> Response:

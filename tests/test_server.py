@@ -1,10 +1,18 @@
-"""The Server object: memory is given back once the server has been idle for a moment."""
+"""The Server object: memory is given back once the server has been idle for a moment, and an
+idle server sleeps."""
 from __future__ import annotations
 
 import asyncio
+import sys
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pocketserver import server as server_module
+from tests.conftest import start_server
 
 
 async def test_idle_server_releases_memory_after_a_request(api: Any, monkeypatch: Any) -> None:
@@ -21,6 +29,34 @@ async def test_idle_server_releases_memory_after_a_request(api: Any, monkeypatch
     await asyncio.wait_for(released.wait(), timeout=10)
     status, body = await api.call("GET", "/_matrix/client/versions")   # still serving after it
     assert status == 200 and body["versions"]
+
+
+def _context_switches(pid: int) -> int:
+    """How often the process's threads have gone to sleep and been woken, in all."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_an_idle_server_wakes_for_nothing(tmp_path: Path) -> None:
+    """No requests, nobody online: no thread of the server runs at all (a Raspberry Pi's CPU can
+    stay asleep). The idle memory release and the presence timeouts used to poll every 1 s and 5 s."""
+    server = start_server(tmp_path)
+    try:
+        with urllib.request.urlopen(f"{server.base_url}/_matrix/client/versions", timeout=5) as resp:
+            assert resp.status == 200
+        time.sleep(server_module.IDLE_SECONDS + 1.0)     # the memory release after that request
+        before = _context_switches(server.process.pid)
+        time.sleep(4.0)
+        assert _context_switches(server.process.pid) - before == 0
+        with urllib.request.urlopen(f"{server.base_url}/_matrix/client/versions", timeout=5) as resp:
+            assert resp.status == 200                      # and it still answers at once
+    finally:
+        assert server.stop() == 0
 
 
 async def test_what_is_kept_in_memory_is_written_in_one_commit_that_rides_along(api: Any) -> None:

@@ -72,6 +72,7 @@ class PresenceService:
         self._clock = clock
         self._states: dict[str, UserPresence] = {}
         self._dirty: set[str] = set()
+        self._someone_present = asyncio.Event()   # set when a user may be online or unavailable
         self.serial = 0
 
     def now(self) -> int:
@@ -163,6 +164,8 @@ class PresenceService:
                 await self._changed(user_id, state)
 
     async def _changed(self, user_id: str, state: UserPresence) -> None:
+        if state.presence != OFFLINE:
+            self._someone_present.set()
         self.serial += 1
         state.stream_position = self.serial
         self._dirty.add(user_id)
@@ -182,6 +185,8 @@ class PresenceService:
             self._states[row.user_id] = UserPresence(row.presence, row.status_msg, row.last_active_ts,
                                                      stream_position=row.stream_position)
             self.serial = max(self.serial, row.stream_position)
+            if row.presence != OFFLINE:
+                self._someone_present.set()
         self._notifier.advance(STREAM, self.serial)
 
     async def flush(self, *, within: float = 0.0) -> None:
@@ -201,8 +206,13 @@ class PresenceService:
             raise
 
     async def run(self) -> None:
-        """The background task: time users out every few seconds."""
+        """The background task: time users out every few seconds while anyone is online or
+        unavailable. While everyone is offline it sleeps without a timer: an idle server wakes for
+        nothing."""
         while True:
+            if all(state.presence == OFFLINE for state in self._states.values()):
+                self._someone_present.clear()
+                await self._someone_present.wait()
             await asyncio.sleep(TIMEOUT_CHECK_S)
             try:
                 await self.handle_timeouts()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+from pocketserver.ephemeral import presence as presence_module
 from pocketserver.ephemeral.presence import IDLE_TIMER_MS, SYNC_ONLINE_TIMEOUT_MS
 from test_typing import ALICE, BOB, SYNC, shared_room
 
@@ -125,3 +126,34 @@ async def test_presence_survives_restart(make_api) -> None:
     api.server.presence._states.clear()
     await api.server.presence.load()
     assert api.server.presence.state(ALICE).status_msg == "away"
+
+
+async def test_timeouts_are_checked_only_while_someone_is_present(api, monkeypatch) -> None:
+    """With everyone offline the timeout task waits without a timer, so an idle server sleeps."""
+    monkeypatch.setattr(presence_module, "TIMEOUT_CHECK_S", 0.01)
+    _, a, _ = await shared_room(api)
+    presence = api.server.presence
+    checks = 0
+    check = presence.handle_timeouts
+
+    async def counted(now: int | None = None) -> None:
+        nonlocal checks
+        checks += 1
+        await check(now)
+    monkeypatch.setattr(presence, "handle_timeouts", counted)
+    task = asyncio.create_task(presence.run())
+    try:
+        await asyncio.sleep(0.2)
+        assert checks == 0
+        await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online"}, token=a)
+        await asyncio.sleep(0.2)
+        assert checks >= 3
+        # Alice's client went away long ago: the next check takes her offline, then the checks stop.
+        presence.state(ALICE).last_active_ts = presence.state(ALICE).sync_until_ts = 0
+        await asyncio.sleep(0.1)
+        assert presence.state(ALICE).presence == "offline"
+        stopped_at = checks
+        await asyncio.sleep(0.2)
+        assert checks == stopped_at
+    finally:
+        task.cancel()
