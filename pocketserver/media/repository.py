@@ -323,7 +323,9 @@ class MediaRepository:
         last_retention = 0.0
         while True:
             try:
-                await self.db.write(lambda tx: store.delete_expired_pending(tx, now_ms()))
+                now = now_ms()
+                if store.has_expired_pending(self.db, now):   # else the writer's thread sleeps on
+                    await self.db.write(lambda tx: store.delete_expired_pending(tx, now))
                 if time.monotonic() - last_retention >= RETENTION_INTERVAL_S:
                     last_retention = time.monotonic()
                     await self._apply_retention()

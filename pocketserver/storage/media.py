@@ -78,6 +78,7 @@ WHERE user_id = ? AND content_hash IS NULL AND unused_expires_ts > ?
 """
 
 DELETE_EXPIRED_PENDING = "DELETE FROM media WHERE content_hash IS NULL AND unused_expires_ts <= ?"
+ANY_EXPIRED_PENDING = "SELECT 1 FROM media WHERE content_hash IS NULL AND unused_expires_ts <= ? LIMIT 1"
 
 SET_LAST_ACCESS = """
 UPDATE media SET last_access_ts = MAX(COALESCE(last_access_ts, 0), ?) WHERE origin = ? AND media_id = ?
@@ -146,6 +147,12 @@ async def get_pending(tx: Transaction, user_id: str, now_ts: int) -> tuple[int, 
     """How many created IDs the user has not yet uploaded to, and the earliest expiry among them."""
     row = await tx.fetchone(GET_PENDING, (user_id, now_ts))
     return (int(row[0]), row[1]) if row else (0, None)
+
+
+def has_expired_pending(db: Database, now_ts: int) -> bool:
+    """Whether a pending media ID has expired (read on the loop: media_by_hash holds the pending
+    ones under NULL, so this touches a page or two)."""
+    return db.lookup(ANY_EXPIRED_PENDING, (now_ts,)) is not None
 
 
 async def delete_expired_pending(tx: Transaction, now_ts: int) -> int:

@@ -98,7 +98,10 @@ async def test_rows_pending_quota_and_purge(tmp_path: Path) -> None:
         await db.write(setup)
         assert await store.get_user_usage(db, "@alice:test.local") == 30
         assert await db.write(lambda tx: store.get_pending(tx, "@alice:test.local", now)) == (1, now + 1000)
+        assert store.has_expired_pending(db, now)
         assert await db.write(lambda tx: store.delete_expired_pending(tx, now)) == 1
+        assert not store.has_expired_pending(db, now)                  # "pending" has 1 s left
+        assert store.has_expired_pending(db, now + 1000)
         assert await db.write(lambda tx: store.set_uploaded_content(
             tx, "test.local", "pending", "b" * 64, "image/png", "p.png", 5, now))
         assert not await db.write(lambda tx: store.set_uploaded_content(   # cannot overwrite
