@@ -33,7 +33,9 @@ IDLE_TIMER_MS = 5 * 60 * 1000             # online -> unavailable without activi
 SYNC_ONLINE_TIMEOUT_MS = 30 * 1000        # -> offline this long after the last sync (or activity)
 LAST_ACTIVE_GRANULARITY_MS = 60 * 1000    # currently_active while the last activity is this recent
 MAX_SYNC_TIMEOUT_MS = 5 * 60 * 1000
-TIMEOUT_CHECK_S = 5.0
+# The timeout task sleeps until the next moment a user's presence can change by itself (checked
+# again at least this often, in case the wall clock jumps).
+MAX_TIMEOUT_SLEEP_S = 60.0
 # Presence is served from memory and written with what else is kept there (Server.FLUSH_INTERVAL_S),
 # only so that status messages and last-active times survive a restart.
 
@@ -72,7 +74,7 @@ class PresenceService:
         self._clock = clock
         self._states: dict[str, UserPresence] = {}
         self._dirty: set[str] = set()
-        self._someone_present = asyncio.Event()   # set when a user may be online or unavailable
+        self._changes = asyncio.Event()   # set on every change: the next timeout may come sooner
         self.serial = 0
 
     def now(self) -> int:
@@ -164,8 +166,7 @@ class PresenceService:
                 await self._changed(user_id, state)
 
     async def _changed(self, user_id: str, state: UserPresence) -> None:
-        if state.presence != OFFLINE:
-            self._someone_present.set()
+        self._changes.set()
         self.serial += 1
         state.stream_position = self.serial
         self._dirty.add(user_id)
@@ -185,8 +186,7 @@ class PresenceService:
             self._states[row.user_id] = UserPresence(row.presence, row.status_msg, row.last_active_ts,
                                                      stream_position=row.stream_position)
             self.serial = max(self.serial, row.stream_position)
-            if row.presence != OFFLINE:
-                self._someone_present.set()
+        self._changes.set()
         self._notifier.advance(STREAM, self.serial)
 
     async def flush(self, *, within: float = 0.0) -> None:
@@ -205,19 +205,45 @@ class PresenceService:
             self._dirty |= users
             raise
 
+    def next_timeout(self) -> int | None:
+        """The wall-clock time (ms) of the next change handle_timeouts would make, if no one acts
+        before it; None while everyone is offline. Each term is a condition of handle_timeouts."""
+        soonest: int | None = None
+        for state in self._states.values():
+            if state.presence == OFFLINE:
+                continue
+            due = max(state.sync_until_ts, state.last_active_ts) + SYNC_ONLINE_TIMEOUT_MS
+            if state.currently_active:
+                due = min(due, state.last_active_ts + LAST_ACTIVE_GRANULARITY_MS)
+            if state.presence == ONLINE:
+                due = min(due, state.last_active_ts + IDLE_TIMER_MS)
+            soonest = due if soonest is None else min(soonest, due)
+        return soonest
+
     async def run(self) -> None:
-        """The background task: time users out every few seconds while anyone is online or
-        unavailable. While everyone is offline it sleeps without a timer: an idle server wakes for
-        nothing."""
+        """The background task: apply the timeouts when the next one is due.
+
+        It sleeps until then (activity only postpones a timeout; a change that may bring one
+        forward wakes it), and without a timer while everyone is offline, so an idle server sleeps.
+        """
         while True:
-            if all(state.presence == OFFLINE for state in self._states.values()):
-                self._someone_present.clear()
-                await self._someone_present.wait()
-            await asyncio.sleep(TIMEOUT_CHECK_S)
+            self._changes.clear()
+            due = self.next_timeout()
+            if due is None:
+                await self._changes.wait()
+                continue
+            # The conditions are strict (">"), so the change happens 1 ms after `due`.
+            delay = min(max(0, due + 1 - self._clock()) / 1000, MAX_TIMEOUT_SLEEP_S)
+            try:
+                await asyncio.wait_for(self._changes.wait(), delay)
+                continue
+            except TimeoutError:
+                pass
             try:
                 await self.handle_timeouts()
             except Exception:
                 log.exception("presence timeouts failed")
+                await asyncio.sleep(MAX_TIMEOUT_SLEEP_S)
 
     def changed_since(self, position: int) -> Iterable[tuple[str, UserPresence]]:
         return [(u, s) for u, s in self._states.items() if s.stream_position > position]

@@ -77,6 +77,8 @@ async def test_presence_in_sync(api) -> None:
 
 async def test_long_poll_woken_by_presence(api) -> None:
     room, a, b = await shared_room(api)
+    # Alice syncs: a user who never syncs (nor is active) times out to offline at once.
+    await api.call("GET", SYNC, token=a)
     _, first = await api.call("GET", SYNC, query={"set_presence": "offline"}, token=b)
     poll = asyncio.create_task(api.call("GET", SYNC, query={"since": first["next_batch"], "timeout": "20000",
                                                             "set_presence": "offline"}, token=b))
@@ -118,6 +120,7 @@ async def test_sync_sets_presence_and_timeouts(api) -> None:
 async def test_presence_survives_restart(make_api) -> None:
     api = await make_api()
     _, a, _ = await shared_room(api)
+    await api.call("GET", SYNC, query={"set_presence": "unavailable"}, token=a)   # or she times out
     await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "unavailable", "status_msg": "away"}, token=a)
     assert api.server.db.writer.stats.commits > 0
     await api.server.presence.flush()
@@ -128,9 +131,11 @@ async def test_presence_survives_restart(make_api) -> None:
     assert api.server.presence.state(ALICE).status_msg == "away"
 
 
-async def test_timeouts_are_checked_only_while_someone_is_present(api, monkeypatch) -> None:
-    """With everyone offline the timeout task waits without a timer, so an idle server sleeps."""
-    monkeypatch.setattr(presence_module, "TIMEOUT_CHECK_S", 0.01)
+async def test_timeouts_are_applied_when_due_and_not_polled(api, monkeypatch) -> None:
+    """The timeout task sleeps until the next timeout is due (without a timer while everyone is
+    offline), so an idle server sleeps, and a user goes offline on time, not up to 5 s late."""
+    monkeypatch.setattr(presence_module, "LAST_ACTIVE_GRANULARITY_MS", 150)
+    monkeypatch.setattr(presence_module, "SYNC_ONLINE_TIMEOUT_MS", 300)
     _, a, _ = await shared_room(api)
     presence = api.server.presence
     checks = 0
@@ -141,19 +146,20 @@ async def test_timeouts_are_checked_only_while_someone_is_present(api, monkeypat
         checks += 1
         await check(now)
     monkeypatch.setattr(presence, "handle_timeouts", counted)
-    task = asyncio.create_task(presence.run())
-    try:
-        await asyncio.sleep(0.2)
-        assert checks == 0
-        await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online"}, token=a)
-        await asyncio.sleep(0.2)
-        assert checks >= 3
-        # Alice's client went away long ago: the next check takes her offline, then the checks stop.
-        presence.state(ALICE).last_active_ts = presence.state(ALICE).sync_until_ts = 0
-        await asyncio.sleep(0.1)
-        assert presence.state(ALICE).presence == "offline"
-        stopped_at = checks
-        await asyncio.sleep(0.2)
-        assert checks == stopped_at
-    finally:
-        task.cancel()
+    await asyncio.sleep(0.3)
+    assert checks == 0 and presence.next_timeout() is None         # everyone offline
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online"}, token=a)
+    went_online = presence.state(ALICE).last_active_ts
+    assert presence.next_timeout() == went_online + 150
+    for _ in range(100):
+        await asyncio.sleep(0.02)
+        if presence.state(ALICE).presence == "offline":
+            break
+    assert presence.state(ALICE).presence == "offline"
+    assert presence.now() - went_online < 1000
+    # Not currently active after 150 ms, offline after 300 ms (a third check if a timer fired a
+    # hair early); polling would have made dozens.
+    assert 2 <= checks <= 3
+    done = checks
+    await asyncio.sleep(0.3)
+    assert checks == done and presence.next_timeout() is None
