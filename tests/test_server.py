@@ -31,6 +31,34 @@ async def test_idle_server_releases_memory_after_a_request(api: Any, monkeypatch
     assert status == 200 and body["versions"]
 
 
+async def test_memory_is_released_again_only_once_the_server_grew(api: Any, monkeypatch: Any) -> None:
+    """Idle clients' long-polls grow the server by little; a release after each round of them
+    would cost more CPU than it gives back."""
+    monkeypatch.setattr(server_module, "IDLE_SECONDS", 0.05)
+    resident = 100 << 20
+    monkeypatch.setattr(server_module, "resident_bytes", lambda: resident)
+    releases = 0
+    release = api.server.db.release_memory
+
+    async def counted() -> None:
+        nonlocal releases
+        releases += 1
+        await release()
+    monkeypatch.setattr(api.server.db, "release_memory", counted)
+
+    async def request_then_idle() -> None:
+        assert (await api.call("GET", "/_matrix/client/versions"))[0] == 200
+        await asyncio.sleep(0.4)
+    await request_then_idle()
+    assert releases == 1                                   # the first idle spell always releases
+    resident += server_module.RELEASE_AFTER_GROWTH_BYTES // 2
+    await request_then_idle()
+    assert releases == 1                                   # grew by half the threshold: skipped
+    resident += server_module.RELEASE_AFTER_GROWTH_BYTES
+    await request_then_idle()
+    assert releases == 2
+
+
 def _context_switches(pid: int) -> int:
     """How often the process's threads have gone to sleep and been woken, in all."""
     total = 0
