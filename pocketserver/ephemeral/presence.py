@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,8 +35,12 @@ SYNC_ONLINE_TIMEOUT_MS = 30 * 1000        # -> offline this long after the last 
 LAST_ACTIVE_GRANULARITY_MS = 60 * 1000    # currently_active while the last activity is this recent
 MAX_SYNC_TIMEOUT_MS = 5 * 60 * 1000
 # The timeout task sleeps until the next moment a user's presence can change by itself (checked
-# again at least this often, in case the wall clock jumps).
+# again at least this often, in case the wall clock jumps), and applies timeouts at most every
+# TIMEOUT_PASS_INTERVAL_S: each change wakes the long-polls of everyone who shares a room with the
+# user, so changes due close together must go out in one pass, not in one wake-up each (500
+# long-polling users going idle one by one made a storm of /sync answers).
 MAX_TIMEOUT_SLEEP_S = 60.0
+TIMEOUT_PASS_INTERVAL_S = 5.0
 # Presence is served from memory and written with what else is kept there (Server.FLUSH_INTERVAL_S),
 # only so that status messages and last-active times survive a restart.
 
@@ -225,7 +230,10 @@ class PresenceService:
 
         It sleeps until then (activity only postpones a timeout; a change that may bring one
         forward wakes it), and without a timer while everyone is offline, so an idle server sleeps.
+        Passes are at least TIMEOUT_PASS_INTERVAL_S apart.
         """
+        loop = asyncio.get_running_loop()
+        last_pass = -math.inf
         while True:
             self._changes.clear()
             due = self.next_timeout()
@@ -233,12 +241,14 @@ class PresenceService:
                 await self._changes.wait()
                 continue
             # The conditions are strict (">"), so the change happens 1 ms after `due`.
-            delay = min(max(0, due + 1 - self._clock()) / 1000, MAX_TIMEOUT_SLEEP_S)
+            delay = max(0, due + 1 - self._clock()) / 1000
+            delay = min(max(delay, last_pass + TIMEOUT_PASS_INTERVAL_S - loop.time()), MAX_TIMEOUT_SLEEP_S)
             try:
                 await asyncio.wait_for(self._changes.wait(), delay)
                 continue
             except TimeoutError:
                 pass
+            last_pass = loop.time()
             try:
                 await self.handle_timeouts()
             except Exception:

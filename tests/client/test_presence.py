@@ -5,6 +5,7 @@ Spec: client-server-api, "Presence".
 from __future__ import annotations
 
 import asyncio
+import time
 
 from pocketserver.ephemeral import presence as presence_module
 from pocketserver.ephemeral.presence import IDLE_TIMER_MS, SYNC_ONLINE_TIMEOUT_MS
@@ -136,6 +137,7 @@ async def test_timeouts_are_applied_when_due_and_not_polled(api, monkeypatch) ->
     offline), so an idle server sleeps, and a user goes offline on time, not up to 5 s late."""
     monkeypatch.setattr(presence_module, "LAST_ACTIVE_GRANULARITY_MS", 150)
     monkeypatch.setattr(presence_module, "SYNC_ONLINE_TIMEOUT_MS", 300)
+    monkeypatch.setattr(presence_module, "TIMEOUT_PASS_INTERVAL_S", 0.01)
     _, a, _ = await shared_room(api)
     presence = api.server.presence
     checks = 0
@@ -163,3 +165,30 @@ async def test_timeouts_are_applied_when_due_and_not_polled(api, monkeypatch) ->
     done = checks
     await asyncio.sleep(0.3)
     assert checks == done and presence.next_timeout() is None
+
+
+async def test_timeouts_due_close_together_go_out_in_one_pass(api, monkeypatch) -> None:
+    """Each presence change wakes the long-polls of everyone sharing a room with the user, so
+    passes are spaced out: a timeout due soon after a pass waits for the next one."""
+    monkeypatch.setattr(presence_module, "LAST_ACTIVE_GRANULARITY_MS", 100)
+    monkeypatch.setattr(presence_module, "TIMEOUT_PASS_INTERVAL_S", 0.5)
+    _, a, b = await shared_room(api)
+    presence = api.server.presence
+    passes: list[float] = []
+    check = presence.handle_timeouts
+
+    async def noted(now: int | None = None) -> None:
+        passes.append(time.monotonic())
+        await check(now)
+    monkeypatch.setattr(presence, "handle_timeouts", noted)
+    for token in (a, b):          # both sync (so neither times out to offline) and go online
+        await api.call("GET", SYNC, query={"timeout": "0"}, token=token)
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online"}, token=a)
+    await asyncio.sleep(0.05)
+    await api.call("PUT", f"{P}/{BOB}/status", {"presence": "online"}, token=b)
+    for _ in range(150):
+        await asyncio.sleep(0.02)
+        if not presence.state(ALICE).currently_active and not presence.state(BOB).currently_active:
+            break
+    assert not presence.state(ALICE).currently_active and not presence.state(BOB).currently_active
+    assert len(passes) <= 2 and (len(passes) == 1 or passes[1] - passes[0] >= 0.45)
