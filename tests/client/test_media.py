@@ -249,6 +249,21 @@ async def test_async_upload_flow(api) -> None:
     assert (await api.client.post("/_matrix/media/v1/create")).status_code == 401
 
 
+async def test_an_expired_media_id_is_refused_before_maintenance_deletes_it(api) -> None:
+    """An expired pending ID is gone for clients at once, whenever maintenance gets to its row."""
+    alice = (await api.register("exp"))["access_token"]
+    resp = await api.client.post("/_matrix/media/v1/create", headers=auth(alice))
+    media_id = (await resp.get_json())["content_uri"].rsplit("/", 1)[1]
+    await api.server.db.write(lambda tx: tx.execute(
+        "UPDATE media SET unused_expires_ts = ? WHERE media_id = ?", (int(time.time() * 1000) - 1, media_id)))
+    resp = await api.client.put(f"{LEGACY}/upload/test.local/{media_id}", data=b"late",
+                                headers={**auth(alice), "Content-Type": "text/plain"})
+    assert resp.status_code == 404 and (await resp.get_json())["errcode"] == "M_NOT_FOUND"
+    resp = await get(api, f"{AUTHED}/download/test.local/{media_id}?timeout_ms=0", alice)
+    assert resp.status_code == 404 and (await resp.get_json())["errcode"] == "M_NOT_FOUND"
+    assert await api.server.db.fetchall("SELECT 1 FROM media WHERE media_id = ?", (media_id,))  # row still there
+
+
 async def test_thumbnails(api) -> None:
     """Spec: getContentThumbnailAuthed: standard sizes, cached, 400 for non-images, 413 for bombs."""
     token = (await api.register("thm"))["access_token"]
