@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """How /sync cost grows: a user in more and more rooms, and one room with more and more history.
 
+For the user in many rooms it also times simplified sliding sync (MSC4186) as Element X asks for
+it: the 20 most recent rooms with their last event and a few state events.
+
 Starts its own pocketserver on 127.0.0.1 in a temporary data directory, fills it over the client
 API, and measures initial and incremental /sync (median of a few runs) and the server's RSS at each
 size. Prints a table and writes JSON (--json). Issue 9's scaling scenario; run it beside
@@ -85,6 +88,38 @@ async def measure_sync(b: Bench, token: str, runs: int = 3) -> tuple[float, floa
     return statistics.median(initial), statistics.median(incremental)
 
 
+# Element X's room list: a window of the most recent rooms, one event each, the state it shows.
+SLIDING_BODY = {
+    "lists": {"all_rooms": {
+        "ranges": [[0, 19]], "timeline_limit": 1,
+        "required_state": [["m.room.encryption", ""], ["m.room.member", "$LAZY"], ["m.room.member", "$ME"],
+                           ["m.room.name", ""], ["m.room.avatar", ""], ["m.room.topic", ""],
+                           ["m.room.power_levels", ""], ["m.room.join_rules", ""], ["m.room.create", ""],
+                           ["m.room.canonical_alias", ""]]}},
+    "extensions": {"to_device": {"enabled": True}, "e2ee": {"enabled": True},
+                   "account_data": {"enabled": True}, "receipts": {"enabled": True},
+                   "typing": {"enabled": True}},
+}
+SLIDING_PATH = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+
+
+async def measure_sliding(b: Bench, token: str, runs: int = 3) -> tuple[float, float]:
+    """Median first sliding sync of a new connection, and median next one after one new message, in ms."""
+    initial, incremental = [], []
+    for n in range(runs):
+        conn = {**SLIDING_BODY, "conn_id": f"scaling-{time.monotonic_ns()}-{n}"}
+        started = time.perf_counter()
+        body = await b.call("POST", SLIDING_PATH, token, conn)
+        initial.append((time.perf_counter() - started) * 1000)
+        room = next(iter(body["rooms"]))
+        await b.call("PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{time.monotonic_ns()}", token,
+                     {"msgtype": "m.text", "body": "tick"})
+        started = time.perf_counter()
+        await b.call("POST", SLIDING_PATH, token, conn, params={"pos": body["pos"], "timeout": "0"})
+        incremental.append((time.perf_counter() - started) * 1000)
+    return statistics.median(initial), statistics.median(incremental)
+
+
 async def run(args: argparse.Namespace) -> dict:
     data = Path(tempfile.mkdtemp(prefix="pocket-scaling-"))
     port = free_port()
@@ -117,10 +152,12 @@ async def run(args: argparse.Namespace) -> dict:
                                      {"msgtype": "m.text", "body": f"hello {i}"})
                     created += 1
                 initial, incr = await measure_sync(b, me)
+                s_initial, s_incr = await measure_sliding(b, me)
                 results["rooms"].append({"rooms": target, "initial_ms": initial, "incremental_ms": incr,
+                                         "sliding_initial_ms": s_initial, "sliding_incremental_ms": s_incr,
                                          "rss_mib": rss_mib(proc.pid)})
                 print(f"rooms={target:4d}  initial {initial:7.1f} ms  incremental {incr:6.1f} ms  "
-                      f"RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+                      f"sliding {s_initial:7.1f} / {s_incr:6.1f} ms  RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
             # One room with 100 members and more and more history.
             owner = await b.user("big-room-owner")
             room = (await b.call("POST", "/_matrix/client/v3/createRoom", owner, {"preset": "public_chat"}))["room_id"]

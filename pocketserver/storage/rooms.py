@@ -137,6 +137,27 @@ async def get_current_state_of_types(db: Database, room_ids: Iterable[str],
     return out
 
 
+async def get_room_kinds(db: Database, room_ids: Iterable[str]) -> dict[str, tuple[str | None, bool]]:
+    """room_id -> (the room type in m.room.create's content, whether m.room.encryption is set).
+
+    From current state for all the rooms at once, without loading any room's whole state: a sliding
+    sync connection's first response asks it of every room of the user. Spec: client-server-api,
+    "Types" (m.room.create `type`), "m.room.encryption".
+    """
+    out: dict[str, tuple[str | None, bool]] = {}
+    for chunk, marks in in_chunks(room_ids):
+        rows = await db.fetchall(
+            "SELECT c.room_id, c.type, CASE json_type(e.json, '$.content.type') "
+            "WHEN 'text' THEN json_extract(e.json, '$.content.type') END "
+            "FROM current_state AS c JOIN events AS e ON e.event_id = c.event_id "
+            f"WHERE c.room_id IN ({marks}) AND c.type IN ('m.room.create', 'm.room.encryption') "
+            "AND c.state_key = ''", chunk)
+        for room_id, event_type, room_type in rows:
+            kind, encrypted = out.get(room_id, (None, False))
+            out[room_id] = (room_type, encrypted) if event_type == "m.room.create" else (kind, True)
+    return out
+
+
 async def get_users_sharing_a_room(db: Database, user_id: str) -> set[str]:
     """Everyone joined to a room a local user is joined to (the user too, when joined anywhere)."""
     rows = await db.fetchall(

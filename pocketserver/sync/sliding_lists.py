@@ -177,9 +177,14 @@ async def _facts_for(reader: RoomReader, user_id: str, rows: Mapping[str, tuple[
                      upto: int) -> dict[str, RoomFacts]:
     member_ids = [event_id for membership, event_id, _ in rows.values() if membership != "join"]
     members = await event_store.get_events(reader.db, member_ids) if member_ids else {}
+    # One read for every room: a user in more rooms than the roomserver keeps would otherwise load
+    # each room's whole state, evicting the next one's (measured: 400 rooms took ~0.9 s).
+    kinds = await room_store.get_room_kinds(reader.db, list(rows)) if rows else {}
     out: dict[str, RoomFacts] = {}
     for room_id, (membership, event_id, member_pos) in rows.items():
-        room = await reader.rs.get_room_state(room_id)
+        room_type, encrypted = kinds.get(room_id, (None, False))
+        # Spaces are few; their children come from the room's state.
+        space = await reader.rs.get_room_state(room_id) if room_type == "m.space" else None
         member = members.get(event_id)
         content = member.json.get("content", {}) if member else {}
         if membership == "join":
@@ -194,9 +199,9 @@ async def _facts_for(reader: RoomReader, user_id: str, rows: Mapping[str, tuple[
             room_id, membership, event_id, member_pos,
             self_left=membership == "leave" and member is not None and member.sender == user_id,
             bump_stamp=bump, last_event_pos=last,
-            room_type=_room_type(room), encrypted=_encrypted(room),
+            room_type=room_type, encrypted=encrypted,
             invite_is_direct=membership == "invite" and content.get("is_direct") is True,
-            space_children=_space_children(room))
+            space_children=_space_children(space))
     return out
 
 
