@@ -178,10 +178,13 @@ async def run(args: argparse.Namespace) -> dict:
                         batch = []
                 await asyncio.gather(*batch)
                 initial, incr = await measure_sync(b, reader)
+                s_initial, s_incr = await measure_sliding(b, reader)
                 results["history"].append({"messages": target, "members": args.members, "initial_ms": initial,
-                                           "incremental_ms": incr, "rss_mib": rss_mib(proc.pid)})
+                                           "incremental_ms": incr, "sliding_initial_ms": s_initial,
+                                           "sliding_incremental_ms": s_incr, "rss_mib": rss_mib(proc.pid)})
                 print(f"messages={target:6d} members={args.members}  initial {initial:7.1f} ms  "
-                      f"incremental {incr:6.1f} ms  RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+                      f"incremental {incr:6.1f} ms  sliding {s_initial:7.1f} / {s_incr:6.1f} ms  "
+                      f"RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
