@@ -2,7 +2,8 @@
 """How /sync cost grows: a user in more and more rooms, and one room with more and more history.
 
 For the user in many rooms it also times simplified sliding sync (MSC4186) as Element X asks for
-it: the 20 most recent rooms with their last event and a few state events.
+it: the 20 most recent rooms with their last event and a few state events, then the whole room list
+as Element X grows its window after that (100 rooms more a request).
 
 Starts its own pocketserver on 127.0.0.1 in a temporary data directory, fills it over the client
 API, and measures initial and incremental /sync (median of a few runs) and the server's RSS at each
@@ -120,6 +121,23 @@ async def measure_sliding(b: Bench, token: str, runs: int = 3) -> tuple[float, f
     return statistics.median(initial), statistics.median(incremental)
 
 
+async def measure_growing(b: Bench, token: str, rooms: int, runs: int = 3) -> float:
+    """Median total time, in ms, of a new connection's window growing from 20 rooms to all of them."""
+    totals = []
+    for n in range(runs):
+        conn = json.loads(json.dumps(SLIDING_BODY))
+        conn["conn_id"] = f"growing-{time.monotonic_ns()}-{n}"
+        pos, total = None, 0.0
+        for end in [19, *range(99, rooms + 99, 100)]:
+            conn["lists"]["all_rooms"]["ranges"] = [[0, min(end, rooms - 1)]]
+            started = time.perf_counter()
+            body = await b.call("POST", SLIDING_PATH, token, conn, params={"pos": pos, "timeout": "0"} if pos else None)
+            total += (time.perf_counter() - started) * 1000
+            pos = body["pos"]
+        totals.append(total)
+    return statistics.median(totals)
+
+
 async def run(args: argparse.Namespace) -> dict:
     data = Path(tempfile.mkdtemp(prefix="pocket-scaling-"))
     port = free_port()
@@ -153,11 +171,13 @@ async def run(args: argparse.Namespace) -> dict:
                     created += 1
                 initial, incr = await measure_sync(b, me)
                 s_initial, s_incr = await measure_sliding(b, me)
+                growing = await measure_growing(b, me, target)
                 results["rooms"].append({"rooms": target, "initial_ms": initial, "incremental_ms": incr,
                                          "sliding_initial_ms": s_initial, "sliding_incremental_ms": s_incr,
-                                         "rss_mib": rss_mib(proc.pid)})
+                                         "sliding_growing_ms": growing, "rss_mib": rss_mib(proc.pid)})
                 print(f"rooms={target:4d}  initial {initial:7.1f} ms  incremental {incr:6.1f} ms  "
-                      f"sliding {s_initial:7.1f} / {s_incr:6.1f} ms  RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+                      f"sliding {s_initial:7.1f} / {s_incr:6.1f} ms  whole list {growing:7.1f} ms  "
+                      f"RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
             # One room with 100 members and more and more history.
             owner = await b.user("big-room-owner")
             room = (await b.call("POST", "/_matrix/client/v3/createRoom", owner, {"preset": "public_chat"}))["room_id"]

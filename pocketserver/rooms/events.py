@@ -190,6 +190,28 @@ def parse_pdu(raw: JsonDict, version: RoomVersion, event_id: str | None = None, 
     )
 
 
+def pdu_from_checked(raw: JsonDict, version: RoomVersion, event_id: str) -> Pdu:
+    """A Pdu for JSON that `parse_pdu` accepted before it was stored, without checking it again.
+
+    Reading a room's state back from storage parsed every state event in full (strict canonical
+    JSON, its size, every ID): ~28 µs an event, against ~7 µs for this. `raw` is copied as
+    parse_pdu copies it, so the Pdu shares nothing with the caller's cached JSON.
+    """
+    raw = copy_json(raw)
+    pairs = version.event_id_format is EventIdFormat.SERVER_ASSIGNED
+    if version.room_id_is_create_event_id and raw.get("type") == "m.room.create" and "room_id" not in raw:
+        room_id = "!" + event_id[1:]
+    else:
+        room_id = raw["room_id"]
+    return Pdu(
+        event_id=event_id, room_id=room_id, sender=raw["sender"], type=raw["type"], state_key=raw.get("state_key"),
+        content=raw["content"],
+        prev_events=tuple(item[0] if pairs else item for item in raw["prev_events"]),
+        auth_events=tuple(item[0] if pairs else item for item in raw["auth_events"]),
+        depth=raw["depth"], origin_server_ts=raw["origin_server_ts"], raw=raw,
+    )
+
+
 def _references(events: Sequence[Pdu], version: RoomVersion) -> list[JsonValue]:
     """The prev_events/auth_events list for new events: IDs, or `[id, {"sha256": ...}]` pairs in v1-2.
 

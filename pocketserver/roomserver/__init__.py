@@ -90,6 +90,10 @@ class RoomServer:
             self._rooms.move_to_end(room_id)
         return room
 
+    def cached_room_state(self, room_id: str) -> RoomState | None:
+        """The room's view if it is in memory; never loads it (for reads that can do without)."""
+        return self._rooms.get(room_id)
+
     def remember(self, room: RoomState) -> None:
         """Keep `room` as the room's view; evict the least recently used idle rooms beyond the bound."""
         self._rooms[room.room_id] = room

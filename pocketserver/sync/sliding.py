@@ -20,6 +20,7 @@ from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.visibility import StateCache
 from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import push as push_store
+from pocketserver.storage import rooms as room_store
 from pocketserver.storage.events import StoredEvent
 from pocketserver.sync import room_sections as sections
 from pocketserver.sync.notifier import Notifier
@@ -313,17 +314,23 @@ class SlidingSyncService:
         entry["num_live"] = 0 if since is None else sum(e.stream_ordering > since for e in timeline.events)
 
     async def _state_ids(self, facts: RoomFacts) -> dict[StateKey, str]:
-        """Current state while joined (from the roomserver's memory), else the state at the membership event."""
+        """Current state while joined, else the state at the membership event.
+
+        A joined room's current state comes from the roomserver's memory when it holds the room,
+        else from the current_state table: a room list growing over hundreds of rooms would
+        otherwise load (and parse) every room's state and push out the rooms in use.
+        """
         if facts.visible_upto is None:
-            room = await self._reader.rs.get_room_state(facts.room_id)
+            room = self._reader.rs.cached_room_state(facts.room_id)
             if room is not None:
                 return room.state_ids()
+            return await room_store.get_current_state_ids(self._db, facts.room_id)
         return await sections.state_at(self._reader, facts.room_id, facts.visible_upto or facts.last_event_pos)
 
     async def _meta_contents(self, facts: RoomFacts, state_ids: Mapping[StateKey, str]) -> dict[StateKey, Any]:
         """Content of the name, avatar and member events the room's meta is computed from."""
         if facts.visible_upto is None:
-            room = await self._reader.rs.get_room_state(facts.room_id)
+            room = self._reader.rs.cached_room_state(facts.room_id)
             if room is not None:
                 return {k: pdu.content for k, pdu in room.state.items() if k[0] in META_STATE_TYPES}
         ids = {k: v for k, v in state_ids.items() if k[0] in META_STATE_TYPES}

@@ -5,7 +5,8 @@ import copy
 
 import pytest
 
-from pocketserver.rooms.events import EventFormatError, Pdu, build_event, create_event_content, get_redacts, parse_pdu
+from pocketserver.rooms.events import (EventFormatError, Pdu, build_event, create_event_content, get_redacts, parse_pdu,
+                                       pdu_from_checked)
 from pocketserver.rooms.hashing import compute_event_id
 from pocketserver.rooms.signing import check_content_hash, verify_event_signatures
 from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS
@@ -30,6 +31,22 @@ def test_builds_and_reparses_in_every_version(version_id: str) -> None:
         assert again == event and again.raw == event.raw
         assert check_content_hash(event.raw)
         verify_event_signatures(event.raw, version, verify_keys_for("a.test", "b.test"))
+
+
+@pytest.mark.parametrize("version_id", [str(n) for n in range(1, 13)])
+def test_checked_json_loads_as_parse_pdu_reads_it(version_id: str) -> None:
+    """An event read back from storage is not checked again, and comes out field for field the same."""
+    room = make_room(version=version_id, members=[BOB])
+    version = KNOWN_ROOM_VERSIONS[version_id]
+    for event in room.named.values():
+        loaded = pdu_from_checked(event.raw, version, event.event_id)
+        fields = ("event_id", "room_id", "sender", "type", "state_key", "content", "prev_events", "auth_events",
+                  "depth", "origin_server_ts", "raw")
+        assert all(getattr(loaded, f) == getattr(event, f) for f in fields), event.type
+    raw = copy.deepcopy(dict(room["bob_join"].raw))
+    loaded = pdu_from_checked(raw, version, room["bob_join"].event_id)
+    raw["content"]["membership"] = "leave"
+    assert loaded.content["membership"] == "join"    # a copy, as parse_pdu keeps
 
 
 def test_pdu_fields() -> None:
