@@ -5,12 +5,14 @@ For the user in many rooms it also times simplified sliding sync (MSC4186) as El
 it: the 20 most recent rooms with their last event and a few state events, then the whole room list
 as Element X grows its window after that (100 rooms more a request).
 
-Starts its own pocketserver on 127.0.0.1 in a temporary data directory, fills it over the client
-API, and measures initial and incremental /sync (median of a few runs) and the server's RSS at each
-size. Prints a table and writes JSON (--json). Issue 9's scaling scenario; run it beside
-../shared/bench for the Synapse comparison figures.
+Starts its own pocketserver on 127.0.0.1 in a temporary data directory (or uses a running
+homeserver with --base-url and --server-pid, such as ../shared/bench/synapse.sh's Synapse), fills it
+over the client API, and measures initial and incremental /sync (median of a few runs) and the
+server's RSS at each size. Prints a table and writes JSON (--json). Issue 9's scaling scenario.
 
     .venv/bin/python bench/scaling.py --json bench/results/scaling.json
+    .venv/bin/python bench/scaling.py --base-url http://127.0.0.1:18008 --server-pid PID \
+        --secret hsbench-shared-secret --json synapse-scaling.json
 """
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import aiohttp
 
-SECRET = "scaling-secret"
+SECRET = "scaling-secret"     # the registration shared secret of the server this script starts
 
 
 def free_port() -> int:
@@ -48,8 +50,8 @@ def rss_mib(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base = http, base
+    def __init__(self, http: aiohttp.ClientSession, base: str, secret: str = SECRET) -> None:
+        self.http, self.base, self.secret = http, base, secret
 
     async def call(self, method: str, path: str, token: str | None = None, body=None, params=None):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -61,7 +63,7 @@ class Bench:
 
     async def user(self, name: str) -> str:
         nonce = (await self.call("GET", "/_synapse/admin/v1/register"))["nonce"]
-        mac = hmac.new(SECRET.encode(), b"\x00".join([nonce.encode(), name.encode(), b"pw", b"notadmin"]),
+        mac = hmac.new(self.secret.encode(), b"\x00".join([nonce.encode(), name.encode(), b"pw", b"notadmin"]),
                        hashlib.sha1).hexdigest()
         body = await self.call("POST", "/_synapse/admin/v1/register",
                                body={"nonce": nonce, "username": name, "password": "pw", "admin": False, "mac": mac})
@@ -74,10 +76,15 @@ class Bench:
 
 
 async def measure_sync(b: Bench, token: str, runs: int = 3) -> tuple[float, float]:
-    """Median initial /sync and median incremental /sync with one new message, in ms."""
-    flt = json.dumps({"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}}})
+    """Median initial /sync and median incremental /sync with one new message, in ms.
+
+    Each run's filter is new (an account_data type nobody uses is left out), so a server that
+    keeps recent /sync responses, as Synapse does for two minutes, computes every one.
+    """
     initial, incremental = [], []
     for _ in range(runs):
+        flt = json.dumps({"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}},
+                          "account_data": {"not_types": [f"scaling.unused.{time.monotonic_ns()}"]}})
         ms, body = await b.timed_sync(token, {"filter": flt})
         initial.append(ms)
         since = body["next_batch"]
@@ -138,7 +145,8 @@ async def measure_growing(b: Bench, token: str, rooms: int, runs: int = 3) -> fl
     return statistics.median(totals)
 
 
-async def run(args: argparse.Namespace) -> dict:
+def start_pocketserver() -> tuple[subprocess.Popen, str]:
+    """A pocketserver in a temporary data directory, its rate limits out of the way."""
     data = Path(tempfile.mkdtemp(prefix="pocket-scaling-"))
     port = free_port()
     config = data / "pocket.toml"
@@ -149,10 +157,20 @@ async def run(args: argparse.Namespace) -> dict:
                       f'registration_shared_secret = "{SECRET}"\nlan_discovery = false\nlog_level = "warning"\n{limits}\n')
     proc = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    results: dict = {"rooms": [], "history": []}
+    return proc, f"http://127.0.0.1:{port}"
+
+
+async def run(args: argparse.Namespace) -> dict:
+    proc = None
+    if args.base_url:
+        base, pid, secret = args.base_url.rstrip("/"), args.server_pid, args.secret
+    else:
+        proc, base = start_pocketserver()
+        pid, secret = proc.pid, SECRET
+    results: dict = {"server": base, "rooms": [], "history": []}
     try:
         async with aiohttp.ClientSession() as http:
-            b = Bench(http, f"http://127.0.0.1:{port}")
+            b = Bench(http, base, secret)
             for _ in range(200):
                 try:
                     await b.call("GET", "/_matrix/client/versions")
@@ -174,10 +192,10 @@ async def run(args: argparse.Namespace) -> dict:
                 growing = await measure_growing(b, me, target)
                 results["rooms"].append({"rooms": target, "initial_ms": initial, "incremental_ms": incr,
                                          "sliding_initial_ms": s_initial, "sliding_incremental_ms": s_incr,
-                                         "sliding_growing_ms": growing, "rss_mib": rss_mib(proc.pid)})
+                                         "sliding_growing_ms": growing, "rss_mib": rss_mib(pid)})
                 print(f"rooms={target:4d}  initial {initial:7.1f} ms  incremental {incr:6.1f} ms  "
                       f"sliding {s_initial:7.1f} / {s_incr:6.1f} ms  whole list {growing:7.1f} ms  "
-                      f"RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+                      f"RSS {rss_mib(pid):6.1f} MiB", flush=True)
             # One room with 100 members and more and more history.
             owner = await b.user("big-room-owner")
             room = (await b.call("POST", "/_matrix/client/v3/createRoom", owner, {"preset": "public_chat"}))["room_id"]
@@ -201,13 +219,14 @@ async def run(args: argparse.Namespace) -> dict:
                 s_initial, s_incr = await measure_sliding(b, reader)
                 results["history"].append({"messages": target, "members": args.members, "initial_ms": initial,
                                            "incremental_ms": incr, "sliding_initial_ms": s_initial,
-                                           "sliding_incremental_ms": s_incr, "rss_mib": rss_mib(proc.pid)})
+                                           "sliding_incremental_ms": s_incr, "rss_mib": rss_mib(pid)})
                 print(f"messages={target:6d} members={args.members}  initial {initial:7.1f} ms  "
                       f"incremental {incr:6.1f} ms  sliding {s_initial:7.1f} / {s_incr:6.1f} ms  "
-                      f"RSS {rss_mib(proc.pid):6.1f} MiB", flush=True)
+                      f"RSS {rss_mib(pid):6.1f} MiB", flush=True)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
     return results
 
 
@@ -217,7 +236,13 @@ def main() -> None:
     parser.add_argument("--history-steps", type=int, nargs="+", default=[1000, 2500, 5000, 10000])
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--base-url", help="measure this running homeserver instead of starting a pocketserver")
+    parser.add_argument("--server-pid", type=int, help="its process, for RSS (with --base-url)")
+    parser.add_argument("--secret", default="hsbench-shared-secret",
+                        help="its registration_shared_secret (with --base-url)")
     args = parser.parse_args()
+    if args.base_url and not args.server_pid:
+        parser.error("--base-url needs --server-pid")
     results = asyncio.run(run(args))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
