@@ -55,6 +55,19 @@ async def get_current_state_ids(db: Database, room_id: str) -> dict[StateKey, st
     return {(r[0], r[1]): r[2] for r in rows}
 
 
+async def get_current_state_ids_of(db: Database, room_ids: Iterable[str]) -> dict[str, dict[StateKey, str]]:
+    """`get_current_state_ids` of many rooms, in one read per 500 rooms."""
+    out: dict[str, dict[StateKey, str]] = {}
+    for chunk, marks in in_chunks(room_ids):
+        for room_id in chunk:
+            out[room_id] = {}
+        rows = await db.fetchall(
+            f"SELECT room_id, type, state_key, event_id FROM current_state WHERE room_id IN ({marks})", chunk)
+        for room_id, event_type, state_key, event_id in rows:
+            out[room_id][(event_type, state_key)] = event_id
+    return out
+
+
 async def get_members(db: Database, room_id: str, membership: str | None = None) -> dict[str, str]:
     """user_id -> membership of the room's current state, optionally only one membership."""
     if membership is None:

@@ -173,10 +173,13 @@ class SlidingSyncService:
             configs[room_id] = configs[room_id].merge(config) if room_id in configs else config
         unread = push_store.get_unread(self._db, user_id, configs)
         sent = dict(base.sent) if base is not None else {}
+        whole = {r: c for r, c in configs.items() if _sent_whole(facts[r], sent.get(r))}
+        timelines, state_ids = await self._read_together(user_id, whole, facts, now)
         rooms: dict[str, Any] = {}
         for room_id, config in configs.items():
             ctx = _RoomContext(user_id, device_id, facts[room_id], config, since, now,
-                               is_dm(facts[room_id], dm_rooms), _counts(unread.get(room_id, {})))
+                               is_dm(facts[room_id], dm_rooms), _counts(unread.get(room_id, {})),
+                               timelines.get(room_id), state_ids.get(room_id))
             entry, sent[room_id] = await self._room(ctx, sent.get(room_id))
             if entry is not None:
                 rooms[room_id] = entry
@@ -187,6 +190,34 @@ class SlidingSyncService:
         empty = not rooms and not extensions.news and base is not None and counts == dict(base.list_counts)
         state = ConnState(now, facts, dm_rooms, sent, counts, extensions.scopes)
         return {"lists": lists, "rooms": rooms, "extensions": extensions.body}, state, empty
+
+    async def _read_together(self, user_id: str, rooms: Mapping[str, RoomConfig], facts: Mapping[str, RoomFacts],
+                             now: StreamToken) -> tuple[dict[str, Timeline], dict[str, dict[StateKey, str]]]:
+        """For the rooms a response sends whole: their timelines, the current state of the ones the
+        roomserver does not hold, and the events and contents these name, each read for all the
+        rooms at once. A room list growing 100 rooms a request otherwise reads room by room."""
+        by_limit: dict[int, dict[str, tuple[int, int]]] = {}
+        for room_id, config in rooms.items():
+            by_limit.setdefault(config.timeline_limit, {})[room_id] = (0, facts[room_id].visible_upto or now.events)
+        timelines: dict[str, Timeline] = {}
+        for limit, ranges in by_limit.items():
+            timelines.update(await sections.load_timelines(self._reader, user_id, ranges, limit=limit,
+                                                           timeline_filter=None))
+        held = {r: self._reader.rs.cached_room_state(r) for r in rooms if facts[r].visible_upto is None}
+        uncached = [r for r, room in held.items() if room is None]
+        state_ids = await room_store.get_current_state_ids_of(self._db, uncached) if uncached else {}
+        wanted: list[str] = []
+        contents: list[str] = []
+        for room_id, room in held.items():
+            ids = state_ids[room_id] if room is None else room.state_ids()
+            wanted += (ids[k] for k in _required_keys(rooms[room_id], user_id, ids, timelines[room_id]))
+            if room is None:
+                contents += (event_id for k, event_id in ids.items() if k[0] in META_STATE_TYPES)
+        if wanted:
+            await self._reader.cache.events(wanted)
+        if contents:
+            await self._reader.cache.contents(contents)
+        return timelines, state_ids
 
     @staticmethod
     def _lists(requested: Mapping[str, ListConfig], facts: Mapping[str, RoomFacts], dm_rooms: frozenset[str],
@@ -227,11 +258,13 @@ class SlidingSyncService:
         facts, config = ctx.facts, ctx.config
         upto = facts.visible_upto or ctx.now.events
         expand = sent is not None and config.timeline_limit > sent.config.timeline_limit
-        timeline = await self._timeline(ctx, after=0 if sent is None or expand else sent.upto, upto=upto)
-        state_ids = await self._state_ids(facts)
-        keys = [k for k in state_ids if config.wants(k, ctx.user_id)]
+        if sent is None and ctx.timeline is not None:
+            timeline = ctx.timeline
+        else:
+            timeline = await self._timeline(ctx, after=0 if sent is None or expand else sent.upto, upto=upto)
+        state_ids = ctx.state_ids if ctx.state_ids is not None else await self._state_ids(facts)
         lazy = frozenset(e.sender for e in timeline.events) if config.lazy_members else frozenset()
-        keys += [("m.room.member", u) for u in lazy if ("m.room.member", u) in state_ids]
+        keys = _required_keys(config, ctx.user_id, state_ids, timeline)
         required = await _events_in_order(self._reader.cache, (state_ids[k] for k in keys))
         meta = _room_meta(await self._meta_contents(facts, state_ids), ctx)
         entry: dict[str, Any] = {**({"initial": True} if initial else {}), **_visible_meta(meta)}
@@ -348,6 +381,23 @@ class _RoomContext:
     now: StreamToken
     is_dm: bool
     counts: tuple[int, int]         # (notification_count, highlight_count)
+    timeline: Timeline | None = None                  # read beforehand, for a room sent whole
+    state_ids: Mapping[StateKey, str] | None = None   # its current state, when read beforehand
+
+
+def _sent_whole(facts: RoomFacts, sent: SentRoom | None) -> bool:
+    """Whether `_room` sends the room from scratch: new to the connection, or its membership changed."""
+    return facts.membership not in ("invite", "knock") and (sent is None or sent.membership != facts.membership)
+
+
+def _required_keys(config: RoomConfig, user_id: str, state_ids: Mapping[StateKey, str],
+                   timeline: Timeline) -> list[StateKey]:
+    """The state a whole room is sent with: what required_state asks for, and with "$LAZY" the
+    member events of the timeline's senders."""
+    keys = [k for k in state_ids if config.wants(k, user_id)]
+    if config.lazy_members:
+        keys += [("m.room.member", u) for u in {e.sender for e in timeline.events} if ("m.room.member", u) in state_ids]
+    return keys
 
 
 def _counts(threads: Mapping[str, tuple[int, int]]) -> tuple[int, int]:

@@ -261,7 +261,8 @@ async def test_first_response_reads_room_facts_without_loading_each_room(api, mo
 
     def listing(filters: dict[str, Any]) -> dict[str, Any]:
         return {"ranges": [[0, 0]], "timeline_limit": 1, "filters": filters}
-    got = await ss(api, a, {"lists": {"all": listing({}), "encrypted": listing({"is_encrypted": True}),
+    everything = {**listing({}), "required_state": [["m.room.name", ""], ["m.room.member", "$LAZY"]]}
+    got = await ss(api, a, {"lists": {"all": everything, "encrypted": listing({"is_encrypted": True}),
                                       "spaces": listing({"room_types": ["m.space"]}),
                                       "normal": listing({"room_types": [None]}),
                                       "in_space": listing({"spaces": [space]})}})
@@ -272,6 +273,11 @@ async def test_first_response_reads_room_facts_without_loading_each_room(api, mo
     assert loaded == [space]
     assert got["rooms"][secret]["name"] == "Secret" and got["rooms"][plain[3]]["joined_count"] == 1
     assert bodies(got["rooms"][plain[3]]) == ["newest"]
+    # Read for all the rooms at once, the state sent is the same: the name, and the timeline's sender.
+    assert sorted((e["type"], e["state_key"]) for e in got["rooms"][plain[3]]["required_state"]) == [
+        ("m.room.member", "@alice:test.local"), ("m.room.name", "")]
+    assert [e["content"] for e in got["rooms"][plain[3]]["required_state"] if e["type"] == "m.room.name"] == [
+        {"name": "r3"}]
 
 
 async def test_pos_continuity_unknown_pos_and_conn_id(api) -> None:
