@@ -171,11 +171,16 @@ class PresenceService:
                 await self._changed(user_id, state)
 
     async def _changed(self, user_id: str, state: UserPresence) -> None:
+        # Who to wake is read first; the change then takes its stream position and the notifier
+        # advances to it in one step. Taking the position before the read let a /sync in between
+        # send the change under an older next_batch, and the client got it again from there, at
+        # once, until the read was done: under load, /sync in a loop.
+        users = await self.interested_users(user_id)
         self._changes.set()
         self.serial += 1
         state.stream_position = self.serial
         self._dirty.add(user_id)
-        self._notifier.advance(STREAM, self.serial, users=await self.interested_users(user_id))
+        self._notifier.advance(STREAM, self.serial, users=users)
 
     async def interested_users(self, user_id: str) -> set[str]:
         """The user and everyone joined to a room the user is joined to."""
@@ -255,8 +260,9 @@ class PresenceService:
                 log.exception("presence timeouts failed")
                 await asyncio.sleep(MAX_TIMEOUT_SLEEP_S)
 
-    def changed_since(self, position: int) -> Iterable[tuple[str, UserPresence]]:
-        return [(u, s) for u, s in self._states.items() if s.stream_position > position]
+    def changed_since(self, position: int, upto: int) -> Iterable[tuple[str, UserPresence]]:
+        """The users whose presence took a position in (position, upto]."""
+        return [(u, s) for u, s in self._states.items() if position < s.stream_position <= upto]
 
 
 class PresenceSource:
@@ -273,15 +279,18 @@ class PresenceSource:
         since = ctx.since.presence if ctx.since is not None else None
         # The stream position is kept in memory; a token ahead of it predates a restart.
         reset = since is not None and since > ctx.now.presence
-        if since is not None and not reset and self._presence.serial <= since:
+        # Bounded by the token's position: a change that took its position after it is sent by
+        # the next /sync, not under a next_batch that comes before it.
+        if since is not None and not reset and ctx.now.presence <= since:
             return False
         if since is None or reset:
             users = {ctx.user_id} | await room_store.get_joined_users(self._db, ctx.joined_rooms)
             # Initial sync leaves out offline users, as Synapse does.
             states = [(u, self._presence.state(u)) for u in sorted(users)]
-            states = [(u, s) for u, s in states if s.stream_position and (reset or s.presence != OFFLINE)]
+            states = [(u, s) for u, s in states
+                      if 0 < s.stream_position <= ctx.now.presence and (reset or s.presence != OFFLINE)]
         else:
-            changed = sorted(self._presence.changed_since(since))
+            changed = sorted(self._presence.changed_since(since, ctx.now.presence))
             sharing = await self._sharing(ctx, [u for u, _ in changed])
             states = [(u, s) for u, s in changed if u in sharing]
         presence_filter = ctx.sync_filter.get("presence")
