@@ -193,9 +193,10 @@ class SlidingSyncService:
 
     async def _read_together(self, user_id: str, rooms: Mapping[str, RoomConfig], facts: Mapping[str, RoomFacts],
                              now: StreamToken) -> tuple[dict[str, Timeline], dict[str, dict[StateKey, str]]]:
-        """For the rooms a response sends whole: their timelines, the current state of the ones the
-        roomserver does not hold, and the events and contents these name, each read for all the
-        rooms at once. A room list growing 100 rooms a request otherwise reads room by room."""
+        """For the rooms a response sends whole: their timelines, the current state of the joined
+        ones (read for the rooms the roomserver does not hold), and the events and contents these
+        name, each read for all the rooms at once. A room list growing 100 rooms a request
+        otherwise reads room by room."""
         by_limit: dict[int, dict[str, tuple[int, int]]] = {}
         for room_id, config in rooms.items():
             by_limit.setdefault(config.timeline_limit, {})[room_id] = (0, facts[room_id].visible_upto or now.events)
@@ -209,7 +210,7 @@ class SlidingSyncService:
         wanted: list[str] = []
         contents: list[str] = []
         for room_id, room in held.items():
-            ids = state_ids[room_id] if room is None else room.state_ids()
+            ids = state_ids[room_id] if room is None else state_ids.setdefault(room_id, room.state_ids())
             wanted += (ids[k] for k in _required_keys(rooms[room_id], user_id, ids, timelines[room_id]))
             if room is None:
                 contents += (event_id for k, event_id in ids.items() if k[0] in META_STATE_TYPES)
