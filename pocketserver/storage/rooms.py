@@ -51,8 +51,7 @@ async def update_current_state(tx: Transaction, room_id: str, changes: Iterable[
 
 
 async def get_current_state_ids(db: Database, room_id: str) -> dict[StateKey, str]:
-    rows = await db.fetchall("SELECT type, state_key, event_id FROM current_state WHERE room_id = ?", (room_id,))
-    return {(r[0], r[1]): r[2] for r in rows}
+    return (await get_current_state_ids_of(db, [room_id]))[room_id]
 
 
 async def get_current_state_ids_of(db: Database, room_ids: Iterable[str]) -> dict[str, dict[StateKey, str]]:
