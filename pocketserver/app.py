@@ -18,6 +18,7 @@ from pocketserver.client import media
 from pocketserver.client import directory, reporting, room_summary, room_upgrade
 from pocketserver.client import key_backup, keys, to_device
 from pocketserver.client import sliding_sync
+from pocketserver.client import asgi
 from pocketserver.config import Config
 from pocketserver.discovery import landing
 from pocketserver.errors import register_error_handlers
@@ -62,6 +63,8 @@ def create_app(config: Config, server: Server | None = None) -> Quart:
     """Build the app for `config`; the Server starts and stops with the app's serving."""
     app = Quart("pocketserver", static_folder=None)
     app.url_rule_class = LazyBuilderRule
+    app.request_class = asgi.Request          # (the media blueprint refines both for uploads)
+    app.asgi_http_class = asgi.HTTPConnection
     # `/state/{type}/` (empty state key) must match without a redirect.
     app.url_map.strict_slashes = False
     app.config["MAX_CONTENT_LENGTH"] = config.max_request_bytes

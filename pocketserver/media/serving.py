@@ -13,8 +13,9 @@ from typing import Any, AsyncIterator, BinaryIO, ClassVar
 from urllib.parse import quote
 
 from quart import Quart, Response
-from quart.asgi import ASGIHTTPConnection
-from quart.wrappers.request import Body, Request
+from quart.wrappers.request import Body
+
+from pocketserver.client.asgi import HTTPConnection, Request
 
 # Spec: "Content repository": the recommended policy, plus media-src 'self' as Synapse sends.
 CONTENT_SECURITY_POLICY = ("sandbox; default-src 'none'; script-src 'none'; plugin-types application/pdf; "
@@ -221,7 +222,7 @@ class UploadRequest(Request):
         super().__init__(method, scheme, path, *args, **kwargs)
 
 
-class UploadHTTPConnection(ASGIHTTPConnection):
+class UploadHTTPConnection(HTTPConnection):
     """Feeds an UploadBody only as fast as the handler drains it (ASGI receive is the valve)."""
 
     async def handle_messages(self, request: Request, receive: Any) -> None:

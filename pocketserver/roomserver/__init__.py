@@ -25,7 +25,7 @@ from pocketserver.rooms.events import (MAX_EVENT_BYTES, EventFormatError, EventT
 from pocketserver.rooms.signing import SigningKey
 from pocketserver.rooms.redaction import redact
 from pocketserver.roomserver.limits import RoomLimits
-from pocketserver.roomserver.room_state import RoomState, load_room_state, pdu_from_stored, stored_json
+from pocketserver.roomserver.room_state import RoomState, load_room_state, pdu_from_stored
 from pocketserver.roomserver.visibility import StateCache
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
@@ -232,7 +232,7 @@ class RoomServer:
                 await event_store.insert_event(
                     tx, event_id=pdu.event_id, room_id=room_id, stream_ordering=position, type=pdu.type,
                     state_key=pdu.state_key, sender=pdu.sender, depth=pdu.depth,
-                    origin_server_ts=pdu.origin_server_ts, raw=stored_json(pdu), prev_events=pdu.prev_events,
+                    origin_server_ts=pdu.origin_server_ts, raw=pdu.raw, prev_events=pdu.prev_events,
                     state_before=before_group, state_after=group, replaces_state=replaces,
                     relates_to=relates_to if isinstance(relates_to, str) else None,
                     rel_type=rel_type if isinstance(rel_type, str) else None,

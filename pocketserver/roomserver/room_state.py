@@ -1,9 +1,7 @@
 """The in-memory view of one room that the roomserver builds events against."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from pocketserver.rooms.events import Pdu, StateKey, pdu_from_checked
 from pocketserver.rooms.versions import RoomVersion, get_room_version
@@ -77,8 +75,3 @@ async def load_room_state(db: Database, room_id: str) -> RoomState | None:
     latest = max((stored[eid] for eid in extremity_ids), key=lambda e: e.stream_ordering)
     chain = await db.read(lambda conn: state_store.get_chain_length(conn, latest.state_after))
     return RoomState(room_id, version, state[("m.room.create", "")], state, extremities, latest.state_after, chain)
-
-
-def stored_json(pdu: Pdu) -> dict[str, Any]:
-    """The JSON kept for a PDU: exactly what was signed."""
-    return json.loads(json.dumps(pdu.raw))
