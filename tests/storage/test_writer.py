@@ -335,3 +335,26 @@ async def test_a_rider_does_not_make_a_batch_that_changed_nothing_sync(db: Datab
     assert not rider.done()
     await db.write(insert(2))
     assert await asyncio.wait_for(rider, 1) == 1
+
+
+async def test_a_batch_waits_off_the_loop_for_a_write_lock_another_process_holds(tmp_path: Path) -> None:
+    """The writer first takes the write lock on the loop's thread without waiting; when another
+    connection holds it, the batch waits on the writer's thread and commits once it is free."""
+    database = await open_database(tmp_path / "test.db")
+    try:
+        other = sqlite3.connect(tmp_path / "test.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.ensure_future(database.write(lambda tx: tx.execute("INSERT INTO t (k, v) VALUES (1, 'a')")))
+        ticks = 0
+        for _ in range(10):                  # the event loop keeps running while the batch waits
+            await asyncio.sleep(0.02)
+            ticks += 1
+        assert ticks == 10 and not write.done()
+        other.execute("COMMIT")
+        other.close()
+        await asyncio.wait_for(write, 5)
+        await database.write(lambda tx: tx.execute("INSERT INTO t (k, v) VALUES (2, 'b')"))
+        assert database.writer._conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+    finally:
+        await database.close()
+    assert stored_keys(tmp_path / "test.db") == [1, 2]
