@@ -35,6 +35,11 @@ GROUP_COMMIT_WAIT_S = 0.008
 BATCH_FILL_WAIT_S = (0.003, 0.015)
 BATCH_HISTORY_S = 0.05           # recent batch sizes older than a pause this long are forgotten
 YIELD_EVERY_JOBS = 8             # a batch lets the event loop run other tasks after this many jobs
+# Every waiter of a batch also waits for the riders' work, so riders prefer a batch with few jobs
+# (a lone message, a read receipt): a bigger one, which means requests are arriving together,
+# they let go by this many times before they join one anyway.
+RIDERS_JOIN_BATCHES_UP_TO = 2
+RIDERS_PASS_BIG_BATCHES = 8
 
 
 @dataclass(slots=True)
@@ -168,6 +173,7 @@ class Writer:
         self._task: asyncio.Task[None] | None = None
         self._carry: _Pending | None = None
         self._riders: dict[_Pending, asyncio.TimerHandle] = {}   # queued jobs waiting for a batch to join
+        self._big_batches_passed = 0              # by the riders waiting now
         self.stats = WriterStats()
 
     def add_listener(self, listener: Listener) -> None:
@@ -315,8 +321,21 @@ class Writer:
             self._queue.put_nowait(pending)
             self._arrived.set()
 
+    def _riders_join(self, jobs: int) -> bool:
+        """Whether the waiting riders join a batch of `jobs` jobs that changed something.
+
+        A rider's work (an index round over the last second's messages) delays every waiter of
+        the batch it joins. After a quiet spell, the first batch of a burst of requests would
+        carry it; a few batches later, or a small batch, costs fewer waiters less.
+        """
+        if jobs <= RIDERS_JOIN_BATCHES_UP_TO or self._big_batches_passed >= RIDERS_PASS_BIG_BATCHES:
+            return True
+        self._big_batches_passed += 1
+        return False
+
     def _take_riders(self) -> list[_Pending]:
         riders = list(self._riders)
+        self._big_batches_passed = 0
         for handle in self._riders.values():
             handle.cancel()
         self._riders.clear()
@@ -401,7 +420,8 @@ class Writer:
                 await self._blocking("BEGIN IMMEDIATE")
             changed_before = self._conn.total_changes
             await self._run_jobs(batch, outcomes, changes)
-            if take_riders and self._riders and self._conn.total_changes != changed_before:
+            if take_riders and self._riders and self._conn.total_changes != changed_before \
+                    and self._riders_join(len(batch)):
                 riders = self._take_riders()
                 everyone = batch + riders
                 await self._run_jobs(riders, outcomes, changes)

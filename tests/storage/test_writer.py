@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pocketserver.storage.database import Database
+from pocketserver.storage import writer
 from pocketserver.storage.writer import Changes, Transaction
 
 
@@ -335,6 +336,27 @@ async def test_a_rider_does_not_make_a_batch_that_changed_nothing_sync(db: Datab
     assert not rider.done()
     await db.write(insert(2))
     assert await asyncio.wait_for(rider, 1) == 1
+
+
+async def test_a_rider_lets_big_batches_go_by_a_few_times(db: Database) -> None:
+    """Every waiter of a batch waits for its riders too: they join a batch of one or two jobs at
+    once, and a bigger one (requests arriving together) only after letting a few go by."""
+    rider = asyncio.ensure_future(db.write_along(insert(1000), within=60))
+    await asyncio.sleep(0)
+    key = 0
+    for _ in range(writer.RIDERS_PASS_BIG_BATCHES):
+        keys = range(key, key + writer.RIDERS_JOIN_BATCHES_UP_TO + 1)
+        key += len(keys)
+        assert await asyncio.gather(*(db.writer.enqueue(insert(k)) for k in keys)) == list(keys)
+        assert not rider.done()
+    commits = db.writer.stats.commits
+    await asyncio.gather(*(db.writer.enqueue(insert(k)) for k in range(key, key + 3)))
+    assert await asyncio.wait_for(rider, 1) == 1000 and db.writer.stats.commits == commits + 1
+
+    rider = asyncio.ensure_future(db.write_along(insert(2000), within=60))
+    await asyncio.sleep(0)
+    await db.write(insert(2001))                 # a lone job: the rider joins it at once
+    assert await asyncio.wait_for(rider, 1) == 2000
 
 
 async def test_a_batch_waits_off_the_loop_for_a_write_lock_another_process_holds(tmp_path: Path) -> None:
