@@ -318,6 +318,8 @@ class Writer:
     def _board(self, pending: _Pending) -> None:
         """A rider's wait is over: queue it as an ordinary job, which starts a batch if none is due."""
         if self._riders.pop(pending, None) is not None:
+            if not self._riders:
+                self._big_batches_passed = 0
             self._queue.put_nowait(pending)
             self._arrived.set()
 
