@@ -50,42 +50,51 @@ SCHEMA_VERSION = max(n for n, _, _ in _migrations())
 
 
 def migrate(path: Path) -> int:
-    """Apply the pending migrations in one transaction; refuse a database from a newer version.
+    """Apply the pending migrations on a connection of its own (the offline commands' way in).
 
-    One transaction, not one per migration: the database is never left between two of them,
-    and a first start commits (and syncs) once instead of once per migration, ~5 ms sooner.
-    Returns the schema version. Runs synchronously, before the server starts serving.
+    Returns the schema version.
     """
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode = WAL")
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        if current > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"{path} has schema version {current}, but this pocketserver only knows up to "
-                f"{SCHEMA_VERSION}: it was used by a newer pocketserver. Upgrade pocketserver, "
-                "or restore a backup made with this version.")
-        pending = [(number, name, sql) for number, name, sql in _migrations() if number > current]
-        if not pending:
-            return current
-        name = pending[0][1]
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            for _, name, sql in pending:
-                log.info("applying migration %s", name)
-                for statement in _split_statements(sql):
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {pending[-1][0]}")
-            conn.execute("COMMIT")
-        except (sqlite3.Error, DatabaseError) as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise DatabaseError(f"migration {name} failed and was rolled back, with every "
-                                f"migration pending: {exc}") from exc
-        return pending[-1][0]
+        return apply_migrations(conn, path)
     finally:
         conn.close()
+
+
+def apply_migrations(conn: sqlite3.Connection, path: Path) -> int:
+    """Apply the pending migrations in one transaction; refuse a database from a newer version.
+
+    One transaction, not one per migration: the database is never left between two of them,
+    and a first start commits (and syncs) once instead of once per migration, ~5 ms sooner.
+    `conn` must be in autocommit mode (isolation_level None) with foreign keys off, as
+    migrations that rebuild a table need. Returns the schema version.
+    """
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise DatabaseError(
+            f"{path} has schema version {current}, but this pocketserver only knows up to "
+            f"{SCHEMA_VERSION}: it was used by a newer pocketserver. Upgrade pocketserver, "
+            "or restore a backup made with this version.")
+    pending = [(number, name, sql) for number, name, sql in _migrations() if number > current]
+    if not pending:
+        return current
+    name = pending[0][1]
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for _, name, sql in pending:
+            log.info("applying migration %s", name)
+            for statement in _split_statements(sql):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {pending[-1][0]}")
+        conn.execute("COMMIT")
+    except (sqlite3.Error, DatabaseError) as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise DatabaseError(f"migration {name} failed and was rolled back, with every "
+                            f"migration pending: {exc}") from exc
+    return pending[-1][0]
 
 
 def _split_statements(sql: str) -> Iterable[str]:
@@ -111,15 +120,24 @@ async def _connect_reader(path: Path) -> aiosqlite.Connection:
 
 
 def _connect_writer(path: Path) -> sqlite3.Connection:
-    """The write connection: used by the writer task, which moves blocking statements to its thread."""
+    """The write connection, migrated: used by the writer task, which moves blocking statements to its thread.
+
+    It applies the migrations itself: a connection of their own would checkpoint and remove the
+    WAL as it closed, a disk sync and two files made again (more on an SD card).
+    """
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")      # the Checkpointer does it beside the writer
+        apply_migrations(conn, path)
+        conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        conn.close()
+        raise
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA journal_mode = WAL")
-    # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA wal_autocheckpoint = 0")      # the Checkpointer does it beside the writer
     return conn
 
 
@@ -151,7 +169,6 @@ class Database:
     async def open(self) -> None:
         """Migrate, open the connections and start the writer."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(migrate, self.path)
         self._write_conn = await asyncio.to_thread(_connect_writer, self.path)
         self.writer = Writer(self._write_conn, max_batch_jobs=self._max_batch_jobs)
         self._lookup_conn = _connect_lookup(self.path)

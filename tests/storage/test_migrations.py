@@ -95,3 +95,27 @@ def test_receipts_and_read_positions_are_stored_by_their_key(tmp_path: Path, mon
             conn.execute("INSERT INTO push_read_positions VALUES ('@a:hs', '!r:hs', '', 9)")
     finally:
         conn.close()
+
+
+def test_the_writer_connection_migrates_and_then_enforces_foreign_keys(tmp_path: Path) -> None:
+    """The server's write connection applies the migrations itself, then turns foreign keys on."""
+    path = tmp_path / "db.sqlite"
+    conn = database._connect_writer(path)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2     # FULL
+        assert isinstance(conn.execute("SELECT 1 AS one").fetchone(), sqlite3.Row)
+    finally:
+        conn.close()
+    assert migrate(path) == SCHEMA_VERSION      # nothing left to apply
+
+
+def test_the_writer_connection_refuses_a_newer_database(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(DatabaseError, match="newer pocketserver"):
+        database._connect_writer(path)
