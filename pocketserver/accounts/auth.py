@@ -9,8 +9,7 @@ import logging
 import secrets
 import string
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.errors import GuestAccessForbidden, MissingToken, UnknownToken
 from pocketserver.storage import accounts as store
@@ -40,8 +39,7 @@ def new_device_id() -> str:
     return "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
 
 
-@dataclass(frozen=True, slots=True)
-class Requester:
+class Requester(NamedTuple):
     """Who is making a request: the user and the device its access token belongs to."""
 
     user_id: str

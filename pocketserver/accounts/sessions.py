@@ -5,8 +5,7 @@ Spec: client-server-api, "Login", "Refreshing access tokens", "Logout".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.accounts.auth import (Authenticator, Requester, hash_token, new_access_token,
                                         new_device_id, new_refresh_token, now_ms)
@@ -26,8 +25,7 @@ MAX_DEVICE_ID_CHARS = 255
 MAX_DISPLAY_NAME_CHARS = 512
 
 
-@dataclass(frozen=True, slots=True)
-class IssuedSession:
+class IssuedSession(NamedTuple):
     """What a client receives after registering or logging in."""
 
     user_id: str

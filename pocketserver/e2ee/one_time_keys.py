@@ -6,8 +6,7 @@ Spec: client-server-api, "One-time and fallback keys", "POST /_matrix/client/v3/
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.errors import BadJson, InvalidParam
 from pocketserver.ids import InvalidIdentifier, UserID
@@ -27,8 +26,7 @@ DEFAULT_ALGORITHM = "signed_curve25519"
 UNREACHABLE = {"status": 503, "message": "Federation is disabled on this server"}
 
 
-@dataclass(frozen=True, slots=True)
-class UploadedKey:
+class UploadedKey(NamedTuple):
     algorithm: str
     key_id: str
     key: Any                           # an unpadded base64 string or a signed key object

@@ -5,7 +5,6 @@ position, which acknowledges it. Spec: client-server-api, "Send-to-Device messag
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -100,6 +99,6 @@ class ToDevice:
             return False
         if len(pending) > MAX_MESSAGES_PER_SYNC:
             pending = pending[:MAX_MESSAGES_PER_SYNC]
-            ctx.response["next_batch"] = dataclasses.replace(ctx.now, to_device=pending[-1][0]).serialize()
+            ctx.response["next_batch"] = ctx.now._replace(to_device=pending[-1][0]).serialize()
         ctx.response["to_device"] = {"events": [message for _, message in pending]}
         return True

@@ -8,9 +8,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any, AsyncIterator, Iterator, NamedTuple
 
 from pocketserver.config import Config
 from pocketserver.errors import BadRequest, Forbidden, LimitExceeded, NotFound, TooLarge, Unrecognized
@@ -44,8 +43,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class ServedThumbnail:
+class ServedThumbnail(NamedTuple):
     path: Path
     content_type: str
 

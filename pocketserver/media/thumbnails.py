@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import NamedTuple, TYPE_CHECKING
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -44,8 +43,7 @@ class ImageTooLarge(Exception):
     """The image claims more pixels than MAX_IMAGE_PIXELS; it was not decoded."""
 
 
-@dataclass(frozen=True, slots=True)
-class Thumbnail:
+class Thumbnail(NamedTuple):
     """A made thumbnail, or (`original`, no data) when the source itself should be served."""
 
     data: bytes

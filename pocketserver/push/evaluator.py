@@ -11,7 +11,8 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 KINDS = ("override", "content", "room", "sender", "underride")
 LEGACY_ACTIONS = ("dont_notify", "coalesce")
@@ -70,15 +71,14 @@ class PushRule:
         return tuple(self.conditions or ())
 
 
-@dataclass(frozen=True, slots=True)
-class PushContext:
+class PushContext(NamedTuple):
     """What the conditions need to know besides the event, for one user."""
 
     user_id: str
     display_name: str | None = None
     member_count: int = 0
     sender_power_level: float = 0
-    notification_levels: Mapping[str, int] = field(default_factory=lambda: {"room": 50})
+    notification_levels: Mapping[str, int] = MappingProxyType({"room": 50})
 
 
 def strip_legacy_actions(actions: Iterable[Any]) -> tuple[Any, ...]:

@@ -11,8 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.errors import InvalidParam, MissingParam
 from pocketserver.push.gateway import Gateway, GatewayError, is_valid_notify_url
@@ -35,8 +34,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-@dataclass(frozen=True, slots=True)
-class Pusher:
+class Pusher(NamedTuple):
     id: int
     user_id: str
     device_id: str | None
@@ -70,8 +68,7 @@ class Pusher:
         return self.data.get("format") == "event_id_only"
 
 
-@dataclass(frozen=True, slots=True)
-class PusherRequest:
+class PusherRequest(NamedTuple):
     """A validated POST /pushers/set body; `kind` None means delete."""
 
     kind: str | None

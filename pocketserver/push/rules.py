@@ -6,8 +6,7 @@ through /sync. Spec: client-server-api, "Push Rules: API", "Push Rules: Events".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.errors import BadRequest, InvalidParam, NotFound
 from pocketserver.push.default_rules import default_rules
@@ -22,8 +21,7 @@ MAX_CACHED_USERS = 1024
 MAX_RULES_PER_KIND = 500
 
 
-@dataclass(frozen=True, slots=True)
-class RuleSet:
+class RuleSet(NamedTuple):
     """A user's complete rule list in evaluation order (the master rule first)."""
 
     rules: tuple[PushRule, ...]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import nacl.exceptions
 import nacl.signing
@@ -24,8 +24,7 @@ class SignatureError(Exception):
     """A signature or content hash is missing or does not verify."""
 
 
-@dataclass(frozen=True, slots=True)
-class SigningKey:
+class SigningKey(NamedTuple):
     """An ed25519 signing key with its key ID, e.g. `ed25519:a_Abc`."""
 
     key_id: str

@@ -6,13 +6,11 @@ Spec: server-server-api, "Authorization rules" and "Adding hashes and signatures
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.config import Config
 from pocketserver.e2ee.device_lists import record_membership_change
@@ -37,8 +35,7 @@ log = logging.getLogger(__name__)
 MAX_CACHED_ROOMS = 256
 
 
-@dataclass(frozen=True, slots=True)
-class EventSpec:
+class EventSpec(NamedTuple):
     """What a local event should say; the roomserver fills in the rest."""
 
     type: str
@@ -47,8 +44,7 @@ class EventSpec:
     redacts: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Persisted:
+class Persisted(NamedTuple):
     event_id: str
     stream_ordering: int
 
@@ -303,7 +299,7 @@ class RoomServer:
         self.state_cache.forget_content(target_id)
         if target.state_key is not None:
             key = (target.type, target.state_key)
-            redacted_pdu = pdu_from_stored(dataclasses.replace(target, json=redacted), room.version)
+            redacted_pdu = pdu_from_stored(target._replace(json=redacted), room.version)
             # Current state now holds the redacted form; later auth checks must use it.
             for view in (room, self._rooms.get(room.room_id)):
                 current = view.state.get(key) if view is not None else None

@@ -7,8 +7,8 @@ Spec: client-server-api, "Forming relationships between events", "Aggregations o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TYPE_CHECKING
 
 from pocketserver.errors import NotFound
 from pocketserver.rooms.redaction import redact
@@ -32,8 +32,7 @@ TIMESTAMP_BATCH = 50
 TIMESTAMP_MAX_BATCHES = 20
 
 
-@dataclass(frozen=True, slots=True)
-class RelationsPage:
+class RelationsPage(NamedTuple):
     """One page of child events with the tokens around it."""
 
     chunk: list[StoredEvent]
@@ -126,7 +125,7 @@ async def get_thread_roots(reader: "RoomReader", user_id: str, room_id: str, *, 
     if any(e.sender in ignored for e in visible):
         # "If the thread root event was sent by an ignored user, the event is returned redacted."
         version = (await reader.rs.require_room(room_id)).version
-        visible = [replace(e, json=redact(e.json, version)) if e.sender in ignored else e for e in visible]
+        visible = [e._replace(json=redact(e.json, version)) if e.sender in ignored else e for e in visible]
     return visible, next_batch
 
 

@@ -4,14 +4,13 @@ Spec: client-server-api, "Client Authentication", "Device management".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
 
-@dataclass(frozen=True, slots=True)
-class UserRow:
+class UserRow(NamedTuple):
     user_id: str
     password_hash: str | None
     admin: bool
@@ -20,8 +19,7 @@ class UserRow:
     created_ts: int
 
 
-@dataclass(frozen=True, slots=True)
-class TokenOwner:
+class TokenOwner(NamedTuple):
     user_id: str
     device_id: str
     is_guest: bool
@@ -29,8 +27,7 @@ class TokenOwner:
     refresh_token_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRow:
+class DeviceRow(NamedTuple):
     device_id: str
     display_name: str | None
     last_seen_ip: str | None

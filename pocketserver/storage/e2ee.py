@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
@@ -15,14 +14,12 @@ from pocketserver.storage.writer import Transaction
 JsonObject = dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedKey:
+class ClaimedKey(NamedTuple):
     key_id: str                        # "<algorithm>:<key_id>"
     key: Any                           # the key object (or string) as uploaded
 
 
-@dataclass(frozen=True, slots=True)
-class Signature:
+class Signature(NamedTuple):
     signer_user_id: str
     signer_key_id: str
     target_user_id: str

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from sys import intern
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
@@ -19,8 +18,7 @@ STREAM = "events"
 SMALL_RANGE = 64
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     """An event as stored, with the server-local facts kept apart from the signed JSON."""
 
     event_id: str

@@ -5,23 +5,20 @@ Spec: client-server-api, "Server-side key backups".
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
 
-@dataclass(frozen=True, slots=True)
-class BackupVersion:
+class BackupVersion(NamedTuple):
     version: int
     algorithm: str
     auth_data: dict[str, Any]
     etag: int
 
 
-@dataclass(frozen=True, slots=True)
-class RoomKey:
+class RoomKey(NamedTuple):
     """One backed-up Megolm session: KeyBackupData."""
 
     first_message_index: int

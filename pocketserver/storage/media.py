@@ -17,16 +17,14 @@ import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
 
-@dataclass(frozen=True, slots=True)
-class MediaRecord:
+class MediaRecord(NamedTuple):
     """One media row; `content_hash` is None while a created ID waits for its upload."""
 
     origin: str
@@ -42,8 +40,7 @@ class MediaRecord:
     authenticated: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ThumbnailRecord:
+class ThumbnailRecord(NamedTuple):
     content_hash: str
     width: int
     height: int

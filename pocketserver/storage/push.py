@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
@@ -26,8 +25,7 @@ def _dumps(value: Any) -> str:
 
 # --- push rules ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class StoredRule:
+class StoredRule(NamedTuple):
     kind: str
     rule_id: str
     priority: int
@@ -229,8 +227,7 @@ async def get_badge_count(db: Reads, user_id: str) -> int:
     return int(row[0]) if row else 0
 
 
-@dataclass(frozen=True, slots=True)
-class PushActionRow:
+class PushActionRow(NamedTuple):
     stream_ordering: int
     room_id: str
     event_id: str
@@ -346,8 +343,7 @@ async def enqueue_push(tx: Transaction, pusher_id: int, notification: dict[str, 
                      "VALUES (?, ?, ?, ?)", (pusher_id, _dumps(notification), now_ms, now_ms))
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedPush:
+class QueuedPush(NamedTuple):
     id: int
     pusher_id: int
     notification: dict[str, Any]

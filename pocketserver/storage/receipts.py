@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
@@ -18,8 +17,7 @@ STREAM = "receipts"
 PRIVATE_TYPES = frozenset({"m.read.private"})
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
+class Receipt(NamedTuple):
     room_id: str
     receipt_type: str
     user_id: str
@@ -29,8 +27,7 @@ class Receipt:
     stream_position: int
 
 
-@dataclass(frozen=True, slots=True)
-class ReceiptTarget:
+class ReceiptTarget(NamedTuple):
     """What a receipt needs to know about the event it points at."""
 
     event_id: str
@@ -109,8 +106,7 @@ async def get_fully_read_tx(tx: Transaction, user_id: str, room_id: str) -> str 
     return event_id if isinstance(event_id, str) else None
 
 
-@dataclass(frozen=True, slots=True)
-class PresenceRow:
+class PresenceRow(NamedTuple):
     user_id: str
     presence: str
     status_msg: str | None

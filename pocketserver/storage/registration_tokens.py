@@ -4,14 +4,13 @@ Spec: client-server-api, "Token-authenticated registration".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
 
-@dataclass(frozen=True, slots=True)
-class RegistrationToken:
+class RegistrationToken(NamedTuple):
     token: str
     uses_allowed: int | None
     completed: int

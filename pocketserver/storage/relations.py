@@ -8,7 +8,7 @@ Spec: client-server-api, "Forming relationships between events".
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pocketserver.storage import events as event_store
 from pocketserver.storage.database import IN_LIST_SIZE, Database, in_chunks
@@ -61,8 +61,7 @@ GET_EVENTS_BY_TS_BACKWARDS = (f"SELECT {_COLUMNS} FROM events WHERE room_id = ? 
                               "LIMIT ? OFFSET ?")
 
 
-@dataclass(frozen=True, slots=True)
-class Child:
+class Child(NamedTuple):
     """A child event with the relation it has to its parent."""
 
     event: StoredEvent

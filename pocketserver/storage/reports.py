@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
@@ -18,8 +17,7 @@ _GET_REPORTS = """SELECT id, kind, room_id, event_id, target_user_id, reporter, 
 FROM reports WHERE id > ? ORDER BY id LIMIT ?"""
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(NamedTuple):
     id: int
     kind: str
     room_id: str | None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
@@ -14,8 +14,7 @@ from pocketserver.storage.writer import Transaction
 StateKey = tuple[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class RoomRow:
+class RoomRow(NamedTuple):
     room_id: str
     room_version: str
     creator: str

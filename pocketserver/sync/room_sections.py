@@ -5,8 +5,7 @@ Spec: client-server-api, "GET /_matrix/client/v3/sync" (Joined Room, Invited Roo
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.roomserver.visibility import filter_visible
@@ -24,8 +23,7 @@ NAMING_TYPES = ("m.room.name", "m.room.canonical_alias")
 MAX_HEROES = 5
 
 
-@dataclass
-class Timeline:
+class Timeline(NamedTuple):
     events: list[StoredEvent]
     limited: bool
     start_position: int      # the stream position just before the first timeline event

@@ -7,14 +7,12 @@ empty incremental sync keeps waiting. Spec: client-server-api, "GET /_matrix/cli
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from pocketserver.sync.tokens import StreamToken
 
 
-@dataclass
-class SyncContext:
+class SyncContext(NamedTuple):
     """What a source needs to know about the sync being computed."""
 
     user_id: str
@@ -24,7 +22,7 @@ class SyncContext:
     sync_filter: Mapping[str, Any]
     full_state: bool
     joined_rooms: frozenset[str]       # every room the user is joined to now
-    response: dict[str, Any] = field(default_factory=dict)
+    response: dict[str, Any]           # the response being built; sources add to it
 
     def joined_room_entry(self, room_id: str) -> dict[str, Any]:
         """The response entry of a joined room, created (with an empty timeline) if the room had no news."""

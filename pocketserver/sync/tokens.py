@@ -5,7 +5,7 @@ Spec: client-server-api, "Syncing" and "Pagination".
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from typing import NamedTuple
 
 from pocketserver.errors import MatrixError
 
@@ -16,8 +16,7 @@ class InvalidToken(MatrixError):
     errcode, status = "M_INVALID_PARAM", 400
 
 
-@dataclass(frozen=True, slots=True)
-class StreamToken:
+class StreamToken(NamedTuple):
     """A position in each stream (events, account data, to-device, receipts, typing, presence, device lists)."""
 
     events: int = 0
@@ -29,12 +28,12 @@ class StreamToken:
     device_lists: int = 0
 
     def serialize(self) -> str:
-        return "_".join([PREFIX, *(str(getattr(self, f.name)) for f in fields(self))])
+        return "_".join([PREFIX, *(str(v) for v in self)])
 
     @classmethod
     def parse(cls, text: str) -> "StreamToken":
         parts = text.split("_") if isinstance(text, str) else []
-        names = [f.name for f in fields(cls)]
+        names = cls._fields
         if not parts or parts[0] != PREFIX or len(parts) != len(names) + 1 or not all(p.isascii() and p.isdigit() for p in parts[1:]):
             raise InvalidToken("Invalid stream token")
         values = [int(p) for p in parts[1:]]
@@ -43,4 +42,4 @@ class StreamToken:
         return cls(*values)
 
     def with_events(self, position: int) -> "StreamToken":
-        return replace(self, events=position)
+        return self._replace(events=position)

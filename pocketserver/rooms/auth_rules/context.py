@@ -5,7 +5,7 @@ Spec: rooms/v12, "Authorisation rules"; server-server-api, "Definitions".
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pocketserver.rooms.content import INFINITE_POWER, JoinRules, Membership, PowerLevel, PowerLevels, RoomCreate
 from pocketserver.rooms.events import Pdu, StateKey
@@ -52,8 +52,7 @@ def server_name_of_user(user_id: str) -> str:
     return user_id.partition(":")[2]
 
 
-@dataclass(frozen=True, slots=True)
-class AuthState:
+class AuthState(NamedTuple):
     """The room state an event is checked against, with the values the rules derive from it."""
 
     events: StateMap
