@@ -54,13 +54,15 @@ def migrate(path: Path) -> int:
 
     Returns the schema version.
     """
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+    with contextlib.closing(_connect_for_migrations(path)) as conn:
         return apply_migrations(conn, path)
-    finally:
-        conn.close()
+
+
+def _connect_for_migrations(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode = WAL")
+    return conn
 
 
 def apply_migrations(conn: sqlite3.Connection, path: Path) -> int:
@@ -120,24 +122,24 @@ async def _connect_reader(path: Path) -> aiosqlite.Connection:
 
 
 def _connect_writer(path: Path) -> sqlite3.Connection:
-    """The write connection, migrated: used by the writer task, which moves blocking statements to its thread.
+    """The write connection, to a migrated database: used by the writer task, which moves blocking statements to its thread.
 
-    It applies the migrations itself: a connection of their own would checkpoint and remove the
-    WAL as it closed, a disk sync and two files made again (more on an SD card).
+    The migrations run on a connection of their own, closed only once this one is open: closed
+    last, it would checkpoint and remove the WAL, a disk sync and two files made again (more on
+    an SD card). Not on this one: its statement cache would keep the ~80 prepared statements of
+    a first start's migrations, ~0.5 MiB for as long as the server runs.
     """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    try:
+    with contextlib.closing(_connect_for_migrations(path)) as migrating:
+        apply_migrations(migrating, path)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        # Reads the database, so this connection has the WAL open before the other one closes.
         conn.execute("PRAGMA journal_mode = WAL")
         # FULL: the WAL is synced at every commit, so an acknowledged write survives power loss.
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA wal_autocheckpoint = 0")      # the Checkpointer does it beside the writer
-        apply_migrations(conn, path)
-        conn.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        conn.close()
-        raise
-    conn.row_factory = sqlite3.Row
     return conn
 
 

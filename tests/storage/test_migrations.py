@@ -97,11 +97,12 @@ def test_receipts_and_read_positions_are_stored_by_their_key(tmp_path: Path, mon
         conn.close()
 
 
-def test_the_writer_connection_migrates_and_then_enforces_foreign_keys(tmp_path: Path) -> None:
-    """The server's write connection applies the migrations itself, then turns foreign keys on."""
+def test_the_writer_connection_opens_a_migrated_database(tmp_path: Path) -> None:
+    """The migrations' own connection closes without checkpointing: their pages wait in the WAL."""
     path = tmp_path / "db.sqlite"
     conn = database._connect_writer(path)
     try:
+        assert (tmp_path / "db.sqlite-wal").stat().st_size > 0
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
