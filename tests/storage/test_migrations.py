@@ -32,13 +32,15 @@ def test_fresh_database_gets_latest_schema(tmp_path: Path) -> None:
     assert migrate(path) == SCHEMA_VERSION   # idempotent
 
 
-def test_newer_database_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("open_database", [migrate, database._connect_writer], ids=["migrate", "writer"])
+def test_newer_database_is_refused(tmp_path: Path, open_database) -> None:
+    """Both ways in refuse it: the offline commands' migrate() and the server's write connection."""
     path = tmp_path / "db.sqlite"
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(DatabaseError, match="newer pocketserver"):
-        migrate(path)
+        open_database(path)
 
 
 def test_failed_migration_leaves_database_unchanged(tmp_path: Path, monkeypatch) -> None:
@@ -111,12 +113,3 @@ def test_the_writer_connection_opens_a_migrated_database(tmp_path: Path) -> None
     finally:
         conn.close()
     assert migrate(path) == SCHEMA_VERSION      # nothing left to apply
-
-
-def test_the_writer_connection_refuses_a_newer_database(tmp_path: Path) -> None:
-    path = tmp_path / "db.sqlite"
-    conn = sqlite3.connect(path)
-    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    conn.close()
-    with pytest.raises(DatabaseError, match="newer pocketserver"):
-        database._connect_writer(path)
