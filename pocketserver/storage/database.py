@@ -55,7 +55,7 @@ def migrate(path: Path) -> int:
     Returns the schema version.
     """
     with contextlib.closing(_connect_for_migrations(path)) as conn:
-        return apply_migrations(conn, path)
+        return _apply_migrations(conn, path)
 
 
 def _connect_for_migrations(path: Path) -> sqlite3.Connection:
@@ -65,7 +65,7 @@ def _connect_for_migrations(path: Path) -> sqlite3.Connection:
     return conn
 
 
-def apply_migrations(conn: sqlite3.Connection, path: Path) -> int:
+def _apply_migrations(conn: sqlite3.Connection, path: Path) -> int:
     """Apply the pending migrations in one transaction; refuse a database from a newer version.
 
     One transaction, not one per migration: the database is never left between two of them,
@@ -130,7 +130,7 @@ def _connect_writer(path: Path) -> sqlite3.Connection:
     a first start's migrations, ~0.5 MiB for as long as the server runs.
     """
     with contextlib.closing(_connect_for_migrations(path)) as migrating:
-        apply_migrations(migrating, path)
+        _apply_migrations(migrating, path)
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
