@@ -87,6 +87,14 @@ class Config:
         'Rooms a user may join per second (Synapse\'s rc_joins local). Default 0.1.')
     rc_joins_burst: int = _key(10,
         'Burst of joins before the rate applies. Default 10.')
+    rc_receipts_per_second: float = _key(10.0,
+        'Read receipts and read-marker updates a user may post per second. Default 10.')
+    rc_receipts_burst: int = _key(100,
+        'Burst of receipts before the rate applies (marking many rooms read at once). Default 100.')
+    rc_typing_per_second: float = _key(5.0,
+        'Typing notifications a user may send per second. Default 5.')
+    rc_typing_burst: int = _key(50,
+        'Burst of typing notifications before the rate applies. Default 50.')
     max_rooms_per_user: int = _key(10_000,
         'Rooms a user may be joined to at once; 0 means no limit. Default 10000.')
     max_devices_per_user: int = _key(1_000,
@@ -222,12 +230,13 @@ def validate(config: Config) -> list[str]:
         problems.append("max_request_bytes: must be at least 65536 (one event)")
     for key in ("rc_login_per_second", "rc_registration_per_second", "rc_failed_auth_per_second",
                 "rc_message_per_second", "rc_room_creation_per_second", "rc_invites_per_second",
-                "rc_invites_received_per_second", "rc_joins_per_second"):
+                "rc_invites_received_per_second", "rc_joins_per_second", "rc_receipts_per_second",
+                "rc_typing_per_second"):
         if getattr(config, key) <= 0:
             problems.append(f"{key}: must be greater than 0")
     for key in ("rc_login_burst", "rc_registration_burst", "rc_failed_auth_burst", "rc_message_burst",
                 "rc_room_creation_burst", "rc_invites_burst", "rc_invites_received_burst", "rc_joins_burst",
-                "writer_max_batch_jobs", "password_hash_opslimit"):
+                "rc_receipts_burst", "rc_typing_burst", "writer_max_batch_jobs", "password_hash_opslimit"):
         if getattr(config, key) < 1:
             problems.append(f"{key}: must be at least 1")
     if config.refreshable_access_token_lifetime_ms < 1000:

@@ -144,8 +144,10 @@ class Server:
         self.sync.add_source(self.device_lists)
         self.sync.add_source(self.one_time_keys)
         self.presence = PresenceService(self.db, self.notifier)
-        self.typing = TypingService(self.roomserver, self.notifier, activity=self.presence.bump_active)
-        self.receipts = Receipts(self.db, self.roomserver, activity=self.presence.bump_active)
+        self.typing = TypingService(self.roomserver, self.notifier, activity=self.presence.bump_active,
+                                    limit=RateLimiter(config.rc_typing_per_second, config.rc_typing_burst))
+        self.receipts = Receipts(self.db, self.roomserver, activity=self.presence.bump_active,
+                                 limit=RateLimiter(config.rc_receipts_per_second, config.rc_receipts_burst))
         self.sync.add_source(TypingSource(self.typing))
         self.sync.add_source(ReceiptSource(self.db))
         self.sync.add_source(PresenceSource(self.db, self.presence))

@@ -46,6 +46,10 @@ TEST_SETTINGS: dict[str, Any] = {
     "rc_invites_received_burst": 1000,
     "rc_joins_per_second": 1000.0,
     "rc_joins_burst": 1000,
+    "rc_receipts_per_second": 1000.0,
+    "rc_receipts_burst": 1000,
+    "rc_typing_per_second": 1000.0,
+    "rc_typing_burst": 1000,
     "enable_metrics": True,
     "log_level": "warning",
     "lan_discovery": False,   # no multicast from tests; the netns tests turn it on

@@ -14,6 +14,7 @@ from typing import Any
 from pocketserver.ephemeral import add_ephemeral, ephemeral_wanted, require_joined
 from pocketserver.errors import InvalidParam, NotFound
 from pocketserver.push import counts as push_counts
+from pocketserver.ratelimit import RateLimiter
 from pocketserver.roomserver import RoomServer
 from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import receipts as receipt_store
@@ -37,15 +38,17 @@ def now_ms() -> int:
 class Receipts:
     """Posts receipts and read markers for local users."""
 
-    def __init__(self, db: Database, rs: RoomServer, *,
+    def __init__(self, db: Database, rs: RoomServer, *, limit: RateLimiter,
                  activity: Callable[[str], Awaitable[None]] | None = None) -> None:
         self._db = db
         self._rs = rs
+        self._limit = limit                # per user: each receipt is a write and wakes the room's syncs
         self._activity = activity          # presence: reading counts as activity, as in Synapse
 
     async def post_receipt(self, user_id: str, room_id: str, receipt_type: str, event_id: str,
                            body: Mapping[str, Any]) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/receipt/{receiptType}/{eventId}"."""
+        self._limit.spend(user_id)
         if receipt_type not in RECEIPT_TYPES:
             raise InvalidParam(f"Receipt type must be one of {', '.join(RECEIPT_TYPES)}")
         thread_id = body.get("thread_id")
@@ -67,6 +70,7 @@ class Receipts:
 
     async def set_read_markers(self, user_id: str, room_id: str, body: Mapping[str, Any]) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/read_markers"."""
+        self._limit.spend(user_id)
         markers: dict[str, str] = {}
         for key in RECEIPT_TYPES:
             value = body.get(key)

@@ -11,6 +11,7 @@ from typing import Awaitable, Callable
 
 from pocketserver.ephemeral import add_ephemeral, ephemeral_wanted, require_joined
 from pocketserver.errors import Forbidden
+from pocketserver.ratelimit import RateLimiter
 from pocketserver.roomserver import RoomServer
 from pocketserver.sync.notifier import Notifier
 from pocketserver.sync.sources import SyncContext
@@ -29,11 +30,12 @@ class _Room:
 class TypingService:
     """Who is typing in which room, expiring each typer with one timer (no polling)."""
 
-    def __init__(self, rs: RoomServer, notifier: Notifier, *,
+    def __init__(self, rs: RoomServer, notifier: Notifier, *, limit: RateLimiter,
                  activity: Callable[[str], Awaitable[None]] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._rs = rs
         self._notifier = notifier
+        self._limit = limit                # per user: each change wakes every member's /sync
         self._activity = activity          # presence: typing counts as activity, as in Synapse
         self._clock = clock
         self._rooms: dict[str, _Room] = {}
@@ -43,6 +45,7 @@ class TypingService:
         """Spec: client-server-api, "PUT /_matrix/client/v3/rooms/{roomId}/typing/{userId}"."""
         if requester != user_id:
             raise Forbidden("Cannot set another user's typing state")
+        self._limit.spend(user_id)
         await require_joined(self._rs, user_id, room_id)
         if self._activity is not None:
             await self._activity(user_id)

@@ -1,5 +1,5 @@
-"""Abuse limits: rates on sends, room creation, invites, joins and uploads; caps on rooms joined,
-devices, filter size and page sizes.
+"""Abuse limits: rates on sends, room creation, invites, joins, uploads, receipts and typing; caps on
+rooms joined, devices, filter size and page sizes.
 
 Spec: client-server-api, "Rate limiting" (429 M_LIMIT_EXCEEDED with retry_after_ms); a count at
 its cap answers 403 M_FORBIDDEN, a too-large filter 413 M_TOO_LARGE.
@@ -141,6 +141,50 @@ async def test_media_uploads_are_rate_limited(make_api) -> None:
                                   headers={"Content-Type": "text/plain"}, token=alice["access_token"])
     assert_limited(status, body)
     assert_limited(*await api.call("POST", "/_matrix/media/v1/create", token=alice["access_token"]))
+
+
+async def test_receipts_and_read_markers_are_rate_limited_per_user(make_api) -> None:
+    api = await make_api(rc_receipts_per_second=SLOW, rc_receipts_burst=3)
+    alice, bob = await api.register("alice"), await api.register("bob")
+    room_id = (await create_room(api, alice["access_token"]))[1]["room_id"]
+    assert (await api.call("POST", f"/_matrix/client/v3/join/{room_id}", {}, token=bob["access_token"]))[0] == 200
+    status, sent = await api.call("PUT", f"/_matrix/client/v3/rooms/{room_id}/send/m.room.message/t1",
+                                  {"msgtype": "m.text", "body": "hi"}, token=alice["access_token"])
+    assert status == 200, sent
+    event_id = sent["event_id"]
+    receipt = f"/_matrix/client/v3/rooms/{room_id}/receipt/m.read/{event_id}"
+    markers = f"/_matrix/client/v3/rooms/{room_id}/read_markers"
+    for _ in range(2):
+        status, body = await api.call("POST", receipt, {}, token=bob["access_token"])
+        assert status == 200, body
+    status, body = await api.call("POST", markers, {"m.fully_read": event_id}, token=bob["access_token"])
+    assert status == 200, body
+    # Receipts and read markers draw on one allowance.
+    assert_limited(*await api.call("POST", receipt, {}, token=bob["access_token"]))
+    assert_limited(*await api.call("POST", markers, {"m.read": event_id}, token=bob["access_token"]))
+    # The limit is per user: alice still posts hers.
+    status, body = await api.call("POST", receipt, {}, token=alice["access_token"])
+    assert status == 200, body
+
+
+async def test_typing_is_rate_limited_per_user(make_api) -> None:
+    api = await make_api(rc_typing_per_second=SLOW, rc_typing_burst=2)
+    alice, bob = await api.register("alice"), await api.register("bob")
+    room_id = (await create_room(api, alice["access_token"]))[1]["room_id"]
+    assert (await api.call("POST", f"/_matrix/client/v3/join/{room_id}", {}, token=bob["access_token"]))[0] == 200
+    typing = f"/_matrix/client/v3/rooms/{room_id}/typing/{bob['user_id']}"
+    for value in (True, False):
+        status, body = await api.call("PUT", typing, {"typing": value, "timeout": 30000}, token=bob["access_token"])
+        assert status == 200, body
+    assert_limited(*await api.call("PUT", typing, {"typing": True, "timeout": 30000}, token=bob["access_token"]))
+    # The refused change was not made: nobody is typing in the room.
+    status, body = await api.call("GET", "/_matrix/client/v3/sync", token=alice["access_token"])
+    assert status == 200, body
+    typing_events = [e for e in body["rooms"]["join"][room_id]["ephemeral"]["events"] if e["type"] == "m.typing"]
+    assert all(e["content"]["user_ids"] == [] for e in typing_events), typing_events
+    status, body = await api.call("PUT", f"/_matrix/client/v3/rooms/{room_id}/typing/{alice['user_id']}",
+                                  {"typing": True, "timeout": 30000}, token=alice["access_token"])
+    assert status == 200, body
 
 
 async def test_filter_size_and_page_sizes_are_bounded(api: Api) -> None:
