@@ -15,7 +15,7 @@ from pocketserver.ids import is_valid_server_name
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
 from pocketserver.roomserver.room_state import RoomState
-from pocketserver.roomserver.summary import is_world_readable, public_rooms_chunk, room_type_of
+from pocketserver.roomserver.summary import DIRECTORY_STATE_TYPES, directory_entry, is_world_readable
 from pocketserver.storage import accounts as account_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.writer import Transaction
@@ -220,15 +220,22 @@ class Directory:
 
     async def _published_entries(self, search_term: str | None,
                                  room_types: Sequence[str | None] | None) -> list[dict[str, Any]]:
+        """The directory entries of every published room, from the few state events an entry shows
+        and the rooms' member counts, read for all the rooms at once."""
         needle = search_term.casefold() if search_term else None
+        room_ids = await room_store.list_public_rooms(self._db)
+        state = await room_store.get_current_state_of_types(self._db, room_ids, DIRECTORY_STATE_TYPES)
+        counts = await room_store.get_member_counts(self._db, room_ids)
+        contents = await self._rs.state_cache.contents([e for ids in state.values() for e in ids.values()])
         entries = []
-        for room_id in await room_store.list_public_rooms(self._db):
-            room = await self._rs.get_room_state(room_id)
-            if room is None:
+        for room_id in room_ids:
+            ids = state.get(room_id, {})
+            if "m.room.create" not in ids:
                 continue
-            if room_types is not None and room_type_of(room) not in room_types:
+            entry = directory_entry(room_id, {t: contents.get(e, {}) for t, e in ids.items()},
+                                    counts.get(room_id, (0, 0))[0])
+            if room_types is not None and entry.get("room_type") not in room_types:
                 continue
-            entry = public_rooms_chunk(room)
             if needle is not None and not any(
                     needle in str(entry.get(k, "")).casefold() for k in ("name", "topic", "canonical_alias")):
                 continue

@@ -45,9 +45,28 @@ def _plain_topic(content: Mapping[str, Any]) -> str | None:
     return None
 
 
-def join_rule_of(room: RoomState) -> str:
-    rule = _content(room, "m.room.join_rules").get("join_rule")
+# The state a directory entry is made from (PublishedRoomsChunk), all with state_key "".
+DIRECTORY_STATE_TYPES = ("m.room.create", "m.room.name", "m.room.topic", "m.room.canonical_alias",
+                         "m.room.avatar", "m.room.history_visibility", "m.room.guest_access",
+                         "m.room.join_rules")
+
+
+def _join_rule(join_rules: Mapping[str, Any]) -> str:
+    rule = join_rules.get("join_rule")
     return rule if isinstance(rule, str) else "invite"
+
+
+def _room_type(create: Mapping[str, Any]) -> str | None:
+    value = create.get("type")
+    return value if isinstance(value, str) else None
+
+
+def _world_readable(history_visibility: Mapping[str, Any]) -> bool:
+    return history_visibility.get("history_visibility") == "world_readable"
+
+
+def join_rule_of(room: RoomState) -> str:
+    return _join_rule(_content(room, "m.room.join_rules"))
 
 
 def _allowed_room_ids(room: RoomState) -> list[str]:
@@ -62,35 +81,45 @@ def num_joined_members(room: RoomState) -> int:
 
 
 def room_type_of(room: RoomState) -> str | None:
-    value = room.create.content.get("type")
-    return value if isinstance(value, str) else None
+    return _room_type(room.create.content)
 
 
 def is_world_readable(room: RoomState) -> bool:
-    return _content(room, "m.room.history_visibility").get("history_visibility") == "world_readable"
+    return _world_readable(_content(room, "m.room.history_visibility"))
+
+
+def directory_entry(room_id: str, contents: Mapping[str, Mapping[str, Any]], joined_members: int) -> dict[str, Any]:
+    """One entry of the published room directory; absent values are omitted.
+
+    `contents` maps each of DIRECTORY_STATE_TYPES in the room's current state to its content, so
+    a page of the directory needs those few events of each room, not the rooms' whole state.
+    Spec: client-server-api, "GET /_matrix/client/v3/publicRooms" (PublishedRoomsChunk).
+    """
+    def content(event_type: str) -> Mapping[str, Any]:
+        return contents.get(event_type) or {}
+
+    name = content("m.room.name").get("name")
+    alias = content("m.room.canonical_alias").get("alias")
+    avatar = content("m.room.avatar").get("url")
+    entry: dict[str, Any] = {
+        "room_id": room_id,
+        "name": name if isinstance(name, str) and name else None,
+        "topic": _plain_topic(content("m.room.topic")),
+        "canonical_alias": alias if isinstance(alias, str) else None,
+        "num_joined_members": joined_members,
+        "avatar_url": avatar if isinstance(avatar, str) and avatar else None,
+        "world_readable": _world_readable(content("m.room.history_visibility")),
+        "guest_can_join": content("m.room.guest_access").get("guest_access") == "can_join",
+        "join_rule": _join_rule(content("m.room.join_rules")),
+        "room_type": _room_type(content("m.room.create")),
+    }
+    return {k: v for k, v in entry.items() if v is not None}
 
 
 def public_rooms_chunk(room: RoomState) -> dict[str, Any]:
-    """One entry of the published room directory, from current state; absent values are omitted.
-
-    Spec: client-server-api, "GET /_matrix/client/v3/publicRooms" (PublishedRoomsChunk).
-    """
-    name = _content(room, "m.room.name").get("name")
-    alias = _content(room, "m.room.canonical_alias").get("alias")
-    avatar = _content(room, "m.room.avatar").get("url")
-    entry: dict[str, Any] = {
-        "room_id": room.room_id,
-        "name": name if isinstance(name, str) and name else None,
-        "topic": _plain_topic(_content(room, "m.room.topic")),
-        "canonical_alias": alias if isinstance(alias, str) else None,
-        "num_joined_members": num_joined_members(room),
-        "avatar_url": avatar if isinstance(avatar, str) and avatar else None,
-        "world_readable": is_world_readable(room),
-        "guest_can_join": _content(room, "m.room.guest_access").get("guest_access") == "can_join",
-        "join_rule": join_rule_of(room),
-        "room_type": room_type_of(room),
-    }
-    return {k: v for k, v in entry.items() if v is not None}
+    """The directory entry of a room whose current state is loaded (see directory_entry)."""
+    return directory_entry(room.room_id, {t: _content(room, t) for t in DIRECTORY_STATE_TYPES},
+                           num_joined_members(room))
 
 
 def room_summary(room: RoomState) -> dict[str, Any]:

@@ -113,17 +113,19 @@ class StateCache:
         return True
 
     async def contents(self, event_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """Content of the given (state) events, by ID."""
-        wanted = [e for e in dict.fromkeys(event_ids) if e not in self._contents]
+        """Content of the given (state) events, by ID (all of them, even past what the cache keeps)."""
+        ids = list(dict.fromkeys(event_ids))
+        found = {e: self._contents[e] for e in ids if e in self._contents}
+        wanted = [e for e in ids if e not in found]
         if wanted:
             for eid, stored in (await event_store.get_events(self._db, wanted)).items():
                 if not self._may_cache(stored):
                     continue
                 content = stored.json.get("content")
-                self._contents[eid] = content if isinstance(content, dict) else {}
+                found[eid] = self._contents[eid] = content if isinstance(content, dict) else {}
             while len(self._contents) > MAX_STATE_EVENTS:
                 self._contents.popitem(last=False)
-        return {e: self._contents[e] for e in event_ids if e in self._contents}
+        return found
 
     async def always_shared(self, room_id: str) -> bool:
         """Whether every m.room.history_visibility event of the room says shared or world_readable."""

@@ -177,6 +177,37 @@ async def test_public_rooms_fields_filters_and_pagination(api) -> None:
     assert len(found["chunk"]) == 3
 
 
+async def test_public_rooms_entries_follow_current_state(api) -> None:
+    """An entry is made from the room's current state at the time of the request, not at publishing."""
+    a, b, c = await api.tokens("alice", "bob", "carol")
+    room = await api.create_room(a, visibility="public", name="Before")
+    for token in (b, c):
+        assert (await api.call("POST", f"{R}/{room}/join", {}, token=token))[0] == 200
+
+    async def entry() -> dict:
+        status, body = await api.call("GET", f"{V3}/publicRooms")
+        assert status == 200, body
+        return next(r for r in body["chunk"] if r["room_id"] == room)
+
+    assert (await entry())["num_joined_members"] == 3
+    assert (await api.call("POST", f"{R}/{room}/leave", {}, token=c))[0] == 200
+    status, sent = await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "After"}, token=a)
+    assert status == 200, sent
+    await api.call("PUT", f"{R}/{room}/state/m.room.topic",
+                   {"m.topic": {"m.text": [{"mimetype": "text/html", "body": "<b>hi</b>"}, {"body": "hi"}]}}, token=a)
+    await api.call("PUT", f"{R}/{room}/state/m.room.guest_access", {"guest_access": "can_join"}, token=a)
+    found = await entry()
+    assert (found["num_joined_members"], found["name"], found["topic"], found["guest_can_join"]) == (2, "After", "hi", True)
+    # A redacted name is no name.
+    status, body = await api.call("PUT", f"{R}/{room}/redact/{sent['event_id']}/r1", {}, token=a)
+    assert status == 200, body
+    assert "name" not in await entry()
+    # Unpublished, it is gone.
+    assert (await api.call("PUT", f"{V3}/directory/list/room/{room}", {"visibility": "private"}, token=a))[0] == 200
+    _, body = await api.call("GET", f"{V3}/publicRooms")
+    assert room not in {r["room_id"] for r in body["chunk"]}
+
+
 async def test_public_rooms_refusals(api) -> None:
     (a,) = await api.tokens("alice")
     status, body = await api.call("GET", f"{V3}/publicRooms", query={"server": "elsewhere.org"})
