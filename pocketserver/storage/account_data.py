@@ -26,6 +26,13 @@ async def set_account_data(tx: Transaction, user_id: str, room_id: str, data_typ
     return position
 
 
+async def get_account_data_tx(tx: Transaction, user_id: str, room_id: str, data_type: str) -> Any | None:
+    """The stored content, read inside a write job (for a read-modify-write that nothing can interleave)."""
+    row = await tx.fetchone("SELECT content_json FROM account_data WHERE user_id = ? AND room_id = ? AND type = ?",
+                            (user_id, room_id, data_type))
+    return json.loads(row[0]) if row else None
+
+
 async def get_account_data(db: Database, user_id: str, room_id: str, data_type: str) -> Any | None:
     row = await db.fetchone("SELECT content_json FROM account_data "
                             "WHERE user_id = ? AND room_id = ? AND type = ?",

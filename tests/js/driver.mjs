@@ -21,6 +21,9 @@ function watch(c) {
   c.on(sdk.RoomMemberEvent.Name, (event, member) => {
     out({ event: "member_name", room_id: member.roomId, user_id: member.userId, name: member.name });
   });
+  c.on(sdk.RoomEvent.Tags, (event, room) => {
+    out({ event: "tags", room_id: room.roomId, tags: room.tags });
+  });
   c.on(sdk.RoomEvent.UnreadNotifications, (counts, threadId) => {
     out({ event: "unread", counts: counts ?? null, thread_id: threadId ?? null });
   });
@@ -66,6 +69,16 @@ const handlers = {
     const r = await client.relations(roomId, eventId, relType ?? null, null);
     return { events: r.events.map((e) => ({ event_id: e.getId(), type: e.getType(), sender: e.getSender(),
                                             rel_type: e.getWireContent()["m.relates_to"]?.rel_type ?? null })) };
+  },
+  async setRoomTag({ roomId, tag, order }) {
+    await client.setRoomTag(roomId, tag, order === undefined ? {} : { order });
+    return {};
+  },
+  async deleteRoomTag({ roomId, tag }) { await client.deleteRoomTag(roomId, tag); return {}; },
+  async getRoomTags({ roomId }) { return { tags: (await client.getRoomTags(roomId)).tags }; },
+  async searchUserDirectory({ term, limit }) {
+    const r = await client.searchUserDirectory({ term, limit });
+    return { limited: r.limited, results: r.results };
   },
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
