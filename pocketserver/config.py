@@ -95,6 +95,8 @@ class Config:
         'Typing notifications a user may send per second. Default 5.')
     rc_typing_burst: int = _key(50,
         'Burst of typing notifications before the rate applies. Default 50.')
+    user_directory_search_all_users: bool = _key(False,
+        'Whether the user directory finds every local user, not only those sharing a room with the searcher or in public rooms. Default false.')
     max_rooms_per_user: int = _key(10_000,
         'Rooms a user may be joined to at once; 0 means no limit. Default 10000.')
     max_devices_per_user: int = _key(1_000,
