@@ -97,6 +97,18 @@ class Config:
         'Burst of typing notifications before the rate applies. Default 50.')
     user_directory_search_all_users: bool = _key(False,
         'Whether the user directory finds every local user, not only those sharing a room with the searcher or in public rooms. Default false.')
+    turn_uris: str = _key("",
+        'Comma-separated TURN server URIs for calls (e.g. "turn:turn.example.org:3478?transport=udp"). Default empty: none.')
+    turn_shared_secret: str = _key("",
+        'The TURN server\'s shared secret (coturn static-auth-secret), for time-limited credentials. Default empty.')
+    turn_username: str = _key("",
+        'A fixed TURN username, used when there is no shared secret. Default empty.')
+    turn_password: str = _key("",
+        'The password of turn_username. Default empty.')
+    turn_user_lifetime_ms: int = _key(86_400_000,
+        'How long TURN credentials handed to a client stay valid, in ms. Default 86400000 (1 day).')
+    turn_allow_guests: bool = _key(True,
+        'Whether guests may get TURN credentials. Default true.')
     max_rooms_per_user: int = _key(10_000,
         'Rooms a user may be joined to at once; 0 means no limit. Default 10000.')
     max_devices_per_user: int = _key(1_000,
@@ -256,6 +268,13 @@ def validate(config: Config) -> list[str]:
                 "max_rooms_per_user", "max_devices_per_user"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative (0 turns it off)")
+    turn_uris = [u.strip() for u in config.turn_uris.split(",") if u.strip()]
+    if any(not re.match(r"^turns?:\S+$", u) for u in turn_uris):
+        problems.append("turn_uris: each URI must start with turn: or turns:")
+    if turn_uris and not config.turn_shared_secret and not (config.turn_username and config.turn_password):
+        problems.append("turn_uris: set turn_shared_secret, or turn_username and turn_password, as well")
+    if config.turn_user_lifetime_ms < 1000:
+        problems.append("turn_user_lifetime_ms: must be at least 1000")
     if config.log_level.lower() not in ("debug", "info", "warning", "error"):
         problems.append(f"log_level: {config.log_level!r} is not debug, info, warning or error")
     return problems

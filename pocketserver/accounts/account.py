@@ -103,6 +103,25 @@ class Account:
         """Spec: client-server-api, "GET /_matrix/client/v3/devices"."""
         return [self._device_body(user_id, d) for d in await store.list_devices(self._db, user_id)]
 
+    async def whois(self, requester: Requester, user_id: str) -> dict[str, Any]:
+        """A user's devices with where and when each was last seen; for the user and for admins.
+
+        One session per device, as an access token here belongs to one device. Spec:
+        client-server-api, "GET /_matrix/client/v3/admin/whois/{userId}".
+        """
+        if requester.user_id != user_id:
+            caller = await store.get_user(self._db, requester.user_id)
+            if caller is None or not caller.admin:
+                raise Forbidden("You are not a server admin")
+        if await store.get_user(self._db, user_id) is None:
+            raise NotFound("Unknown user")
+        devices: dict[str, Any] = {}
+        for device in await self.list_devices(user_id):
+            connection = {k: v for k, v in (("ip", device["last_seen_ip"]),
+                                            ("last_seen", device["last_seen_ts"])) if v is not None}
+            devices[device["device_id"]] = {"sessions": [{"connections": [connection] if connection else []}]}
+        return {"user_id": user_id, "devices": devices}
+
     async def get_device(self, user_id: str, device_id: str) -> dict[str, Any]:
         device = await store.get_device(self._db, user_id, device_id)
         if device is None:

@@ -1,6 +1,7 @@
-"""whoami, password change and deactivation.
+"""whoami, password change, deactivation, the (empty) third-party identifier list, and whois.
 
-Spec: client-server-api, "Account registration and management", "Current account information".
+Spec: client-server-api, "Account registration and management", "Current account information",
+"Adding Account Administrative Contact Information", "Server Administration".
 """
 from __future__ import annotations
 
@@ -36,3 +37,22 @@ async def deactivate_account() -> dict:
     requester = await server.auth.require_user(request)
     await server.account.deactivate(requester, await json_object_body(empty_ok=True))
     return {"id_server_unbind_result": "no-support"}
+
+
+@bp.get("/_matrix/client/v3/account/3pid")
+async def get_account_3pids() -> dict:
+    """operationId getAccount3PIDs. Spec: "GET /_matrix/client/v3/account/3pid".
+
+    This server keeps no third-party identifiers (no email or phone verification; capabilities say
+    `m.3pid_changes` is off), so every account has none; adding one answers M_UNRECOGNIZED.
+    """
+    await current_server().auth.require_user(request)
+    return {"threepids": []}
+
+
+@bp.get("/_matrix/client/v3/admin/whois/<user_id>")
+async def get_who_is(user_id: str) -> dict:
+    """operationId getWhoIs. Spec: "GET /_matrix/client/v3/admin/whois/{userId}"."""
+    server = current_server()
+    requester = await server.auth.require_user(request)
+    return await server.account.whois(requester, user_id)

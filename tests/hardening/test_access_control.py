@@ -124,7 +124,7 @@ class World:
                 "txn_id": "probe", "state_key": "", "rel_type": "m.thread", "key_name": "displayname",
                 "data_type": "m.secret", "filter_id": "0", "receipt_type": "m.read", "server_name": "test.local",
                 "media_id": self.media_id, "file_name": "f.txt", "session_id": "s", "version": "1",
-                "device_id": "DEVICE", "kind": "override", "rule_id": "r", "tag": "m.favourite"}
+                "device_id": "DEVICE", "kind": "override", "rule_id": "r", "tag": "m.favourite", "protocol": "irc"}
 
 
 def body_for(method: str, rule: str, world: World) -> dict[str, Any] | None:

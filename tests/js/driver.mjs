@@ -80,6 +80,9 @@ const handlers = {
     const r = await client.searchUserDirectory({ term, limit });
     return { limited: r.limited, results: r.results };
   },
+  async turnServer() { return { body: await client.turnServer() }; },
+  async getThreePids() { return { body: await client.getThreePids() }; },
+  async getThirdpartyProtocols() { return { body: await client.getThirdpartyProtocols() }; },
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
