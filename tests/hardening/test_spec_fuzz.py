@@ -22,6 +22,10 @@ Documented deviations (Synapse-compatible behaviour that the schema check would 
 - Media download/thumbnail bodies are bytes, not JSON; only status and errors are checked.
 - Negative cases get only the status and error-shape checks: a schema-invalid request may
   legitimately succeed (e.g. an unknown extra field), so its 2xx body is not held to the schema.
+- Where Synapse answers outside the schema and clients rely on it, the body is checked in
+  Synapse's shape (SYNAPSE_SHAPES): null for absent device fields and absent member profiles
+  (the schema says string/integer), and `{}` from /voip/turnServer when no TURN server is
+  configured (the schema requires credentials).
 
 To keep one operation from spoiling the next: each operation logs in a fresh device (so /logout
 and /logout/all only end that one), re-joins the known public room (a generated /leave may have
@@ -38,6 +42,7 @@ Spec: client-server-api (all areas the server implements), "Standard error respo
 from __future__ import annotations
 
 import hashlib
+import json
 import hmac
 import os
 import re
@@ -232,11 +237,41 @@ def _clamp_waits(case: Any) -> None:
             case.query[name] = "0"
 
 
+# Operations whose successful bodies are Synapse's shape, not the schema's, and why (see the docstring).
+SYNAPSE_SHAPES = {
+    "GET /_matrix/client/v3/devices": "absent display_name, last_seen_ip and last_seen_ts are null",
+    "GET /_matrix/client/v3/devices/{deviceId}": "absent display_name, last_seen_ip and last_seen_ts are null",
+    "GET /_matrix/client/v3/rooms/{roomId}/joined_members": "a member's absent display_name and avatar_url are null",
+    "GET /_matrix/client/v3/voip/turnServer": "{} when no TURN server is configured",
+}
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _as_schema_sees_it(label: str, response: Any) -> Any | None:
+    """The response to hold to the schema: Synapse's nulls dropped for SYNAPSE_SHAPES, None to skip."""
+    if label not in SYNAPSE_SHAPES:
+        return response
+    body = response.json()
+    if body == {} and label.endswith("/voip/turnServer"):
+        return None
+    content = json.dumps(_without_nulls(body)).encode()
+    return type(response)(status_code=response.status_code, headers=response.headers, content=content,
+                          request=response.request, elapsed=response.elapsed, verify=response.verify)
+
+
 def _conformance_applies(case: Any, response: requests.Response) -> bool:
     if response.status_code >= 400:
         return False           # error statuses: body shape checked above (see module docstring)
-    content_type = response.headers.get("Content-Type", "")
-    return content_type.startswith("application/json")
+    # schemathesis's Response keeps headers as lower-cased names with lists of values.
+    values = response.headers.get("content-type") or [""]
+    return values[0].startswith("application/json")
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE], ids=str)
@@ -262,7 +297,9 @@ def test_operation(target: Target, label: str, mode: GenerationMode) -> None:
         response = case.call(base_url=target.base, session=target.session, headers=headers, timeout=30)
         check_error_shape(response, label)
         if mode is GenerationMode.POSITIVE and _conformance_applies(case, response):
-            case.validate_response(response, checks=[response_schema_conformance])
+            checked = _as_schema_sees_it(label, response)
+            if checked is not None:
+                case.validate_response(checked, checks=[response_schema_conformance])
 
     try:
         run()
