@@ -162,6 +162,22 @@ class RoomReader:
         visible = await filter_visible(self.db, self.cache, user_id, events)
         return visible, start, end
 
+    async def events_after(self, user_id: str, room_id: str, after: int, limit: int) -> tuple[list[StoredEvent], int]:
+        """The room's events after stream position `after` that the user may see, oldest first, and
+        the position read up to (a peek's next `from`).
+
+        Spec: client-server-api, "GET /_matrix/client/v3/events" (peeking), "Room Previews".
+        """
+        read_limit = await self.require_reader(user_id, room_id)
+        newest = await event_store.max_stream_ordering(self.db)
+        top = newest if read_limit is None else min(newest, read_limit)
+        if top <= after:
+            return [], after
+        events = await event_store.get_room_events(self.db, room_id, after=after, upto=top, limit=limit,
+                                                   backwards=False)
+        reached = events[-1].stream_ordering if len(events) == limit else top
+        return await filter_visible(self.db, self.cache, user_id, events), reached
+
     async def context(self, user_id: str, room_id: str, event_id: str, limit: int) -> dict[str, Any]:
         """Events before and after one event, with the state at it.
 

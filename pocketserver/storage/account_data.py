@@ -40,6 +40,13 @@ async def get_account_data(db: Database, user_id: str, room_id: str, data_type: 
     return json.loads(row[0]) if row else None
 
 
+async def get_room_account_data(db: Database, user_id: str, room_id: str) -> list[tuple[str, Any]]:
+    """(type, content) of the user's account data for one room."""
+    rows = await db.fetchall("SELECT type, content_json FROM account_data WHERE user_id = ? AND room_id = ? "
+                             "ORDER BY stream_position", (user_id, room_id))
+    return [(r[0], json.loads(r[1])) for r in rows]
+
+
 async def get_account_data_since(db: Database, user_id: str, after: int, upto: int) -> list[tuple[str, str, Any]]:
     """(room_id, type, content) of the user's account data changed in (after, upto]."""
     if after >= upto:

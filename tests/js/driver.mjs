@@ -83,6 +83,11 @@ const handlers = {
   async turnServer() { return { body: await client.turnServer() }; },
   async getThreePids() { return { body: await client.getThreePids() }; },
   async getThirdpartyProtocols() { return { body: await client.getThirdpartyProtocols() }; },
+  async peek({ roomId }) {
+    const room = await client.peekInRoom(roomId);
+    return { bodies: room.getLiveTimeline().getEvents().map((e) => e.getContent().body ?? null).filter((b) => b),
+             name: room.name };
+  },
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
