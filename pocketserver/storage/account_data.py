@@ -47,6 +47,19 @@ async def get_room_account_data(db: Database, user_id: str, room_id: str) -> lis
     return [(r[0], json.loads(r[1])) for r in rows]
 
 
+async def get_room_tags(db: Database, user_id: str) -> dict[str, frozenset[str]]:
+    """room_id -> the names of the user's tags on it (its m.tag room account data)."""
+    rows = await db.fetchall("SELECT room_id, content_json FROM account_data WHERE user_id = ? AND type = 'm.tag' "
+                             "AND room_id != ''", (user_id,))
+    return {room_id: tag_names(json.loads(raw)) for room_id, raw in rows}
+
+
+def tag_names(content: Any) -> frozenset[str]:
+    """The tag names in an m.tag event's content. Spec: client-server-api, "Room Tagging"."""
+    tags = content.get("tags") if isinstance(content, dict) else None
+    return frozenset(tags) if isinstance(tags, dict) else frozenset()
+
+
 async def get_account_data_since(db: Database, user_id: str, after: int, upto: int) -> list[tuple[str, str, Any]]:
     """(room_id, type, content) of the user's account data changed in (after, upto]."""
     if after >= upto:

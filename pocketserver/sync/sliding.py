@@ -63,6 +63,7 @@ class ConnState:
     token: StreamToken
     rooms: Mapping[str, RoomFacts]
     dm_rooms: frozenset[str]
+    room_tags: Mapping[str, frozenset[str]]      # the user's tag names per room (m.tag)
     sent: Mapping[str, SentRoom]
     list_counts: Mapping[str, int]
     extension_scopes: Mapping[str, frozenset[str]]
@@ -158,15 +159,18 @@ class SlidingSyncService:
         if base is None:
             facts = await load_room_facts(self._reader, user_id, now)
             dm_rooms = dm_rooms_from(await account_data_store.get_account_data(self._db, user_id, "", "m.direct"))
+            room_tags: Mapping[str, frozenset[str]] = await account_data_store.get_room_tags(self._db, user_id)
         else:
             facts, _ = await update_room_facts(self._reader, user_id, base.rooms, base.token, now)
             changes = await account_data_store.get_account_data_since(self._db, user_id, base.token.account_data,
                                                                       now.account_data)
-            dm_rooms = base.dm_rooms
+            dm_rooms, room_tags = base.dm_rooms, base.room_tags
             for room_id, data_type, content in changes:
                 if room_id == "" and data_type == "m.direct":
                     dm_rooms = dm_rooms_from(content)
-        lists, list_rooms, configs = self._lists(request.lists, facts, dm_rooms, since)
+                elif room_id and data_type == "m.tag":
+                    room_tags = {**room_tags, room_id: account_data_store.tag_names(content)}
+        lists, list_rooms, configs = self._lists(request.lists, facts, dm_rooms, room_tags, since)
         subscriptions = [r for r in request.room_subscriptions if r in facts]
         for room_id in subscriptions:
             config = request.room_subscriptions[room_id]
@@ -188,7 +192,7 @@ class SlidingSyncService:
                                                     base.extension_scopes if base is not None else {})
         counts = {name: body["count"] for name, body in lists.items()}
         empty = not rooms and not extensions.news and base is not None and counts == dict(base.list_counts)
-        state = ConnState(now, facts, dm_rooms, sent, counts, extensions.scopes)
+        state = ConnState(now, facts, dm_rooms, room_tags, sent, counts, extensions.scopes)
         return {"lists": lists, "rooms": rooms, "extensions": extensions.body}, state, empty
 
     async def _read_together(self, user_id: str, rooms: Mapping[str, RoomConfig], facts: Mapping[str, RoomFacts],
@@ -222,14 +226,14 @@ class SlidingSyncService:
 
     @staticmethod
     def _lists(requested: Mapping[str, ListConfig], facts: Mapping[str, RoomFacts], dm_rooms: frozenset[str],
-               since: StreamToken | None) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, RoomConfig]]:
+               room_tags: Mapping[str, frozenset[str]], since: StreamToken | None) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, RoomConfig]]:
         """Each list's count and the rooms its ranges select, sorted by recency. Spec: MSC4186, "Lists"."""
         candidates = sort_rooms(f for f in facts.values() if listed(f, since))
         lists: dict[str, Any] = {}
         list_rooms: dict[str, list[str]] = {}
         configs: dict[str, RoomConfig] = {}
         for name, config in requested.items():
-            ordered = [f.room_id for f in candidates if matches_filters(f, config.filters, dm_rooms, facts)]
+            ordered = [f.room_id for f in candidates if matches_filters(f, config.filters, dm_rooms, facts, room_tags)]
             lists[name] = {"count": len(ordered)}
             list_rooms[name] = select_ranges(ordered, config.ranges)
             for room_id in list_rooms[name]:

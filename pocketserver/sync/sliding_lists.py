@@ -238,8 +238,9 @@ def listed(facts: RoomFacts, since: StreamToken | None) -> bool:
 
 
 def matches_filters(facts: RoomFacts, filters: Mapping[str, Any], dm_rooms: frozenset[str],
-                    all_facts: Mapping[str, RoomFacts]) -> bool:
-    """Spec: MSC4186, "Filters" (is_dm, spaces, is_encrypted, is_invite, room_types, not_room_types)."""
+                    all_facts: Mapping[str, RoomFacts], room_tags: Mapping[str, frozenset[str]]) -> bool:
+    """Spec: MSC4186, "Filters" (is_dm, spaces, is_encrypted, is_invite, room_types, not_room_types,
+    tags and not_tags: a room with any of `tags`, and none of `not_tags`, which takes priority)."""
     if "is_dm" in filters and filters["is_dm"] is not None and bool(filters["is_dm"]) != is_dm(facts, dm_rooms):
         return False
     if "is_encrypted" in filters and filters["is_encrypted"] is not None \
@@ -253,6 +254,13 @@ def matches_filters(facts: RoomFacts, filters: Mapping[str, Any], dm_rooms: froz
         return False
     not_room_types = filters.get("not_room_types")
     if isinstance(not_room_types, list) and facts.room_type in not_room_types:
+        return False
+    tags = room_tags.get(facts.room_id, frozenset())
+    not_tags = filters.get("not_tags")
+    if isinstance(not_tags, list) and tags.intersection(t for t in not_tags if isinstance(t, str)):
+        return False
+    wanted_tags = filters.get("tags")
+    if isinstance(wanted_tags, list) and not tags.intersection(t for t in wanted_tags if isinstance(t, str)):
         return False
     spaces = filters.get("spaces")
     if isinstance(spaces, list):

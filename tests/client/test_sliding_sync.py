@@ -234,6 +234,41 @@ async def test_filters(api) -> None:
     assert again["lists"]["dms"]["count"] == 0 and again["lists"]["not_dms"]["count"] == 5
 
 
+async def test_tag_filters(api) -> None:
+    """Spec: MSC4186 "Filters": `tags` (any of them) and `not_tags` (none of them, taking priority)."""
+    alice = await api.register("alice")
+    a = alice["access_token"]
+    rooms = {name: await create_room(api, a, name=name) for name in ("fav", "low", "both", "plain")}
+
+    async def tag(room: str, name: str, method: str = "PUT") -> None:
+        status, body = await api.call(method, f"/_matrix/client/v3/user/@alice:test.local/rooms/{room}/tags/{name}",
+                                      {} if method == "PUT" else None, token=a)
+        assert status == 200, body
+    await tag(rooms["fav"], "m.favourite")
+    await tag(rooms["low"], "m.lowpriority")
+    await tag(rooms["both"], "m.favourite")
+    await tag(rooms["both"], "u.work")
+    await tag(rooms["both"], "m.lowpriority")
+
+    def listing(filters: dict[str, Any]) -> dict[str, Any]:
+        return {"ranges": [[0, 20]], "timeline_limit": 0, "filters": filters}
+
+    body = {"lists": {"favourites": listing({"tags": ["m.favourite"]}),
+                      "not_low": listing({"not_tags": ["m.lowpriority"]}),
+                      "fav_not_low": listing({"tags": ["m.favourite", "u.work"], "not_tags": ["m.lowpriority"]}),
+                      "untagged_only": listing({"not_tags": ["m.favourite", "m.lowpriority", "u.work"]})}}
+    got = await ss(api, a, body)
+
+    counts = {name: v["count"] for name, v in got["lists"].items()}
+    assert counts == {"favourites": 2, "not_low": 2, "fav_not_low": 1, "untagged_only": 1}, counts
+    # Tags changing on the same connection move rooms between lists.
+    await tag(rooms["both"], "m.lowpriority", "DELETE")
+    await tag(rooms["plain"], "m.lowpriority")
+    again = await ss(api, a, body, pos=got["pos"])
+    counts = {name: v["count"] for name, v in again["lists"].items()}
+    assert counts == {"favourites": 2, "not_low": 2, "fav_not_low": 2, "untagged_only": 0}, counts
+
+
 async def test_first_response_reads_room_facts_without_loading_each_room(api, monkeypatch) -> None:
     """A user in more rooms than the roomserver keeps: the list's facts come from one read and the
     rooms sent from current state; only a space has its state loaded, for its children. Loading every
