@@ -114,7 +114,7 @@ class Config:
     max_devices_per_user: int = _key(1_000,
         'Devices (logged-in sessions) a user may have at once; 0 means no limit. Default 1000.')
     admin_contact: str = _key("",
-        'A URI (mailto: or https:) for reaching the admin, sent with "disk full" errors. Default: the server\'s address.')
+        'A URI (mailto: or https:) for reaching the admin, sent with "disk full" errors and served at /.well-known/matrix/support. Default: the server\'s address.')
     refreshable_access_token_lifetime_ms: int = _key(300_000,
         'Lifetime of access tokens issued with a refresh token, in ms. Default 300000 (5 min).')
     password_hash_opslimit: int = _key(2,

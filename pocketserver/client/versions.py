@@ -44,6 +44,21 @@ async def get_wellknown_server() -> dict:
     return {"m.server": f"{config.server_name}:443"}
 
 
+@bp.get("/.well-known/matrix/support")
+async def get_wellknown_support() -> dict:
+    """operationId getWellknownSupport, from `admin_contact`: a mailto: address as the admin's
+    email, an http(s): page as the support page; 404 when it is unset.
+
+    Spec: client-server-api, "GET /.well-known/matrix/support".
+    """
+    contact = current_server().config.admin_contact.strip()
+    if contact.startswith("mailto:") and len(contact) > len("mailto:"):
+        return {"contacts": [{"role": "m.role.admin", "email_address": contact[len("mailto:"):]}]}
+    if contact.startswith(("https://", "http://")):
+        return {"support_page": contact}
+    raise NotFound("No support information is configured (admin_contact)")
+
+
 @bp.get("/_matrix/client/v3/capabilities")
 async def get_capabilities() -> dict:
     """operationId getCapabilities. Spec: client-server-api, "Capabilities negotiation"."""

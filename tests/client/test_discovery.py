@@ -21,6 +21,17 @@ async def test_server_wellknown_when_enabled(make_api) -> None:
         "m.homeserver": {"base_url": "https://matrix.example.org/"}}
 
 
+async def test_support_wellknown_from_admin_contact(make_api) -> None:
+    """Spec: client-server-api, "GET /.well-known/matrix/support" (404 when there is nothing to say)."""
+    status, body = await (await make_api()).call("GET", "/.well-known/matrix/support")
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    api = await make_api(admin_contact="mailto:admin@example.org")
+    assert await api.call("GET", "/.well-known/matrix/support") == (
+        200, {"contacts": [{"role": "m.role.admin", "email_address": "admin@example.org"}]})
+    api = await make_api(admin_contact="https://help.example.org/matrix")
+    assert await api.call("GET", "/.well-known/matrix/support") == (200, {"support_page": "https://help.example.org/matrix"})
+
+
 async def test_capabilities_need_auth(api) -> None:
     status, body = await api.call("GET", "/_matrix/client/v3/capabilities")
     assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")

@@ -258,6 +258,7 @@ async def test_dead_tokens_are_refused_everywhere(world: World) -> None:
 # or are how one gets a token in the first place.
 NO_AUTH: set[tuple[str, str]] = {
     ("GET", "/"), ("GET", "/.well-known/matrix/client"), ("GET", "/.well-known/matrix/server"),
+    ("GET", "/.well-known/matrix/support"),
     ("GET", "/_matrix/client/versions"), ("GET", "/_matrix/client/v3/login"), ("POST", "/_matrix/client/v3/login"),
     ("POST", "/_matrix/client/v3/refresh"), ("POST", "/_matrix/client/v3/register"),
     ("GET", "/_matrix/client/v3/register/available"),
