@@ -11,7 +11,8 @@ from typing import Any
 
 from quart import Blueprint, request
 
-from pocketserver.errors import InvalidParam, Unrecognized
+from pocketserver.client.request_body import int_arg
+from pocketserver.errors import Unrecognized
 from pocketserver.server import current_server
 from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import events as event_store
@@ -26,19 +27,6 @@ MAX_LIMIT = 1000
 PEEK_PAGE = 100           # events in one /events answer
 
 
-def _int_arg(name: str, default: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParam(f"{name} must be an integer") from None
-    if value < 0:
-        raise InvalidParam(f"{name} must not be negative")
-    return min(value, high)
-
-
 @bp.get("/_matrix/client/v3/rooms/<room_id>/initialSync")
 async def room_initial_sync(room_id: str) -> dict:
     """operationId roomInitialSync. Spec: "GET /_matrix/client/v3/rooms/{roomId}/initialSync".
@@ -50,7 +38,7 @@ async def room_initial_sync(room_id: str) -> dict:
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
     user_id, device_id = requester.user_id, requester.device_id
-    limit = _int_arg("limit", DEFAULT_LIMIT, MAX_LIMIT)
+    limit = int_arg("limit", DEFAULT_LIMIT, 0, MAX_LIMIT)
     state = await server.reader.current_state(user_id, room_id)          # 403 for those who may not read
     events, now, before = await server.reader.messages(user_id, room_id, from_token=None, to_token=None,
                                                        direction="b", limit=limit)
@@ -94,7 +82,7 @@ async def peek_events() -> dict:
     room_id = request.args.get("room_id")
     if not room_id:
         raise Unrecognized("Only peeking into one room (room_id) is served here; use /sync")
-    timeout_ms = _int_arg("timeout", 30_000, MAX_TIMEOUT_MS)
+    timeout_ms = int_arg("timeout", 30_000, 0, MAX_TIMEOUT_MS)
     raw_from = request.args.get("from")
     start = StreamToken.parse(raw_from) if raw_from else StreamToken(events=await event_store.max_stream_ordering(server.db))
     # Listen before reading, so an event committed in between wakes the wait.

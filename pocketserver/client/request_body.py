@@ -1,6 +1,7 @@
-"""Reading request bodies as JSON objects, with the spec's errors for bad input.
+"""Reading request bodies as JSON objects, and integer query parameters, with the spec's errors
+for bad input.
 
-Spec: client-server-api, "API Standards" (M_NOT_JSON, M_BAD_JSON).
+Spec: client-server-api, "API Standards" (M_NOT_JSON, M_BAD_JSON, M_INVALID_PARAM).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from quart import request
 
-from pocketserver.errors import BadJson, NotJson
+from pocketserver.errors import BadJson, InvalidParam, NotJson
 
 MAX_NESTING = 100
 MAX_NUMBER_CHARS = 400   # far beyond any integer or float a Matrix API takes
@@ -104,3 +105,17 @@ async def json_object_body(*, empty_ok: bool = False) -> dict[str, Any]:
     if empty_ok and not raw.strip():
         return {}
     return parse_json_object(raw)
+
+
+def int_arg(name: str, default: int, low: int = 0, high: int = 1000) -> int:
+    """An integer query parameter: below `low` is refused, above `high` capped, as Synapse's parse_integer."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidParam(f"{name} must be an integer") from None
+    if value < low:
+        raise InvalidParam(f"{name} must be at least {low}")
+    return min(value, high)

@@ -8,7 +8,7 @@ import json
 
 from quart import Blueprint, request
 
-from pocketserver.client.request_body import json_object_body
+from pocketserver.client.request_body import int_arg, json_object_body
 from pocketserver.errors import BadJson, InvalidParam
 from pocketserver.roomserver import sending
 from pocketserver.roomserver.creation import create_room as create_room_service
@@ -18,19 +18,6 @@ from pocketserver.sync.filters import check_room_event_filter, event_matches
 
 bp = Blueprint("rooms", __name__)
 ROOM = "/_matrix/client/v3/rooms/<room_id>"
-
-
-def _int_arg(name: str, default: int, low: int = 0, high: int = 1000) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidParam(f"{name} must be an integer") from None
-    if value < low:     # as Synapse's parse_integer: a negative limit is refused, a huge one capped
-        raise InvalidParam(f"{name} must be at least {low}")
-    return min(value, high)
 
 
 def _choice_arg(name: str, allowed: tuple[str, ...]) -> str | None:
@@ -150,7 +137,7 @@ async def get_room_events(room_id: str) -> dict:
     if direction not in ("b", "f"):
         raise InvalidParam("dir must be 'b' or 'f'")
     event_filter = _filter_arg()
-    limit = _int_arg("limit", 10, 0, 1000)
+    limit = int_arg("limit", 10, 0, 1000)
     if event_filter and "limit" in event_filter:
         limit = min(limit, event_filter["limit"])
     events, start, end = await server.reader.messages(
@@ -175,7 +162,7 @@ async def get_event_context(room_id: str, event_id: str) -> dict:
     """operationId getEventContext. Spec: "GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}"."""
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
-    ctx = await server.reader.context(requester.user_id, room_id, event_id, _int_arg("limit", 10, 0, 1000))
+    ctx = await server.reader.context(requester.user_id, room_id, event_id, int_arg("limit", 10, 0, 1000))
     ser = server.reader.serialize
     return {"event": (await ser([ctx["event"]], requester.user_id, requester.device_id))[0],
             "events_before": await ser(ctx["events_before"], requester.user_id, requester.device_id),
