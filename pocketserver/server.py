@@ -147,6 +147,7 @@ class Server:
         self.typing = TypingService(self.roomserver, self.notifier, activity=self.presence.bump_active,
                                     limit=RateLimiter(config.rc_typing_per_second, config.rc_typing_burst))
         self.receipts = Receipts(self.db, self.roomserver, activity=self.presence.bump_active,
+                                 on_read=self.push.on_read_receipt,
                                  limit=RateLimiter(config.rc_receipts_per_second, config.rc_receipts_burst))
         self.sync.add_source(TypingSource(self.typing))
         self.sync.add_source(ReceiptSource(self.db))

@@ -23,6 +23,7 @@ from pocketserver.storage.receipts import ReceiptTarget
 from pocketserver.storage.writer import Transaction
 from pocketserver.sync.sources import SyncContext
 
+OnRead = Callable[[Transaction, str, str, int, "str | None"], Awaitable[None]]
 READ = "m.read"
 READ_PRIVATE = "m.read.private"
 FULLY_READ = "m.fully_read"
@@ -39,9 +40,11 @@ class Receipts:
     """Posts receipts and read markers for local users."""
 
     def __init__(self, db: Database, rs: RoomServer, *, limit: RateLimiter,
-                 activity: Callable[[str], Awaitable[None]] | None = None) -> None:
+                 activity: Callable[[str], Awaitable[None]] | None = None,
+                 on_read: OnRead = push_counts.on_read_receipt) -> None:
         self._db = db
         self._rs = rs
+        self._on_read = on_read            # the unread counts (and badge pushes) a read receipt moves
         self._limit = limit                # per user: each receipt is a write and wakes the room's syncs
         self._activity = activity          # presence: reading counts as activity, as in Synapse
 
@@ -64,7 +67,8 @@ class Receipts:
         if receipt_type == FULLY_READ:
             await self._db.write(lambda tx: _set_fully_read(tx, user_id, room_id, target))
         else:
-            await self._db.write(lambda tx: _insert(tx, user_id, room_id, receipt_type, target, thread_id))
+            await self._db.write(lambda tx: _insert(tx, user_id, room_id, receipt_type, target, thread_id,
+                                                    self._on_read))
         if self._activity is not None:
             await self._activity(user_id)
 
@@ -87,7 +91,7 @@ class Receipts:
                 await _set_fully_read(tx, user_id, room_id, targets[FULLY_READ])
             for key in (READ, READ_PRIVATE):
                 if key in targets:
-                    await _insert(tx, user_id, room_id, key, targets[key], None)
+                    await _insert(tx, user_id, room_id, key, targets[key], None, self._on_read)
 
         if targets:
             await self._db.write(job)
@@ -128,14 +132,14 @@ class Receipts:
 
 
 async def _insert(tx: Transaction, user_id: str, room_id: str, receipt_type: str, target: ReceiptTarget,
-                  thread_id: str | None) -> None:
+                  thread_id: str | None, on_read: OnRead) -> None:
     data: dict[str, Any] = {"ts": now_ms()}
     if thread_id is not None:
         data["thread_id"] = thread_id
     await receipt_store.insert_receipt(tx, room_id, receipt_type, user_id, thread_id, target.event_id,
                                        target.stream_ordering, data)
     # Both m.read and m.read.private clear notifications (spec: "Private read receipts").
-    await push_counts.on_read_receipt(tx, user_id, room_id, target.stream_ordering, thread_id)
+    await on_read(tx, user_id, room_id, target.stream_ordering, thread_id)
 
 
 async def _set_fully_read(tx: Transaction, user_id: str, room_id: str, target: ReceiptTarget) -> None:

@@ -112,6 +112,22 @@ class Push:
                 await self.pushers.enqueue(tx, user_id, await self._notification(tx, room, pdu, user_id, actions))
         await counts.record_notifications(tx, room.room_id, pdu.event_id, stream_ordering, thread_id, now_ms(), notified)
 
+    async def on_read_receipt(self, tx: Transaction, user_id: str, room_id: str, stream_ordering: int,
+                              thread_id: str | None) -> None:
+        """counts.on_read_receipt, then a badge-only push to the user's pushers when it lowered their
+        badge, so a phone's badge clears when the user reads elsewhere (Synapse sends one on every
+        receipt; here only when the count changed). Spec: push-gateway-api, "POST
+        /_matrix/push/v1/notify" (a notification with only `counts` and `devices`).
+        """
+        if not self.pushers.for_user(user_id):
+            await counts.on_read_receipt(tx, user_id, room_id, stream_ordering, thread_id)
+            return
+        before = await store.get_badge_count(tx, user_id)
+        await counts.on_read_receipt(tx, user_id, room_id, stream_ordering, thread_id)
+        after = await store.get_badge_count(tx, user_id)
+        if after < before:
+            await self.pushers.enqueue(tx, user_id, {"counts": {"unread": after}, "prio": "low"})
+
     def _local_joined(self, room: RoomState) -> tuple[list[str], int]:
         local, count = [], 0
         for (event_type, member), pdu in room.state.items():

@@ -181,6 +181,32 @@ async def test_message_produces_one_notify(api, gateway) -> None:
     assert gateway.count == 2
 
 
+async def test_reading_elsewhere_sends_a_badge_update(api, gateway) -> None:
+    """A read receipt that lowers the badge sends a notification with only counts and devices, so a
+    phone's badge clears when its owner reads on another device (as Synapse's badge pushes)."""
+    a, b, room = await two_in_a_room(api)
+    await api.call("POST", SET, pusher_body(gateway.url, format="event_id_only"), token=b)
+    first = await send(api, a, room, "1", {"msgtype": "m.text", "body": "one"})
+    second = await send(api, a, room, "2", {"msgtype": "m.text", "body": "two"})
+    assert (await gateway.next_call())["event_id"] == first
+    assert (await gateway.next_call())["counts"] == {"unread": 2}
+    status, body = await api.call("POST", f"{R}/{room}/receipt/m.read/{first}", {}, token=b)
+    assert status == 200, body
+    badge = await gateway.next_call()
+    assert set(badge) == {"counts", "prio", "devices"} and badge["counts"] == {"unread": 1}
+    assert badge["devices"][0]["pushkey"] == "key-1"
+    # Read up to the end through the read markers: the badge goes to zero, and says so.
+    status, body = await api.call("POST", f"{R}/{room}/read_markers", {"m.fully_read": second, "m.read": second},
+                                  token=b)
+    assert status == 200, body
+    assert (await gateway.next_call())["counts"] == {"unread": 0}
+    # A receipt that changes nothing (the same event again) sends nothing.
+    await api.call("POST", f"{R}/{room}/receipt/m.read/{second}", {}, token=b)
+    third = await send(api, a, room, "3", {"msgtype": "m.text", "body": "three"})
+    assert (await gateway.next_call())["event_id"] == third
+    assert gateway.count == 5
+
+
 async def test_low_priority_and_suppressed_events(api, gateway) -> None:
     a, b, room = await two_in_a_room(api)
     c = (await api.register("carol"))["access_token"]
