@@ -6,8 +6,6 @@ without a client having to rewrite the whole event. Spec: client-server-api, "Ro
 from __future__ import annotations
 
 import json
-from typing import Any
-
 from quart import Blueprint, request
 
 from pocketserver.client.request_body import json_object_body
@@ -32,17 +30,12 @@ async def _owner(user_id: str, room_id: str) -> None:
         raise InvalidParam(f"{room_id!r} is not a valid room ID")
 
 
-def _tags_of(content: Any) -> dict[str, Any]:
-    tags = content.get("tags") if isinstance(content, dict) else None
-    return dict(tags) if isinstance(tags, dict) else {}
-
-
 @bp.get(PATH)
 async def get_room_tags(user_id: str, room_id: str) -> dict:
     """operationId getRoomTags. Spec: "GET /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags"."""
     await _owner(user_id, room_id)
     content = await account_data.get_account_data(current_server().db, user_id, room_id, TAG_EVENT)
-    return {"tags": _tags_of(content)}
+    return {"tags": account_data.tags_of(content)}
 
 
 @bp.put(f"{PATH}/<tag>")
@@ -57,7 +50,7 @@ async def set_room_tag(user_id: str, room_id: str, tag: str) -> dict:
         raise BadJson("order must be a number")
 
     async def job(tx: Transaction) -> None:
-        tags = _tags_of(await account_data.get_account_data_tx(tx, user_id, room_id, TAG_EVENT))
+        tags = account_data.tags_of(await account_data.get_account_data_tx(tx, user_id, room_id, TAG_EVENT))
         tags[tag] = body
         if len(json.dumps(tags, ensure_ascii=False).encode()) > MAX_TAGS_BYTES:
             raise TooLarge(f"A room's tags may take at most {MAX_TAGS_BYTES} bytes")
@@ -76,7 +69,7 @@ async def delete_room_tag(user_id: str, room_id: str, tag: str) -> dict:
     await _owner(user_id, room_id)
 
     async def job(tx: Transaction) -> None:
-        tags = _tags_of(await account_data.get_account_data_tx(tx, user_id, room_id, TAG_EVENT))
+        tags = account_data.tags_of(await account_data.get_account_data_tx(tx, user_id, room_id, TAG_EVENT))
         if tag in tags:
             del tags[tag]
             await account_data.set_account_data(tx, user_id, room_id, TAG_EVENT, {"tags": tags})

@@ -54,10 +54,14 @@ async def get_room_tags(db: Database, user_id: str) -> dict[str, frozenset[str]]
     return {room_id: tag_names(json.loads(raw)) for room_id, raw in rows}
 
 
-def tag_names(content: Any) -> frozenset[str]:
-    """The tag names in an m.tag event's content. Spec: client-server-api, "Room Tagging"."""
+def tags_of(content: Any) -> dict[str, Any]:
+    """The tags (name -> tag object) in an m.tag event's content. Spec: client-server-api, "Room Tagging"."""
     tags = content.get("tags") if isinstance(content, dict) else None
-    return frozenset(tags) if isinstance(tags, dict) else frozenset()
+    return dict(tags) if isinstance(tags, dict) else {}
+
+
+def tag_names(content: Any) -> frozenset[str]:
+    return frozenset(tags_of(content))
 
 
 async def get_account_data_since(db: Database, user_id: str, after: int, upto: int) -> list[tuple[str, str, Any]]:
