@@ -7,8 +7,11 @@ Spec: client-server-api, "Room Previews", "GET /_matrix/client/v3/rooms/{roomId}
 from __future__ import annotations
 
 import asyncio
+import signal
+import time
 from urllib.parse import quote
 
+from tests.conftest import start_server
 from tests.js_client import JsClient
 
 V3 = "/_matrix/client/v3"
@@ -124,3 +127,31 @@ async def test_js_sdk_peeks_into_a_world_readable_room(homeserver, http) -> None
         await js.wait_for(lambda ev: ev["event"] == "timeline" and ev["room_id"] == room and ev["body"] == "third")
     finally:
         await js.close()
+
+
+async def test_stopping_answers_a_peek_at_once(tmp_path, http) -> None:
+    """SIGTERM during a peek long-poll: answered at once with nothing new, and a clean exit."""
+    server = start_server(tmp_path)
+    try:
+        user = await server.register_shared_secret(http, "peeker", "peeker-pw")
+        headers = {"Authorization": f"Bearer {user['access_token']}"}
+        async with http.post(f"{server.base_url}{V3}/createRoom",
+                             json={"preset": "public_chat", "initial_state": WORLD_READABLE}, headers=headers) as resp:
+            room = (await resp.json())["room_id"]
+
+        async def peek() -> tuple[int, dict]:
+            async with http.get(f"{server.base_url}{V3}/events", params={"room_id": room, "timeout": "60000"},
+                                headers=headers) as resp:
+                return resp.status, await resp.json()
+
+        polling = asyncio.create_task(peek())
+        await asyncio.sleep(1)
+        assert not polling.done()
+        started = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        status, body = await asyncio.wait_for(polling, 5)
+        assert status == 200 and body["chunk"] == [], body
+        assert await asyncio.to_thread(server.process.wait, 5) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        server.stop()
