@@ -290,6 +290,13 @@ def _welcome(config: Config, first_run: bool) -> str:
     return "\n".join(lines)
 
 
+def _writable(config: Config) -> bool:
+    """Whether the data directory and the database in it can be written (a read-only mount, a chmod)."""
+    import os
+    database = config.database_path
+    return os.access(config.data_path, os.W_OK) and (not database.exists() or os.access(database, os.W_OK))
+
+
 LISTEN_BACKLOG = 100   # Hypercorn's default
 
 
@@ -409,6 +416,12 @@ def _run(command: str, argv: list[str]) -> int:
         return 2
     configure_logging(config.log_level)
     if args.command == "serve":
+        if config.data_path.exists() and not _writable(config):
+            # SQLite cannot even open its write-ahead log there; say so instead of a traceback.
+            print(f"error: the data directory {config.data_path} is read-only, and the server keeps its "
+                  "database there: make it writable (or set data_dir to a writable place) and start again",
+                  file=sys.stderr)
+            return 1
         try:
             listener = listen(config)       # first: the imports below take most of start-up
         except OSError as exc:

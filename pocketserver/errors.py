@@ -133,13 +133,29 @@ class Unauthorized(MatrixError):
         return {**self.challenge, "errcode": self.error.errcode, "error": self.error.message}
 
 
+# What the disk's refusal means, and what the admin has to do about it.
+_FULL = ("the server's disk is full", "freed space")
+_READ_ONLY = ("the server's storage is read-only", "made it writable again")
+_FAILED = ("the server's storage failed", "checked the disk")
 # SQLite primary result codes that mean the disk, not the request, is at fault.
-_SQLITE_STORAGE_CODES = {13: "the server's disk is full",          # SQLITE_FULL
-                         8: "the server's storage is read-only",   # SQLITE_READONLY
-                         10: "the server's storage failed",        # SQLITE_IOERR
-                         14: "the server's storage failed"}        # SQLITE_CANTOPEN
-_OS_STORAGE_ERRNOS = {errno.ENOSPC: "the server's disk is full", errno.EDQUOT: "the server's disk is full",
-                      errno.EROFS: "the server's storage is read-only", errno.EIO: "the server's storage failed"}
+_SQLITE_STORAGE_CODES = {13: _FULL,          # SQLITE_FULL
+                         8: _READ_ONLY,      # SQLITE_READONLY
+                         10: _FAILED,        # SQLITE_IOERR
+                         14: _FAILED}        # SQLITE_CANTOPEN
+_OS_STORAGE_ERRNOS = {errno.ENOSPC: _FULL, errno.EDQUOT: _FULL, errno.EROFS: _READ_ONLY, errno.EIO: _FAILED}
+
+
+def storage_failure_reason(err: BaseException) -> tuple[str, str] | None:
+    """(what is wrong, what the admin must do) when `err` is the disk refusing a write, else None."""
+    if isinstance(err, sqlite3.Error):
+        code = getattr(err, "sqlite_errorcode", None)
+        found = _SQLITE_STORAGE_CODES.get(code & 0xFF) if isinstance(code, int) else None
+        if found is None and "database or disk is full" in str(err):
+            found = _FULL
+        return found
+    if isinstance(err, OSError):
+        return _OS_STORAGE_ERRNOS.get(err.errno or 0)
+    return None
 
 
 def storage_failure(err: BaseException) -> ResourceLimitExceeded | None:
@@ -148,20 +164,14 @@ def storage_failure(err: BaseException) -> ResourceLimitExceeded | None:
     Reads keep working in that state, so only requests that write get it. Spec:
     client-server-api, "Standard error response" (M_RESOURCE_LIMIT_EXCEEDED, with admin_contact).
     """
-    reason = None
-    if isinstance(err, sqlite3.Error):
-        code = getattr(err, "sqlite_errorcode", None)
-        reason = _SQLITE_STORAGE_CODES.get(code & 0xFF) if isinstance(code, int) else None
-        if reason is None and "database or disk is full" in str(err):
-            reason = _SQLITE_STORAGE_CODES[13]
-    elif isinstance(err, OSError):
-        reason = _OS_STORAGE_ERRNOS.get(err.errno or 0)
-    if reason is None:
+    found = storage_failure_reason(err)
+    if found is None:
         return None
+    reason, remedy = found
     server = current_app.config.get("POCKETSERVER") if current_app else None
     contact = server.config.admin_contact_uri() if server is not None else ""
     return ResourceLimitExceeded(f"Cannot store this now: {reason}. Reading still works; "
-                                 "try again after the server's admin has freed space.", admin_contact=contact)
+                                 f"try again after the server's admin has {remedy}.", admin_contact=contact)
 
 
 def error_response(err: MatrixError) -> Response:

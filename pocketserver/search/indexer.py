@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from pocketserver.errors import storage_failure_reason
 from pocketserver.storage import search as search_store
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Changes, Transaction
@@ -70,8 +71,8 @@ class SearchIndexer:
         """The background task: index after each wake, in gathered rounds that ride along."""
         try:
             await self.catch_up()        # whatever was left from before a restart
-        except Exception:
-            log.exception("search indexing failed; it will be retried at the next wake")
+        except Exception as exc:
+            _log_failure(exc)
         while True:
             await self._wake.wait()
             await asyncio.sleep(GATHER_SECONDS)
@@ -82,5 +83,14 @@ class SearchIndexer:
                 self._indexed, asked = await self._db.write_along(self._index_round, within=RIDE_WITHIN_SECONDS)
                 if self._indexed < asked:
                     await self.catch_up()            # more than one round's worth
-            except Exception:
-                log.exception("search indexing failed; it will be retried at the next wake")
+            except Exception as exc:
+                _log_failure(exc)
+
+
+def _log_failure(exc: Exception) -> None:
+    """A disk that refuses writes (full, read-only) is one line; anything else gets its traceback."""
+    found = storage_failure_reason(exc)
+    if found is not None:
+        log.warning("search indexing paused: %s; it resumes once the admin has %s", *found)
+    else:
+        log.exception("search indexing failed; it will be retried at the next wake")

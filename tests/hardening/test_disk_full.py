@@ -13,6 +13,7 @@ import errno
 import os
 import sqlite3
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
@@ -231,6 +232,35 @@ async def test_database_remount_read_only_is_refused_by_the_kernel(tmp_path: Pat
         assert server.stop() == 0
 
 
+async def test_starting_on_a_read_only_data_directory(tmp_path: Path, small_data_dir: Path, http) -> None:
+    """A data directory that is already read-only when the server starts (a remount after a disk
+    error, a backup mounted by mistake): SQLite cannot open its write-ahead log there, so the
+    server stops at once with a one-line error naming the directory, not a traceback; made
+    writable again, it starts with everything in place."""
+    server = start_server(tmp_path)
+    try:
+        alice = await server.register_shared_secret(http, "alice", "alice-pw")
+    finally:
+        assert server.stop() == 0
+    done = remount(small_data_dir, "ro")
+    assert done.returncode == 0, done.stderr
+    try:
+        run = subprocess.run([sys.executable, "-m", "pocketserver", "serve", "--config",
+                              str(tmp_path / "pocketserver.toml")], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 1, run
+        assert run.stderr.startswith(f"error: the data directory {small_data_dir} is read-only"), run.stderr
+        assert "Traceback" not in run.stderr + run.stdout
+    finally:
+        assert remount(small_data_dir, "rw").returncode == 0
+    server = start_server(tmp_path)
+    try:
+        async with http.get(f"{server.base_url}/_matrix/client/v3/account/whoami",
+                            headers={"Authorization": f"Bearer {alice['access_token']}"}) as resp:
+            assert resp.status == 200
+    finally:
+        assert server.stop() == 0
+
+
 async def test_read_only_database_refuses_writes_keeps_reads_and_recovers(api: Api) -> None:
     """SQLite answers SQLITE_READONLY, as for a database on a read-only filesystem; the server maps it
     to 503 M_RESOURCE_LIMIT_EXCEEDED, keeps serving reads and writes again once it is writable."""
@@ -271,11 +301,12 @@ def test_storage_failures_map_to_resource_limit_exceeded() -> None:
         readonly.execute("CREATE TABLE t (x)")
     except sqlite3.OperationalError as exc:
         read_only_error = exc
-    for err, word in ((full, "full"), (read_only_error, "read-only"),
-                      (OSError(errno.ENOSPC, "No space left on device"), "full"),
-                      (OSError(errno.EROFS, "Read-only file system"), "read-only")):
+    for err, word, remedy in ((full, "full", "freed space"), (read_only_error, "read-only", "writable"),
+                              (OSError(errno.ENOSPC, "No space left on device"), "full", "freed space"),
+                              (OSError(errno.EROFS, "Read-only file system"), "read-only", "writable")):
         mapped = storage_failure(err)
         assert mapped is not None and mapped.status == 503 and word in mapped.message, err
+        assert remedy in mapped.message, mapped.message
         assert mapped.body()["errcode"] == "M_RESOURCE_LIMIT_EXCEEDED"
     for err in (sqlite3.IntegrityError("UNIQUE constraint failed"), OSError(errno.ENOENT, "gone"),
                 ValueError("x")):
