@@ -6,6 +6,7 @@ without a client having to rewrite the whole event. Spec: client-server-api, "Ro
 from __future__ import annotations
 
 import json
+
 from quart import Blueprint, request
 
 from pocketserver.client.request_body import json_object_body

@@ -23,7 +23,9 @@ from pocketserver.storage.receipts import ReceiptTarget
 from pocketserver.storage.writer import Transaction
 from pocketserver.sync.sources import SyncContext
 
-OnRead = Callable[[Transaction, str, str, int, "str | None"], Awaitable[None]]
+# What a stored m.read / m.read.private receipt moves: (tx, user_id, room_id, stream position, thread_id).
+OnRead = Callable[[Transaction, str, str, int, str | None], Awaitable[None]]
+
 READ = "m.read"
 READ_PRIVATE = "m.read.private"
 FULLY_READ = "m.fully_read"
