@@ -159,6 +159,11 @@ class Config:
         return Path(self.data_dir)
 
     @property
+    def turn_uri_list(self) -> list[str]:
+        """The TURN URIs of `turn_uris`, a comma-separated list."""
+        return [u.strip() for u in self.turn_uris.split(",") if u.strip()]
+
+    @property
     def database_path(self) -> Path:
         return self.data_path / "homeserver.db"
 
@@ -268,7 +273,7 @@ def validate(config: Config) -> list[str]:
                 "max_rooms_per_user", "max_devices_per_user"):
         if getattr(config, key) < 0:
             problems.append(f"{key}: must not be negative (0 turns it off)")
-    turn_uris = [u.strip() for u in config.turn_uris.split(",") if u.strip()]
+    turn_uris = config.turn_uri_list
     if any(not re.match(r"^turns?:\S+$", u) for u in turn_uris):
         problems.append("turn_uris: each URI must start with turn: or turns:")
     if turn_uris and not config.turn_shared_secret and not (config.turn_username and config.turn_password):

@@ -23,7 +23,7 @@ bp = Blueprint("voip", __name__)
 
 def turn_credentials(config: Config, user_id: str, now_s: float) -> dict:
     """The response body; empty when no TURN server is configured, as Synapse answers then."""
-    uris = [u.strip() for u in config.turn_uris.split(",") if u.strip()]
+    uris = config.turn_uri_list
     ttl = config.turn_user_lifetime_ms // 1000
     if not uris:
         return {}
