@@ -19,6 +19,20 @@ class _NotJoined(Exception):
     """The user left the room before their profile update reached it."""
 
 
+class _Unchanged(Exception):
+    """The change would repeat the member's current event: same sender, membership and content."""
+
+
+def _repeats(room: RoomState, sender: str, target: str, content: Mapping[str, Any]) -> bool:
+    """Whether the target's current member event already says `content`, sent by `sender`.
+
+    Synapse answers such a request with the existing event and sends nothing, so a bot that joins
+    again on every invite it sees, or a double-clicked ban, leaves no duplicate in the timeline.
+    """
+    current = room.state.get(("m.room.member", target))
+    return current is not None and current.sender == sender and current.content == content
+
+
 class _Unknown(MatrixError):
     errcode, status = "M_UNKNOWN", 400
 
@@ -67,6 +81,20 @@ class Membership:
             raise NotFound("No known servers: this room is not on this server")
         return room_id_or_alias
 
+    async def _change(self, room_id: str, sender: str, target: str, content: dict[str, Any],
+                      check: Any = None) -> None:
+        """Send `target`'s new member event, unless it would repeat the current one."""
+        async def checked(room: RoomState) -> None:
+            if _repeats(room, sender, target, content):
+                raise _Unchanged
+            if check is not None:
+                await check(room)
+
+        try:
+            await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)], check=checked)
+        except _Unchanged:
+            pass
+
     async def _profile(self, user_id: str) -> dict[str, Any]:
         profile = await self._profiles.get_profile(user_id)
         return {k: profile[k] for k in ("displayname", "avatar_url") if isinstance(profile.get(k), str) and profile[k]}
@@ -89,7 +117,7 @@ class Membership:
                 if via is not None:
                     content["join_authorised_via_users_server"] = via
 
-        await self._rs.send(room_id, user_id, [EventSpec("m.room.member", content, user_id)], check=check)
+        await self._change(room_id, user_id, user_id, content, check)
         return room_id
 
     async def _authorising_user(self, room: RoomState, user_id: str, join_rules: Mapping[str, Any]) -> str | None:
@@ -125,7 +153,7 @@ class Membership:
                     raise _NotJoined(room_id)
             content = {"membership": "join", **profile}
             try:
-                await self._rs.send(room_id, user_id, [EventSpec("m.room.member", content, user_id)], check=check)
+                await self._change(room_id, user_id, user_id, content, check)
             except (_NotJoined, Forbidden):
                 continue
 
@@ -155,7 +183,7 @@ class Membership:
                 raise Forbidden(f"{target} is banned from the room")
             self._rs.limits.spend_invite(sender, room_id, target)
 
-        await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)], check=check)
+        await self._change(room_id, sender, target, content, check)
 
     async def _profiles_missing(self, user_id: str) -> bool:
         try:
@@ -170,8 +198,7 @@ class Membership:
             if room.membership(user_id) not in ("join", "invite", "knock"):
                 raise Forbidden("You are not in this room")
 
-        await self._rs.send(room_id, user_id, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
-                                                         user_id)], check=check)
+        await self._change(room_id, user_id, user_id, {"membership": "leave", **_reason(reason)}, check)
 
     async def kick(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/kick"."""
@@ -182,14 +209,12 @@ class Membership:
             if room.membership(target) not in ("join", "invite", "knock"):
                 raise Forbidden(f"{target} is not in the room")
 
-        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
-                                                        target)], check=check)
+        await self._change(room_id, sender, target, {"membership": "leave", **_reason(reason)}, check)
 
     async def ban(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/ban"."""
         target = _target(target)
-        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "ban", **_reason(reason)},
-                                                        target)])
+        await self._change(room_id, sender, target, {"membership": "ban", **_reason(reason)})
 
     async def unban(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/unban"."""
@@ -200,8 +225,7 @@ class Membership:
             if room.membership(target) != "ban":
                 raise Forbidden(f"{target} is not banned")
 
-        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
-                                                        target)], check=check)
+        await self._change(room_id, sender, target, {"membership": "leave", **_reason(reason)}, check)
 
     async def knock(self, user_id: str, room_id: str, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/knock/{roomIdOrAlias}"."""
@@ -212,7 +236,7 @@ class Membership:
                 raise Forbidden("You are already in the room")
 
         content = {"membership": "knock", **await self._profile(user_id), **_reason(reason)}
-        await self._rs.send(room_id, user_id, [EventSpec("m.room.member", content, user_id)], check=check)
+        await self._change(room_id, user_id, user_id, content, check)
 
     async def forget(self, user_id: str, room_id: str) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/forget"."""

@@ -89,6 +89,40 @@ async def test_membership_and_refusals(api) -> None:
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
 
 
+async def test_a_repeated_membership_change_sends_nothing(api) -> None:
+    """Same sender, membership and content as the member's current event: answered, nothing sent (as Synapse)."""
+    alice, bob = await users(api, "alice", "bob")
+    a, b = alice["access_token"], bob["access_token"]
+    room = await api.create_room(a, preset="public_chat")
+
+    async def member_events() -> list[dict]:
+        status, body = await api.call("GET", f"{R}/{room}/messages", query={"dir": "b", "limit": "50"}, token=a)
+        assert status == 200, body
+        return [e for e in body["chunk"] if e["type"] == "m.room.member" and e["state_key"] == "@bob:test.local"]
+
+    status, first = await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    assert status == 200
+    for _ in range(2):
+        assert await api.call("POST", f"{R}/{room}/join", {}, token=b) == (200, first)
+    assert len(await member_events()) == 1
+
+    # A changed content is a change: a profile refresh, a different reason.
+    assert (await api.call("PUT", "/_matrix/client/v3/profile/@bob:test.local/displayname",
+                           {"displayname": "Bob"}, token=b))[0] == 200
+    assert len(await member_events()) == 2
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    assert len(await member_events()) == 2
+
+    for _ in range(2):
+        assert (await api.call("POST", f"{R}/{room}/ban", {"user_id": "@bob:test.local", "reason": "spam"},
+                               token=a))[0] == 200
+    assert len(await member_events()) == 3
+    assert (await api.call("POST", f"{R}/{room}/ban", {"user_id": "@bob:test.local", "reason": "more spam"},
+                           token=a))[0] == 200
+    events = await member_events()
+    assert len(events) == 4 and events[0]["content"] == {"membership": "ban", "reason": "more spam"}
+
+
 async def test_history_visibility_joined(api) -> None:
     alice, bob = await users(api, "alice", "bob")
     a, b = alice["access_token"], bob["access_token"]
