@@ -18,10 +18,13 @@ import pytest
 from mautrix.client import Client, InternalEventType
 from mautrix.client.state_store import MemoryStateStore, MemorySyncStore
 from mautrix.errors import MForbidden, MNotFound, MatrixRequestError
-from mautrix.types import (EventFilter, EventType, Filter, LoginType, Membership, MessageEvent, PaginationDirection, PresenceState,
+from mautrix.types import (CrossSigningKeys, CrossSigningUsage, DeviceKeys, EncryptionKeyAlgorithm, EventFilter, EventType, Filter, LoginType, Membership, MessageEvent, PaginationDirection, PresenceState,
                            RoomCreatePreset, RoomDirectoryVisibility, RoomEventFilter, RoomFilter,
                            RoomTagInfo, StateEvent, TextMessageEventContent, MessageType, UserID)
 from PIL import Image
+
+from pocketserver.rooms.hashing import encode_unpadded_base64
+from pocketserver.rooms.signing import SigningKey, sign_json
 
 Login = Callable[[str], Awaitable[Client]]
 
@@ -314,3 +317,59 @@ async def test_a_bot_syncs_answers_and_follows_its_rooms(login: Login) -> None:
     await eventually(lambda: bot.state_store.members[room][bot.mxid].membership == Membership.LEAVE)
     assert sync_errors == []
     assert {m.content.body for m in messages} == {"!ping", "pong"}
+
+
+def ed25519(seed: int, key_id: str | None = None) -> SigningKey:
+    """An ed25519 key from a seed; a cross-signing key's ID is its public key."""
+    key = SigningKey.from_seed(bytes([seed]) * 32, key_id or "")
+    return SigningKey.from_seed(bytes([seed]) * 32, key_id or key.verify_key_base64)
+
+
+async def test_e2ee_key_endpoints_as_a_bridge_uses_them(login: Login) -> None:
+    """Device keys, one-time keys, cross-signing and signatures, read back through mautrix's types."""
+    alice, bob = await login("mxkeysalice"), await login("mxkeysbob")
+    room = await alice.create_room(invitees=[bob.mxid])
+    await bob.join_room_by_id(room)
+
+    device_key = ed25519(1, alice.device_id)
+    device_keys = sign_json({"user_id": alice.mxid, "device_id": alice.device_id,
+                             "algorithms": ["m.olm.v1.curve25519-aes-sha2", "m.megolm.v1.aes-sha2"],
+                             "keys": {f"ed25519:{alice.device_id}": device_key.verify_key_base64,
+                                      f"curve25519:{alice.device_id}": encode_unpadded_base64(bytes(32))}},
+                            alice.mxid, device_key)
+    one_time = {f"signed_curve25519:K{i}": sign_json({"key": f"otk{i}"}, alice.mxid, device_key) for i in range(3)}
+    counts = await alice.upload_keys(one_time_keys=one_time, device_keys=device_keys)
+    assert counts == {EncryptionKeyAlgorithm.SIGNED_CURVE25519: 3}
+
+    found = await bob.query_keys([alice.mxid])
+    theirs = found.device_keys[alice.mxid][alice.device_id]
+    assert isinstance(theirs, DeviceKeys) and theirs.ed25519 == device_key.verify_key_base64
+    assert theirs.unsigned.device_display_name == "mxkeysalice's bot"
+    assert found.failures == {}
+
+    # Cross-signing: master, then self- and user-signing keys signed by it (no UIA the first time).
+    master, self_signing, user_signing = ed25519(10), ed25519(11), ed25519(12)
+
+    def cross(key: SigningKey, usage: str, signer: SigningKey | None) -> CrossSigningKeys:
+        body = {"user_id": alice.mxid, "usage": [usage], "keys": {f"ed25519:{key.verify_key_base64}": key.verify_key_base64}}
+        return CrossSigningKeys.deserialize(sign_json(body, alice.mxid, signer) if signer else body)
+
+    await alice.upload_cross_signing_keys({CrossSigningUsage.MASTER: cross(master, "master", None),
+                                           CrossSigningUsage.SELF: cross(self_signing, "self_signing", master),
+                                           CrossSigningUsage.USER: cross(user_signing, "user_signing", master)})
+    signed_device = DeviceKeys.deserialize(sign_json(device_keys, alice.mxid, self_signing))
+    await alice.upload_one_signature(alice.mxid, alice.device_id, signed_device)
+
+    found = await bob.query_keys([alice.mxid])
+    assert found.master_keys[alice.mxid].first_ed25519_key == master.verify_key_base64
+    assert found.self_signing_keys[alice.mxid].first_ed25519_key == self_signing.verify_key_base64
+    assert alice.mxid not in found.user_signing_keys        # only its owner sees a user-signing key
+    signatures = found.device_keys[alice.mxid][alice.device_id].signatures[alice.mxid]
+    assert f"ed25519:{self_signing.verify_key_base64}" in {str(key_id) for key_id in signatures}
+    own = await alice.query_keys([alice.mxid])
+    assert own.user_signing_keys[alice.mxid].first_ed25519_key == user_signing.verify_key_base64
+
+    claimed = await bob.claim_keys({alice.mxid: {alice.device_id: EncryptionKeyAlgorithm.SIGNED_CURVE25519}})
+    [(key_id, key)] = claimed.one_time_keys[alice.mxid][alice.device_id].items()
+    assert str(key_id).startswith("signed_curve25519:K") and key["key"].startswith("otk")
+    assert claimed.failures == {}
