@@ -38,6 +38,11 @@ class Forbidden(MatrixError):
     errcode, status = "M_FORBIDDEN", 403
 
 
+class BadState(MatrixError):
+    """Spec: client-server-api, "Other error codes" (M_BAD_STATE: e.g. unbanning a user who is not banned)."""
+    errcode, status = "M_BAD_STATE", 403
+
+
 class NotFound(MatrixError):
     errcode, status = "M_NOT_FOUND", 404
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound
+from pocketserver.errors import BadJson, BadState, Forbidden, InvalidParam, MatrixError, NotFound
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
@@ -53,6 +53,12 @@ def _target(user_id: Any) -> str:
     except InvalidIdentifier:
         raise InvalidParam(f"{user_id!r} is not a valid user ID") from None
     return user_id
+
+
+def _refuse_if_banned(room: RoomState, target: str, action: str) -> None:
+    """Only ban, unban and leave act on a banned user; Synapse refuses the rest with M_BAD_STATE."""
+    if room.membership(target) == "ban":
+        raise BadState(f"Cannot {action} {target}: banned from the room")
 
 
 def _require_member(room: RoomState, sender: str) -> None:
@@ -107,6 +113,7 @@ class Membership:
             current = room.membership(user_id)
             if current == "join":       # a profile refresh, not one more room
                 return
+            _refuse_if_banned(room, user_id, "join")
             await self._rs.limits.spend_join(self._rs.db, user_id)
             if current == "invite":
                 return
@@ -179,8 +186,7 @@ class Membership:
             _require_member(room, sender)
             if room.membership(target) == "join":
                 raise Forbidden(f"{target} is already in the room.")
-            if room.membership(target) == "ban":
-                raise Forbidden(f"{target} is banned from the room")
+            _refuse_if_banned(room, target, "invite")
             self._rs.limits.spend_invite(sender, room_id, target)
 
         await self._change(room_id, sender, target, content, check)
@@ -206,6 +212,7 @@ class Membership:
 
         async def check(room: RoomState) -> None:
             _require_member(room, sender)
+            _refuse_if_banned(room, target, "kick")
             if room.membership(target) not in ("join", "invite", "knock"):
                 raise Forbidden(f"{target} is not in the room")
 
@@ -223,9 +230,11 @@ class Membership:
         async def check(room: RoomState) -> None:
             _require_member(room, sender)
             if room.membership(target) != "ban":
-                raise Forbidden(f"{target} is not banned")
+                raise BadState(f"Cannot unban {target}: not banned")
 
-        await self._change(room_id, sender, target, {"membership": "leave", **_reason(reason)}, check)
+        # Not through _change: unbanning twice is refused (as Synapse), not answered as a repeat.
+        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
+                                                        target)], check=check)
 
     async def knock(self, user_id: str, room_id: str, reason: Any = None) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/knock/{roomIdOrAlias}"."""
@@ -234,6 +243,7 @@ class Membership:
                 raise Forbidden("This room version does not support knocking")
             if room.membership(user_id) == "join":
                 raise Forbidden("You are already in the room")
+            _refuse_if_banned(room, user_id, "knock")
 
         content = {"membership": "knock", **await self._profile(user_id), **_reason(reason)}
         await self._change(room_id, user_id, user_id, content, check)

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from mautrix.client import Client, InternalEventType
 from mautrix.client.state_store import MemoryStateStore, MemorySyncStore
-from mautrix.errors import MForbidden, MNotFound, MatrixRequestError
+from mautrix.errors import MBadState, MForbidden, MNotFound, MatrixRequestError
 from mautrix.types import (CrossSigningKeys, CrossSigningUsage, DeviceKeys, EncryptionKeyAlgorithm, EventFilter, EventType, Filter, LoginType, Membership, MessageEvent, PaginationDirection, PresenceState,
                            RoomCreatePreset, RoomDirectoryVisibility, RoomEventFilter, RoomFilter,
                            RoomTagInfo, StateEvent, TextMessageEventContent, MessageType, UserID)
@@ -149,7 +149,7 @@ async def test_rooms_membership_state_and_history(login: Login) -> None:
     await alice.kick_user(room, carol.mxid, reason="too loud")
     assert (await alice.get_state_event(room, EventType.ROOM_MEMBER, carol.mxid)).membership == Membership.LEAVE
     await alice.ban_user(room, carol.mxid, reason="again")
-    with pytest.raises(MForbidden):
+    with pytest.raises(MBadState):
         await carol.join_room_by_id(room)
     await alice.unban_user(room, carol.mxid)
     await carol.join_room_by_id(room)

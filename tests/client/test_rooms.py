@@ -72,13 +72,20 @@ async def test_membership_and_refusals(api) -> None:
     status, body = await api.call("GET", f"{R}/{room}/joined_members", token=b)
     assert set(body["joined"]) == {"@alice:test.local", "@bob:test.local"}
 
-    # Ban, then the banned user cannot rejoin; unban lets an invite through again.
+    # Ban, then the banned user cannot rejoin, be invited, knock or be kicked (M_BAD_STATE, as Synapse);
+    # unban lets an invite through again, and a second unban is refused the same way.
     assert (await api.call("POST", f"{R}/{room}/ban", {"user_id": "@bob:test.local", "reason": "spam"}, token=a))[0] == 200
     status, body = await api.call("POST", f"{R}/{room}/join", {}, token=b)
-    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (status, body["errcode"]) == (403, "M_BAD_STATE")
     status, body = await api.call("POST", f"{R}/{room}/invite", {"user_id": "@bob:test.local"}, token=a)
-    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
+    assert (status, body["errcode"]) == (403, "M_BAD_STATE")
+    status, body = await api.call("POST", f"{R}/{room}/kick", {"user_id": "@bob:test.local"}, token=a)
+    assert (status, body["errcode"]) == (403, "M_BAD_STATE")
+    status, body = await api.call("POST", f"/_matrix/client/v3/knock/{room}", {}, token=b)
+    assert (status, body["errcode"]) == (403, "M_BAD_STATE")
     assert (await api.call("POST", f"{R}/{room}/unban", {"user_id": "@bob:test.local"}, token=a))[0] == 200
+    status, body = await api.call("POST", f"{R}/{room}/unban", {"user_id": "@bob:test.local"}, token=a)
+    assert (status, body["errcode"]) == (403, "M_BAD_STATE")
     status, body = await api.call("GET", f"{R}/{room}/members", query={"membership": "leave"}, token=a)
     assert [e["state_key"] for e in body["chunk"]] == ["@bob:test.local"]
 

@@ -176,6 +176,6 @@ async def test_authorization_refusals(login: Login) -> None:
     ok(await mallory.join(room), JoinResponse)
     ok(await alice.room_ban(room, mallory.user_id, reason="spam"), RoomBanResponse)
     refused = await mallory.join(room)
-    assert isinstance(refused, JoinError) and refused.status_code == "M_FORBIDDEN"
+    assert isinstance(refused, JoinError) and refused.status_code == "M_BAD_STATE"
     ok(await alice.room_unban(room, mallory.user_id), RoomUnbanResponse)
     ok(await mallory.join(room), JoinResponse)
