@@ -42,6 +42,7 @@ from pocketserver.sync.notifier import Notifier
 from pocketserver.sync.sync import SyncService
 
 if TYPE_CHECKING:
+    from pocketserver.accounts.openid import OpenIdTokens
     from pocketserver.accounts.registration import Registration
     from pocketserver.discovery.announce import Announcer
     from pocketserver.e2ee.key_backup import KeyBackup
@@ -165,6 +166,11 @@ class Server:
     def registration(self) -> Registration:
         from pocketserver.accounts.registration import Registration
         return Registration(self.config, self.db, self.hasher, self.sessions, self.uia, self.registration_limit)
+
+    @cached_property
+    def openid_tokens(self) -> OpenIdTokens:
+        from pocketserver.accounts.openid import OpenIdTokens
+        return OpenIdTokens(self.signing_key.seed)
 
     @cached_property
     def directory(self) -> Directory:

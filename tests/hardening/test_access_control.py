@@ -267,6 +267,8 @@ NO_AUTH: set[tuple[str, str]] = {
     ("GET", "/_matrix/client/v3/directory/room/<room_alias>"),
     ("GET", "/_matrix/client/v3/directory/list/room/<room_id>"),
     ("GET", "/_pocketserver/metrics"),
+    # Takes an OpenID token in its query, never an access token.
+    ("GET", "/_matrix/federation/v1/openid/userinfo"),
     # 404 M_UNRECOGNIZED for everyone while url_preview_enabled is off (the default).
     ("GET", "/_matrix/client/v1/media/preview_url"),
     # Legacy unauthenticated media (frozen for new uploads by freeze_unauthenticated_media).

@@ -82,6 +82,7 @@ const handlers = {
   },
   async turnServer() { return { body: await client.turnServer() }; },
   async getThreePids() { return { body: await client.getThreePids() }; },
+  async getOpenIdToken() { return { body: await client.getOpenIdToken() }; },
   async getThirdpartyProtocols() { return { body: await client.getThirdpartyProtocols() }; },
   async peek({ roomId }) {
     const room = await client.peekInRoom(roomId);
