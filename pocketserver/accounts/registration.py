@@ -103,6 +103,12 @@ class Registration:
         found = await tokens.get_registration_token(self._db, token)
         return found is not None and found.usable(now_ms())
 
+    async def complete_token_stage(self, session_id: str, token: str) -> None:
+        """The registration token stage, done on its fallback web page. Spec: client-server-api, "Fallback"."""
+        if TOKEN_STAGE not in {s for f in self.flows() for s in f}:
+            raise Forbidden("This server does not ask for a registration token")
+        await self._uia.complete_stage(session_id, "register", TOKEN_STAGE, self._check_stage, {"token": token})
+
     async def _check_stage(self, stage: str, auth: Mapping[str, Any]) -> Any:
         if stage == TOKEN_STAGE:
             token = auth.get("token")

@@ -101,5 +101,21 @@ class UserInteractiveAuth:
         raise Unauthorized(self._challenge(session, flows, params))
 
 
+    async def complete_stage(self, session_id: str, operation: str, stage: str, check: StageCheck,
+                             auth: Mapping[str, Any]) -> None:
+        """Complete one stage of an existing session out of band (the stage's fallback web page).
+
+        The client then resubmits its request with the session alone, which finds the stage done.
+        Spec: client-server-api, "Fallback".
+        """
+        session = self._sessions.get(session_id)
+        if session is not None and self._clock() - session.created > SESSION_LIFETIME_S:
+            del self._sessions[session_id]
+            session = None
+        if session is None or session.operation != operation:
+            raise _UnknownSession("Unknown or expired session")
+        session.completed[stage] = await check(stage, auth)
+
+
 class _UnknownSession(MatrixError):
     errcode, status = "M_UNKNOWN", 400

@@ -124,7 +124,8 @@ class World:
                 "txn_id": "probe", "state_key": "", "rel_type": "m.thread", "key_name": "displayname",
                 "data_type": "m.secret", "filter_id": "0", "receipt_type": "m.read", "server_name": "test.local",
                 "media_id": self.media_id, "file_name": "f.txt", "session_id": "s", "version": "1",
-                "device_id": "DEVICE", "kind": "override", "rule_id": "r", "tag": "m.favourite", "protocol": "irc"}
+                "device_id": "DEVICE", "kind": "override", "rule_id": "r", "tag": "m.favourite", "protocol": "irc",
+                "stage": "m.login.registration_token"}
 
 
 def body_for(method: str, rule: str, world: World) -> dict[str, Any] | None:
@@ -267,6 +268,8 @@ NO_AUTH: set[tuple[str, str]] = {
     ("GET", "/_matrix/client/v3/directory/room/<room_alias>"),
     ("GET", "/_matrix/client/v3/directory/list/room/<room_id>"),
     ("GET", "/_pocketserver/metrics"),
+    # The registration token's fallback page, opened in a browser during sign-up.
+    ("GET", "/_matrix/client/v3/auth/<stage>/fallback/web"), ("POST", "/_matrix/client/v3/auth/<stage>/fallback/web"),
     # Takes an OpenID token in its query, never an access token.
     ("GET", "/_matrix/federation/v1/openid/userinfo"),
     # 404 M_UNRECOGNIZED for everyone while url_preview_enabled is off (the default).

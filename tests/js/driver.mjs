@@ -83,6 +83,9 @@ const handlers = {
   async turnServer() { return { body: await client.turnServer() }; },
   async getThreePids() { return { body: await client.getThreePids() }; },
   async getOpenIdToken() { return { body: await client.getOpenIdToken() }; },
+  async fallbackAuthUrl({ baseUrl, loginType, session }) {
+    return { url: sdk.createClient({ baseUrl }).getFallbackAuthUrl(loginType, session) };
+  },
   async getThirdpartyProtocols() { return { body: await client.getThirdpartyProtocols() }; },
   async peek({ roomId }) {
     const room = await client.peekInRoom(roomId);
