@@ -7,6 +7,7 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from pocketserver.accounts.auth import Requester
+from pocketserver.accounts.ignored_users import EVENT_TYPE as IGNORED_USERS_TYPE
 from pocketserver.client.request_body import json_object_body
 from pocketserver.errors import Forbidden, InvalidParam, MatrixError, NotFound
 from pocketserver.server import current_server
@@ -46,8 +47,10 @@ async def set_account_data(user_id: str, data_type: str) -> dict:
     if data_type in SERVER_MANAGED_GLOBAL:
         raise _ServerManaged(f"Cannot set {data_type} through this API.")
     content = await json_object_body()
-    await current_server().db.write(lambda tx: account_data.set_account_data(
-        tx, user_id, account_data.GLOBAL, data_type, content))
+    server = current_server()
+    await server.db.write(lambda tx: account_data.set_account_data(tx, user_id, account_data.GLOBAL, data_type, content))
+    if data_type == IGNORED_USERS_TYPE:
+        server.reader.ignored.changed(user_id)     # sync and push follow the new list at once
     return {}
 
 

@@ -91,7 +91,10 @@ class Push:
         evaluation = EventEvaluation(event, self._template_user, self._template_rules, member_count=member_count,
                                      sender_power_level=sender_level, notification_levels=levels)
         highlights: dict[int, bool] = {}
+        ignoring = self.reader.ignored
         for user_id in recipients:
+            if pdu.state_key is None and pdu.sender in await ignoring.of_tx(tx, user_id):
+                continue    # no notification, count or push for what the user ignores (as Synapse)
             ruleset = self.rules.cached(user_id) or await self.rules.get_ruleset_tx(tx, user_id)
             try:
                 rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only, user_id, _display_name(room, user_id))

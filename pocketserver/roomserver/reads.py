@@ -13,6 +13,7 @@ from pocketserver.errors import Forbidden, NotFound
 from pocketserver.rooms.client_event import format_client_event, format_client_event_base
 from pocketserver.roomserver import RoomServer
 from pocketserver.roomserver.relations import bundle_relations
+from pocketserver.accounts.ignored_users import NOBODY, IgnoredUsers
 from pocketserver.roomserver.visibility import filter_visible
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
@@ -31,8 +32,19 @@ class RoomReader:
         self.rs = rs
         self.db = rs.db
         self.cache = rs.state_cache
+        self.ignored = IgnoredUsers(self.db)
         # (event_id, include_room_id) -> (the StoredEvent, its ClientEvent without unsigned)
         self._client_events: dict[tuple[str, bool], tuple[StoredEvent, dict[str, Any]]] = {}
+
+    async def visible(self, user_id: str, events: list[StoredEvent], *, keep_ignored: bool = False) -> list[StoredEvent]:
+        """The events the user may see (history visibility), in the same order, without the
+        non-state events of users they ignore (as Synapse's filter_events_for_client).
+
+        Spec: client-server-api, "Room History Visibility", "Ignoring Users".
+        """
+        visible = await filter_visible(self.db, self.cache, user_id, events)
+        ignored = NOBODY if keep_ignored or not visible else await self.ignored.of(user_id)
+        return [e for e in visible if e.sender not in ignored or e.state_key is not None] if ignored else visible
 
     async def membership_window(self, user_id: str, room_id: str) -> tuple[str | None, int | None]:
         """The user's membership and, if they left, the stream position up to which they may read."""
@@ -111,7 +123,7 @@ class RoomReader:
         event = await event_store.get_event(self.db, event_id)
         if event is None or event.room_id != room_id:
             raise NotFound("Event not found")
-        if not await filter_visible(self.db, self.cache, user_id, [event]):
+        if not await self.visible(user_id, [event]):
             raise NotFound("Event not found")
         return event
 
@@ -159,7 +171,7 @@ class RoomReader:
             events = await event_store.get_room_events(self.db, room_id, after=start.events, upto=top, limit=limit,
                                                        backwards=False)
             end = start.with_events(events[-1].stream_ordering) if events else None
-        visible = await filter_visible(self.db, self.cache, user_id, events)
+        visible = await self.visible(user_id, events)
         return visible, start, end
 
     async def events_after(self, user_id: str, room_id: str, after: int, limit: int) -> tuple[list[StoredEvent], int]:
@@ -176,7 +188,7 @@ class RoomReader:
         events = await event_store.get_room_events(self.db, room_id, after=after, upto=top, limit=limit,
                                                    backwards=False)
         reached = events[-1].stream_ordering if len(events) == limit else top
-        return await filter_visible(self.db, self.cache, user_id, events), reached
+        return await self.visible(user_id, events), reached
 
     async def context(self, user_id: str, room_id: str, event_id: str, limit: int) -> dict[str, Any]:
         """Events before and after one event, with the state at it.
@@ -192,8 +204,8 @@ class RoomReader:
         ceiling = await event_store.max_stream_ordering(self.db) if read_limit is None else read_limit
         after = await event_store.get_room_events(self.db, room_id, after=event.stream_ordering, upto=ceiling,
                                                   limit=after_n, backwards=False)
-        before = await filter_visible(self.db, self.cache, user_id, before)
-        after = await filter_visible(self.db, self.cache, user_id, after)
+        before = await self.visible(user_id, before)
+        after = await self.visible(user_id, after)
         start = StreamToken(events=(before[-1].stream_ordering if before else event.stream_ordering) - 1)
         end = StreamToken(events=after[-1].stream_ordering if after else event.stream_ordering)
         state_ids = await self.cache.group(event.state_before)

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pocketserver.errors import NotFound
 from pocketserver.rooms.redaction import redact
-from pocketserver.roomserver.visibility import filter_visible
-from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import events as event_store
 from pocketserver.storage import relations as relation_store
 from pocketserver.storage.events import StoredEvent
@@ -53,23 +51,6 @@ def relation_of(event: StoredEvent) -> tuple[str, str] | None:
     return None
 
 
-async def ignored_users(reader: "RoomReader", user_id: str) -> frozenset[str]:
-    """The users `user_id` ignores. Spec: client-server-api, "Ignoring Users"."""
-    content = await account_data_store.get_account_data(reader.db, user_id, account_data_store.GLOBAL,
-                                                        "m.ignored_user_list")
-    ignored = content.get("ignored_users") if isinstance(content, dict) else None
-    return frozenset(ignored) if isinstance(ignored, dict) else frozenset()
-
-
-async def _visible_to(reader: "RoomReader", user_id: str, events: list[StoredEvent]) -> list[StoredEvent]:
-    """The events the user may see and does not ignore, in the same order."""
-    if not events:
-        return []
-    ignored = await ignored_users(reader, user_id)
-    visible = await filter_visible(reader.db, reader.cache, user_id, events)
-    return [e for e in visible if e.sender not in ignored]
-
-
 async def _ceiling(reader: "RoomReader", read_limit: int | None) -> int:
     newest = await event_store.max_stream_ordering(reader.db)
     return newest if read_limit is None else min(newest, read_limit)
@@ -102,7 +83,7 @@ async def get_relating_events(reader: "RoomReader", user_id: str, room_id: str, 
         last = page[-1].stream_ordering
         next_batch = (start or StreamToken()).with_events(last - 1 if backwards else last)
     depth = None if recurse is None else (RECURSION_DEPTH if recurse else 1)
-    return RelationsPage(await _visible_to(reader, user_id, page), next_batch, start, depth)
+    return RelationsPage(await reader.visible(user_id, page), next_batch, start, depth)
 
 
 async def get_thread_roots(reader: "RoomReader", user_id: str, room_id: str, *, include: str,
@@ -120,8 +101,8 @@ async def get_thread_roots(reader: "RoomReader", user_id: str, room_id: str, *, 
     roots = await event_store.get_events(reader.db, [root for root, _ in page])
     ordered = [roots[root] for root, _ in page if root in roots]
     next_batch = (start or StreamToken()).with_events(page[-1][1] - 1) if len(rows) > limit and page else None
-    visible = await filter_visible(reader.db, reader.cache, user_id, ordered)
-    ignored = await ignored_users(reader, user_id) if visible else frozenset()
+    visible = await reader.visible(user_id, ordered, keep_ignored=True)
+    ignored = await reader.ignored.of(user_id) if visible else frozenset()
     if any(e.sender in ignored for e in visible):
         # "If the thread root event was sent by an ignored user, the event is returned redacted."
         version = (await reader.rs.require_room(room_id)).version
@@ -141,7 +122,7 @@ async def get_event_by_timestamp(reader: "RoomReader", user_id: str, room_id: st
         batch = await relation_store.get_events_by_timestamp(
             reader.db, room_id, origin_server_ts, forwards=forwards, upto=ceiling, limit=TIMESTAMP_BATCH,
             offset=batch_number * TIMESTAMP_BATCH)
-        visible = await filter_visible(reader.db, reader.cache, user_id, batch)
+        visible = await reader.visible(user_id, batch)
         if visible:
             return visible[0]
         if len(batch) < TIMESTAMP_BATCH:
@@ -219,7 +200,7 @@ async def bundle_relations(reader: "RoomReader", events: Sequence[StoredEvent], 
     if user_id is None:
         visible = {c.event.event_id for c in children}
     else:
-        visible = {e.event_id for e in await _visible_to(reader, user_id, [c.event for c in children])}
+        visible = {e.event_id for e in await reader.visible(user_id, [c.event for c in children])}
     aggregations = _aggregate(parents, children, visible, user_id)
     nested = [e for agg in aggregations.values() for e in ((agg.edit,) if agg.edit else ())]
     nested += [agg.thread[-1] for agg in aggregations.values() if agg.thread]

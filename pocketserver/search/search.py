@@ -10,7 +10,6 @@ from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam, MissingParam
 from pocketserver.roomserver.reads import RoomReader
-from pocketserver.roomserver.visibility import filter_visible
 from pocketserver.search.indexer import SearchIndexer
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
@@ -98,7 +97,7 @@ class Search:
                                                 limit=limit, offset=offset) if match else []
         count = await search_store.count_matches(self._db, match, rooms, keys) if match else 0
         events = await self._events_at([p for p, _ in hits])
-        visible = await filter_visible(self._db, self._reader.cache, user_id, [e for e in events if e is not None])
+        visible = await self._reader.visible(user_id, [e for e in events if e is not None])
         visible = [e for e in visible if event_matches(room_filter, event_type=e.type, sender=e.sender,
                                                         content=e.json.get("content", {}))]
         ranks = dict(hits)
@@ -146,8 +145,8 @@ class Search:
         after = await event_store.get_room_events(self._db, event.room_id, after=event.stream_ordering,
                                                   upto=await event_store.max_stream_ordering(self._db),
                                                   limit=after_n, backwards=False)
-        before = await filter_visible(self._db, self._reader.cache, user_id, before)
-        after = await filter_visible(self._db, self._reader.cache, user_id, after)
+        before = await self._reader.visible(user_id, before)
+        after = await self._reader.visible(user_id, after)
         out: dict[str, Any] = {
             "events_before": await self._reader.serialize(before, user_id, device_id),
             "events_after": await self._reader.serialize(after, user_id, device_id),

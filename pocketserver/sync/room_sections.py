@@ -8,7 +8,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 from pocketserver.roomserver.reads import RoomReader
-from pocketserver.roomserver.visibility import filter_visible
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.events import StoredEvent
@@ -65,7 +64,7 @@ async def load_timelines(reader: RoomReader, user_id: str, ranges: Mapping[str, 
         pending = [r for r in pending if batches[r]]
         rows = [e for r in pending for e in batches[r]]
         reader.cache.remember(rows)
-        visible = {e.event_id for e in await filter_visible(reader.db, reader.cache, user_id, rows)}
+        visible = {e.event_id for e in await reader.visible(user_id, rows)}
         for r in pending:
             batch = batches[r]
             cursors[r] = batch[-1].stream_ordering - 1

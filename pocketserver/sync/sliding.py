@@ -170,7 +170,8 @@ class SlidingSyncService:
                     dm_rooms = dm_rooms_from(content)
                 elif room_id and data_type == "m.tag":
                     room_tags = {**room_tags, room_id: account_data_store.tag_names(content)}
-        lists, list_rooms, configs = self._lists(request.lists, facts, dm_rooms, room_tags, since)
+        ignored = await self._reader.ignored.of(user_id)
+        lists, list_rooms, configs = self._lists(request.lists, facts, dm_rooms, room_tags, since, ignored)
         subscriptions = [r for r in request.room_subscriptions if r in facts]
         for room_id in subscriptions:
             config = request.room_subscriptions[room_id]
@@ -226,9 +227,11 @@ class SlidingSyncService:
 
     @staticmethod
     def _lists(requested: Mapping[str, ListConfig], facts: Mapping[str, RoomFacts], dm_rooms: frozenset[str],
-               room_tags: Mapping[str, frozenset[str]], since: StreamToken | None) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, RoomConfig]]:
-        """Each list's count and the rooms its ranges select, sorted by recency. Spec: MSC4186, "Lists"."""
-        candidates = sort_rooms(f for f in facts.values() if listed(f, since))
+               room_tags: Mapping[str, frozenset[str]], since: StreamToken | None,
+               ignored: frozenset[str]) -> tuple[dict[str, Any], dict[str, list[str]], dict[str, RoomConfig]]:
+        """Each list's count and the rooms its ranges select, sorted by recency; invites from ignored
+        users left out. Spec: MSC4186, "Lists"; client-server-api, "Ignoring Users"."""
+        candidates = sort_rooms(f for f in facts.values() if listed(f, since) and f.inviter not in ignored)
         lists: dict[str, Any] = {}
         list_rooms: dict[str, list[str]] = {}
         configs: dict[str, RoomConfig] = {}

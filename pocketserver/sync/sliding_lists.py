@@ -137,6 +137,7 @@ class RoomFacts:
     encrypted: bool
     invite_is_direct: bool
     space_children: frozenset[str]
+    inviter: str | None = None   # who sent the user's invite (an ignored user's invite is not listed)
 
     @property
     def visible_upto(self) -> int | None:
@@ -201,7 +202,8 @@ async def _facts_for(reader: RoomReader, user_id: str, rows: Mapping[str, tuple[
             bump_stamp=bump, last_event_pos=last,
             room_type=room_type, encrypted=encrypted,
             invite_is_direct=membership == "invite" and content.get("is_direct") is True,
-            space_children=_space_children(space))
+            space_children=_space_children(space),
+            inviter=member.sender if membership == "invite" and member is not None else None)
     return out
 
 
