@@ -44,13 +44,14 @@ class IgnoredUsers:
         return self._keep(user_id, ignored_in(content), changes)
 
     async def of_tx(self, tx: Transaction, user_id: str) -> frozenset[str]:
-        """The same, read inside a write job (push evaluation runs there). What a write job reads
-        is not kept: its batch may still roll back."""
+        """The same, read inside a write job (push evaluation runs there). If the job's batch held
+        an uncommitted new list, `changed` follows it whether the batch commits or not."""
         found = self._known.get(user_id)
         if found is not None:
             return found
-        return ignored_in(await account_data_store.get_account_data_tx(tx, user_id, account_data_store.GLOBAL,
-                                                                       EVENT_TYPE))
+        changes = self._changes
+        content = await account_data_store.get_account_data_tx(tx, user_id, account_data_store.GLOBAL, EVENT_TYPE)
+        return self._keep(user_id, ignored_in(content), changes)
 
     def _keep(self, user_id: str, ignored: frozenset[str], changes: int) -> frozenset[str]:
         if changes == self._changes:
@@ -60,6 +61,6 @@ class IgnoredUsers:
         return ignored
 
     def changed(self, user_id: str) -> None:
-        """Called once the user's new list is committed."""
+        """Called after every write of the user's list, committed or not."""
         self._changes += 1
         self._known.pop(user_id, None)

@@ -48,9 +48,12 @@ async def set_account_data(user_id: str, data_type: str) -> dict:
         raise _ServerManaged(f"Cannot set {data_type} through this API.")
     content = await json_object_body()
     server = current_server()
-    await server.db.write(lambda tx: account_data.set_account_data(tx, user_id, account_data.GLOBAL, data_type, content))
-    if data_type == IGNORED_USERS_TYPE:
-        server.reader.ignored.changed(user_id)     # sync and push follow the new list at once
+    try:
+        await server.db.write(lambda tx: account_data.set_account_data(tx, user_id, account_data.GLOBAL, data_type,
+                                                                       content))
+    finally:
+        if data_type == IGNORED_USERS_TYPE:
+            server.reader.ignored.changed(user_id)     # sync and push follow the new list at once
     return {}
 
 
