@@ -92,9 +92,13 @@ class Push:
                                      sender_power_level=sender_level, notification_levels=levels)
         highlights: dict[int, bool] = {}
         ignoring = self.reader.ignored
+        is_invite = pdu.type == "m.room.member" and pdu.content.get("membership") == "invite"
         for user_id in recipients:
-            if pdu.state_key is None and pdu.sender in await ignoring.of_tx(tx, user_id):
-                continue    # no notification, count or push for what the user ignores (as Synapse)
+            # Nothing for what the user ignores: messages (as Synapse) and, since sync hides it, an
+            # invite. Other state events from ignored users still count, as sync still shows them.
+            if (pdu.state_key is None or (is_invite and pdu.state_key == user_id)) \
+                    and pdu.sender in await ignoring.of_tx(tx, user_id):
+                continue
             ruleset = self.rules.cached(user_id) or await self.rules.get_ruleset_tx(tx, user_id)
             try:
                 rule = evaluation.rule_for(ruleset.rules, ruleset.defaults_only, user_id, _display_name(room, user_id))

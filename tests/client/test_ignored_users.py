@@ -77,6 +77,8 @@ async def test_messages_invites_and_notifications_of_ignored_users(api) -> None:
     assert status == 200
     status, sync = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=b)
     assert other not in sync["rooms"].get("invite", {})
+    status, body = await api.call("GET", "/_matrix/client/v3/notifications", token=b)
+    assert [n["event"]["event_id"] for n in body["notifications"]] == [shown]      # nor pushed
     status, sliding = await api.call("POST", "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync",
                                      {"lists": {"all": {"ranges": [[0, 20]], "timeline_limit": 5}}}, token=b)
     assert status == 200, sliding
