@@ -11,13 +11,12 @@ script, by hash.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 
 from quart import Blueprint, Response, request
 
 from pocketserver.errors import MatrixError, Unrecognized
+from pocketserver.html_page import csp_hash, html_response
 from pocketserver.server import current_server
 
 bp = Blueprint("auth_fallback", __name__)
@@ -29,29 +28,9 @@ _STYLE = ("body{font-family:system-ui,sans-serif;max-width:30rem;margin:3rem aut
 # The spec's notification, word for word: an embedded browser's hook, else the opener window.
 _DONE_SCRIPT = ('if (window.onAuthDone) { window.onAuthDone(); } '
                 'else if (window.opener && window.opener.postMessage) { window.opener.postMessage("authDone", "*"); }')
-
-
-def _sha256(text: str) -> str:
-    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
-
-
-CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src 'sha256-{_sha256(_STYLE)}'; "
-                           f"script-src 'sha256-{_sha256(_DONE_SCRIPT)}'; base-uri 'none'; "
-                           "form-action 'self'; frame-ancestors 'none'")
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Registration token - {server_name}</title>
-<style>{style}</style>
-</head>
-<body>
-{body}
-</body>
-</html>
-"""
+CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src {csp_hash(_STYLE)}; "
+                           f"script-src {csp_hash(_DONE_SCRIPT)}; base-uri 'none'; form-action 'self'; "
+                           "frame-ancestors 'none'")
 
 _FORM = """<h1>Sign up on {server_name}</h1>
 <p>This server asks for a registration token. Enter the one you were given.</p>
@@ -71,13 +50,8 @@ def _server_name() -> str:
 
 
 def _page(body: str, status: int = 200) -> Response:
-    page = _PAGE.format(server_name=_server_name(), style=_STYLE, body=body)
-    return Response(page, status=status, content_type="text/html; charset=utf-8", headers={
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-store",
-    })
+    return html_response(title=f"Registration token - {_server_name()}", style=_STYLE, body=body,
+                         policy=CONTENT_SECURITY_POLICY, status=status, cache="no-store")
 
 
 def _form(session: str, error: str = "", status: int = 200) -> Response:

@@ -6,14 +6,13 @@ strict Content-Security-Policy allows only the page's own inline style, by hash.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
 import html
 
 from quart import Blueprint, Response
 
 from pocketserver import __version__
 from pocketserver.discovery.announce import client_url, instance_name
+from pocketserver.html_page import csp_hash, html_response
 from pocketserver.server import current_server
 
 bp = Blueprint("landing", __name__)
@@ -21,30 +20,17 @@ bp = Blueprint("landing", __name__)
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;"
           "line-height:1.5;color:#222}code{background:#eee;padding:.1rem .3rem;border-radius:.2rem;"
           "user-select:all}dt{font-weight:bold;margin-top:.8rem}")
-_STYLE_HASH = base64.b64encode(hashlib.sha256(_STYLE.encode()).digest()).decode()
-CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; base-uri 'none'; "
+CONTENT_SECURITY_POLICY = (f"default-src 'none'; style-src {csp_hash(_STYLE)}; base-uri 'none'; "
                            "form-action 'none'; frame-ancestors 'none'")
 
-_PAGE = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{server_name} - pocketserver</title>
-<style>{style}</style>
-</head>
-<body>
-<h1>{server_name}</h1>
+_BODY = """<h1>{server_name}</h1>
 <p>This is a <a href="https://matrix.org/">Matrix</a> homeserver (pocketserver {version}).
 To chat, open a Matrix client such as Element and use this homeserver URL:</p>
 <p><code>{client_url}</code></p>
 <dl>
 <dt>Server name</dt><dd>{server_name} (user IDs look like <code>@alice:{server_name}</code>)</dd>
 <dt>On the local network</dt><dd>{discovery}</dd>
-</dl>
-</body>
-</html>
-"""
+</dl>"""
 
 
 @bp.get("/")
@@ -58,12 +44,8 @@ async def get_landing_page() -> Response:
         discovery = f"\u201c{instance_name(config)}\u201d (not announced right now)"
     else:
         discovery = "not announced (LAN discovery is off)"
-    page = _PAGE.format(style=_STYLE, version=html.escape(__version__),
-                        server_name=html.escape(config.server_name),
+    server_name = html.escape(config.server_name)
+    body = _BODY.format(version=html.escape(__version__), server_name=server_name,
                         client_url=html.escape(client_url(config)), discovery=html.escape(discovery))
-    return Response(page, status=200, content_type="text/html; charset=utf-8", headers={
-        "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        "Cache-Control": "no-cache",
-    })
+    return html_response(title=f"{server_name} - pocketserver", style=_STYLE, body=body,
+                         policy=CONTENT_SECURITY_POLICY)
