@@ -4,6 +4,8 @@ Spec: client-server-api, "User-interactive authentication API", "Fallback".
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 from urllib.parse import urlsplit
 
@@ -40,9 +42,13 @@ async def test_a_person_enters_the_token_in_a_browser(api) -> None:
     status, body = await api.call("POST", REGISTER, {"username": "dora", "password": "pw", "auth": {"session": session}})
     assert status == 401 and "completed" not in body
 
-    status, _, html = await page(api, "POST", form={"session": session, "token": token})
+    status, headers, html = await page(api, "POST", form={"session": session, "token": token})
     assert status == 200
     assert 'window.opener.postMessage("authDone", "*")' in html and "window.onAuthDone()" in html
+    # A browser runs the script only because the policy names its hash.
+    script = re.search(r"<script>(.*)</script>", html, re.S).group(1)
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in headers["Content-Security-Policy"]
 
     # The client resubmits with the session alone: the token stage is done; the dummy stage is next.
     status, body = await api.call("POST", REGISTER, {"username": "dora", "password": "pw", "auth": {"session": session}})
