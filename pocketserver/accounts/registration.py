@@ -103,6 +103,13 @@ class Registration:
         found = await tokens.get_registration_token(self._db, token)
         return found is not None and found.usable(now_ms())
 
+    def spend_token_check(self, client_address: str) -> None:
+        """Each check of a registration token, right or wrong, spends one of the address's
+        registration allowance (kept apart from registrations), so tokens cannot be guessed
+        quickly: at the defaults 5 at once, then one every 6 s (Synapse limits its validity
+        endpoint alike)."""
+        self._limit.spend(f"token-check:{client_address}")
+
     async def complete_token_stage(self, session_id: str, token: str) -> None:
         """The registration token stage, done on its fallback web page. Spec: client-server-api, "Fallback"."""
         if TOKEN_STAGE not in {s for f in self.flows() for s in f}:
@@ -139,8 +146,10 @@ class Registration:
             check_password_field(password)
         if username is not None:
             await self.check_available(username)
-        session = await self._uia.authenticate(body.get("auth"), self.flows(), self._check_stage,
-                                               operation="register")
+        auth = body.get("auth")
+        if isinstance(auth, dict) and auth.get("type") == TOKEN_STAGE:
+            self.spend_token_check(client_address)
+        session = await self._uia.authenticate(auth, self.flows(), self._check_stage, operation="register")
         if password is None:
             raise MissingParam("Missing password")
         localpart = username.lower() if username is not None else await self._free_localpart()

@@ -15,7 +15,7 @@ import html
 
 from quart import Blueprint, Response, request
 
-from pocketserver.errors import MatrixError, Unrecognized
+from pocketserver.errors import LimitExceeded, MatrixError, Unrecognized
 from pocketserver.html_page import csp_hash, html_response
 from pocketserver.server import current_server
 
@@ -82,8 +82,13 @@ async def submit_fallback_page(stage: str) -> Response:
     session, token = form.get("session", ""), form.get("token", "")
     if not session:
         return _page('<p class="error">No session given: start again from your app.</p>', 400)
+    registration = current_server().registration
     try:
-        await current_server().registration.complete_token_stage(session, token)
+        registration.spend_token_check(request.remote_addr or "")
+        await registration.complete_token_stage(session, token)
+    except LimitExceeded as err:
+        seconds = -(-int(err.extra.get("retry_after_ms", 1000)) // 1000)
+        return _form(session, f"Too many attempts: try again in {seconds} s.", 429)
     except MatrixError as err:
         if err.errcode == "M_UNAUTHORIZED":        # a wrong token: let the person try again
             return _form(session, "That registration token is not valid.")

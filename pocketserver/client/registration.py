@@ -43,6 +43,7 @@ async def registration_token_validity() -> dict:
     token = request.args.get("token")
     if token is None:
         raise MissingParam("Missing token")
+    server.registration.spend_token_check(request.remote_addr or "")
     return {"valid": await server.registration.token_valid(token)}
 
 

@@ -187,6 +187,34 @@ async def test_typing_is_rate_limited_per_user(make_api) -> None:
     assert status == 200, body
 
 
+async def test_registration_token_guesses_are_rate_limited_per_address(make_api) -> None:
+    """Every token check (the validity endpoint, the UIA stage, its fallback page) spends from one
+    allowance per address, kept apart from registrations themselves."""
+    api = await make_api(rc_registration_per_second=SLOW, rc_registration_burst=4)
+    validity = "/_matrix/client/v1/register/m.login.registration_token/validity"
+    assert await api.call("GET", validity, query={"token": "guess1"}) == (200, {"valid": False})
+    status, body = await api.call("POST", "/_matrix/client/v3/register", {"username": "g", "password": "pw"})
+    session = body["session"]
+    status, body = await api.call("POST", "/_matrix/client/v3/register", {
+        "username": "g", "password": "pw", "auth": {"type": "m.login.registration_token", "token": "guess2",
+                                                    "session": session}})
+    assert (status, body["errcode"]) == (401, "M_UNAUTHORIZED")
+    resp = await api.client.open("/_matrix/client/v3/auth/m.login.registration_token/fallback/web", method="POST",
+                                 form={"session": session, "token": "guess3"})
+    assert resp.status_code == 200 and "not valid" in await resp.get_data(as_text=True)
+    assert (await api.call("GET", validity, query={"token": "guess4"}))[0] == 200
+    # The allowance is spent: each way of checking a token is refused now.
+    status, body = await api.call("GET", validity, query={"token": "guess5"})
+    assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED") and body["retry_after_ms"] > 0
+    status, body = await api.call("POST", "/_matrix/client/v3/register", {
+        "username": "g", "password": "pw", "auth": {"type": "m.login.registration_token", "token": "guess6",
+                                                    "session": session}})
+    assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED")
+    resp = await api.client.open("/_matrix/client/v3/auth/m.login.registration_token/fallback/web", method="POST",
+                                 form={"session": session, "token": "guess7"})
+    assert resp.status_code == 429 and "Too many attempts" in await resp.get_data(as_text=True)
+
+
 async def test_filter_size_and_page_sizes_are_bounded(api: Api) -> None:
     alice = await api.register("alice")
     token, user = alice["access_token"], alice["user_id"]
