@@ -15,12 +15,14 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import aiohttp
 import pytest
+from mautrix.api import Method, Path
 from mautrix.client import Client, InternalEventType
 from mautrix.client.state_store import MemoryStateStore, MemorySyncStore
 from mautrix.errors import MBadState, MForbidden, MNotFound, MatrixRequestError
 from mautrix.types import (CrossSigningKeys, CrossSigningUsage, DeviceKeys, EncryptionKeyAlgorithm, EventFilter, EventType, Filter, LoginType, Membership, MessageEvent, PaginationDirection, PresenceState,
                            RoomCreatePreset, RoomDirectoryVisibility, RoomEventFilter, RoomFilter,
-                           RoomTagInfo, StateEvent, TextMessageEventContent, MessageType, UserID)
+                           RoomTagInfo, StateEvent, TextMessageEventContent, MessageType, UserID,
+                           ReactionEventContent, RelatesTo, RelationType)
 from PIL import Image
 
 from pocketserver.rooms.hashing import encode_unpadded_base64
@@ -373,3 +375,41 @@ async def test_e2ee_key_endpoints_as_a_bridge_uses_them(login: Login) -> None:
     [(key_id, key)] = claimed.one_time_keys[alice.mxid][alice.device_id].items()
     assert str(key_id).startswith("signed_curve25519:K") and key["key"].startswith("otk")
     assert claimed.failures == {}
+
+
+async def test_replies_edits_reactions_and_threads(login: Login) -> None:
+    """What bots send most after text, built with mautrix's own helpers and read back through its types."""
+    bot, human = await login("mxrelbot"), await login("mxrelhuman")
+    room = await human.create_room(preset=RoomCreatePreset.PUBLIC)
+    await bot.join_room_by_id(room)
+    question = await human.send_text(room, "what's for dinner?")
+
+    answer = TextMessageEventContent(msgtype=MessageType.TEXT, body="pasta")
+    answer.set_reply(question)
+    reply_id = await bot.send_message(room, answer)
+    fixed = TextMessageEventContent(msgtype=MessageType.TEXT, body="pizza")
+    fixed.set_edit(reply_id)           # mautrix sends "* pizza" with m.new_content {"body": "pizza"}
+    edit_id = await bot.send_message(room, fixed)
+    reaction = ReactionEventContent(relates_to=RelatesTo(rel_type=RelationType.ANNOTATION, event_id=question, key="🍕"))
+    reaction_id = await bot.send_message_event(room, EventType.REACTION, reaction)
+    in_thread = TextMessageEventContent(msgtype=MessageType.TEXT, body="with olives")
+    in_thread.set_thread_parent(question)
+    thread_id = await human.send_message(room, in_thread)
+
+    reply = await human.get_event(room, reply_id)
+    assert reply.content.get_reply_to() == question
+    edit = await human.get_event(room, edit_id)
+    assert edit.content.get_edit() == reply_id and edit.content.body == "pizza"    # mautrix reads m.new_content
+    raw_edit = await human.api.request(Method.GET, Path.v3.rooms[room].event[edit_id])
+    assert (raw_edit["content"]["body"], raw_edit["content"]["m.new_content"]["body"]) == ("* pizza", "pizza")
+    # The original as read now carries the edit (spec: "Event replacements", server-side aggregation).
+    original = await human.api.request(Method.GET, Path.v3.rooms[room].event[reply_id])
+    assert original["unsigned"]["m.relations"]["m.replace"]["event_id"] == edit_id
+    got = await human.get_event(room, reaction_id)
+    assert (got.content.relates_to.rel_type, got.content.relates_to.event_id, got.content.relates_to.key) == (
+        RelationType.ANNOTATION, question, "🍕")
+    threaded = await bot.get_event(room, thread_id)
+    assert threaded.content.get_thread_parent() == question
+    # The relations as the server indexed them (spec: GET /rooms/{roomId}/relations/{eventId}).
+    related = await human.api.request(Method.GET, Path.v1.rooms[room].relations[question])
+    assert {e["event_id"] for e in related["chunk"]} == {reaction_id, thread_id}
