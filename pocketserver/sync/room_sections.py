@@ -200,7 +200,8 @@ def _names(event: StoredEvent | None, event_type: str) -> bool:
 
 
 async def stripped_state(reader: RoomReader, room_id: str, member_event_id: str) -> list[dict[str, Any]]:
-    """Stripped state for an invite or knock: the room's key state plus the member event itself.
+    """Stripped state for an invite or knock: the room's key state plus the member event itself,
+    last (sync reads the inviter from it).
 
     Spec: client-server-api, "Stripped state".
     """

@@ -123,7 +123,8 @@ class SyncService:
             elif membership in ("invite", "knock") and newly:
                 key = "invite_state" if membership == "invite" else "knock_state"
                 state = await sections.stripped_state(self._reader, room_id, event_id)
-                if membership == "invite" and state and state[-1]["sender"] in await self._reader.ignored.of(user_id):
+                inviter = state[-1]["sender"] if state else None      # the member event comes last
+                if membership == "invite" and inviter in await self._reader.ignored.of(user_id):
                     continue    # "Invites to new rooms by ignored users will not be sent to the client."
                 rooms[membership][room_id] = {key: {"events": state}}
             elif membership in ("leave", "ban") and (
