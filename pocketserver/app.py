@@ -16,7 +16,7 @@ from pocketserver.client import presence, receipts, tags, thirdparty, typing, us
 from pocketserver.client import auth_fallback, openid
 from pocketserver.client import peeking, relations, timestamp
 from pocketserver.client import media
-from pocketserver.client import directory, reporting, room_summary, room_upgrade
+from pocketserver.client import directory, mutual_rooms, reporting, room_summary, room_upgrade
 from pocketserver.client import key_backup, keys, to_device
 from pocketserver.client import sliding_sync
 from pocketserver.client import asgi
@@ -32,7 +32,7 @@ BLUEPRINTS = (versions.bp, search_client.bp, registration.bp, auth_fallback.bp, 
               keys.bp, to_device.bp, key_backup.bp,
               filter.bp, account_data.bp, tags.bp, user_directory.bp, thirdparty.bp, voip.bp, openid.bp,
               rooms.bp, peeking.bp, membership.bp, sync.bp, relations.bp, timestamp.bp, directory.bp, room_upgrade.bp,
-              reporting.bp, room_summary.bp, metrics.bp, landing.bp,
+              reporting.bp, room_summary.bp, mutual_rooms.bp, metrics.bp, landing.bp,
               typing.bp, receipts.bp, presence.bp,
               push_rules.bp, pushers.bp, notifications.bp, media.bp, sliding_sync.bp)
 

@@ -17,7 +17,8 @@ bp = Blueprint("versions", __name__)
 # typing, presence, relations and threads, directory. Later versions add modules not built yet
 # (OAuth 2.0 API, account locking/suspension admin APIs, invite permissions, policy servers, ...).
 SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = tuple(f"v1.{n}" for n in range(1, 12))
-UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.simplified_msc3575": True}
+UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.simplified_msc3575": True,
+                                      "uk.half-shot.msc2666.query_mutual_rooms": True}
 
 
 @bp.get("/_matrix/client/versions")

@@ -208,6 +208,16 @@ async def get_rooms_for_user(db: Database, user_id: str, memberships: tuple[str,
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
+async def get_mutual_rooms(db: Database, user_id: str, other_user_id: str) -> list[str]:
+    """The rooms a local user and another user (local or not) are both joined to, by room ID."""
+    rows = await db.fetchall(
+        "SELECT mine.room_id FROM local_membership AS mine JOIN current_state AS theirs "
+        "ON theirs.room_id = mine.room_id AND theirs.type = 'm.room.member' AND theirs.state_key = ? "
+        "WHERE mine.user_id = ? AND mine.membership = 'join' AND theirs.membership = 'join' "
+        "ORDER BY mine.room_id", (other_user_id, user_id))
+    return [r[0] for r in rows]
+
+
 async def count_joined_rooms(db: Database, user_id: str) -> int:
     """How many rooms a local user is joined to."""
     row = await db.fetchone("SELECT COUNT(*) FROM local_membership WHERE user_id = ? AND membership = 'join'",

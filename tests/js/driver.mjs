@@ -83,6 +83,7 @@ const handlers = {
   async turnServer() { return { body: await client.turnServer() }; },
   async getThreePids() { return { body: await client.getThreePids() }; },
   async getOpenIdToken() { return { body: await client.getOpenIdToken() }; },
+  async getSharedRooms({ userId }) { return { roomIds: await client._unstable_getSharedRooms(userId) }; },
   async setIgnoredUsers({ userIds }) { await client.setIgnoredUsers(userIds); return {}; },
   async fallbackAuthUrl({ baseUrl, loginType, session }) {
     return { url: sdk.createClient({ baseUrl }).getFallbackAuthUrl(loginType, session) };
