@@ -62,6 +62,16 @@ def _add_serve_parser(sub: Any) -> None:
     _add_serve_flags(serve)
 
 
+# Spec: client-server-api, "Account moderation". Each action: the flag it sets, and its help.
+MODERATION_ACTIONS = {
+    "lock": ("locked", True, "lock an account: its sessions stay, but every request is refused until unlocked"),
+    "unlock": ("locked", False, "unlock a locked account"),
+    "suspend": ("suspended", True, "suspend an account: it can read, leave rooms and log out, not join, "
+                                   "invite, send or change its profile"),
+    "unsuspend": ("suspended", False, "lift a suspension"),
+}
+
+
 def _add_user_parser(sub: Any) -> None:
     user = sub.add_parser("user", help="manage local users")
     user_sub = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -79,6 +89,10 @@ def _add_user_parser(sub: Any) -> None:
     deact = user_sub.add_parser("deactivate", help="deactivate a user and log out every device")
     deact.add_argument("name")
     _add_config_flags(deact)
+    for action, (_, _, help_text) in MODERATION_ACTIONS.items():
+        moderate = user_sub.add_parser(action, help=help_text)
+        moderate.add_argument("name")
+        _add_config_flags(moderate)
 
 
 def _add_token_parser(sub: Any) -> None:
@@ -188,8 +202,8 @@ def _user_command(args: argparse.Namespace, config: Config) -> int:
             print(f"created {user_id}{' (admin)' if args.admin else ''}")
         elif args.user_command == "list":
             for u in await store.list_users(server.db):
-                flags = [f for f, on in (("admin", u.admin), ("guest", u.is_guest),
-                                         ("deactivated", u.deactivated)) if on]
+                flags = [f for f, on in (("admin", u.admin), ("guest", u.is_guest), ("deactivated", u.deactivated),
+                                         ("locked", u.locked), ("suspended", u.suspended)) if on]
                 print(u.user_id + (f"  [{', '.join(flags)}]" if flags else ""))
         elif await store.get_user(server.db, user_id) is None:
             print(f"error: no such user {user_id}", file=sys.stderr)
@@ -205,6 +219,10 @@ def _user_command(args: argparse.Namespace, config: Config) -> int:
         elif args.user_command == "deactivate":
             await server.account.deactivate_user(user_id, erase=False)
             print(f"deactivated {user_id}")
+        elif args.user_command in MODERATION_ACTIONS:
+            flag, value, _ = MODERATION_ACTIONS[args.user_command]
+            await server.db.write(lambda tx: store.set_moderation(tx, user_id, **{flag: value}))
+            print(f"{args.user_command}ed {user_id}")
         return 0
 
     return _run_with_server(config, action)

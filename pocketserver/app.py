@@ -13,7 +13,7 @@ from pocketserver.client import (account, account_data, devices, filter, login, 
                                  registration, rooms, sync, versions)
 from pocketserver.client import notifications, push_rules, pushers
 from pocketserver.client import presence, receipts, tags, thirdparty, typing, user_directory, voip
-from pocketserver.client import auth_fallback, openid
+from pocketserver.client import account_moderation, auth_fallback, openid
 from pocketserver.client import peeking, relations, timestamp
 from pocketserver.client import media
 from pocketserver.client import directory, mutual_rooms, reporting, room_summary, room_upgrade
@@ -28,7 +28,7 @@ from pocketserver.server import Server
 
 log = logging.getLogger("pocketserver.access")
 
-BLUEPRINTS = (versions.bp, search_client.bp, registration.bp, auth_fallback.bp, login.bp, account.bp, devices.bp, profile.bp,
+BLUEPRINTS = (versions.bp, search_client.bp, registration.bp, auth_fallback.bp, login.bp, account.bp, account_moderation.bp, devices.bp, profile.bp,
               keys.bp, to_device.bp, key_backup.bp,
               filter.bp, account_data.bp, tags.bp, user_directory.bp, thirdparty.bp, voip.bp, openid.bp,
               rooms.bp, peeking.bp, membership.bp, sync.bp, relations.bp, timestamp.bp, directory.bp, room_upgrade.bp,

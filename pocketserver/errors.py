@@ -99,6 +99,21 @@ class UserDeactivated(MatrixError):
     errcode, status = "M_USER_DEACTIVATED", 403
 
 
+class UserLocked(MatrixError):
+    """Spec: client-server-api, "Account locking": 401 with soft_logout, so clients keep their session."""
+
+    errcode, status = "M_USER_LOCKED", 401
+
+    def __init__(self, message: str = "This account has been locked") -> None:
+        super().__init__(message, soft_logout=True)
+
+
+class UserSuspended(MatrixError):
+    """Spec: client-server-api, "Account suspension"."""
+
+    errcode, status = "M_USER_SUSPENDED", 403
+
+
 class GuestAccessForbidden(MatrixError):
     errcode, status = "M_GUEST_ACCESS_FORBIDDEN", 403
 

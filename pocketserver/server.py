@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from quart import current_app
 
 from pocketserver.accounts.account import Account
+from pocketserver.accounts.moderation import AccountModeration
 from pocketserver.accounts.auth import Authenticator
 from pocketserver.accounts.passwords import PasswordHasher
 from pocketserver.accounts.profile import Profiles
@@ -125,6 +126,7 @@ class Server:
                                               config.rc_registration_burst)
         self.sessions = Sessions(config, self.db, self.hasher, self.auth, login_limit, failed_auth_limit)
         self.account = Account(self.db, self.hasher, self.sessions, self.uia, self.auth)
+        self.moderation = AccountModeration(self.db, config.server_name)
         self.profiles = Profiles(config, self.db)
         self.roomserver = RoomServer(config, self.db, self.signing_key)
         self.membership = Membership(self.roomserver, self.profiles)

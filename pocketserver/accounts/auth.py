@@ -11,7 +11,7 @@ import string
 import time
 from typing import Any, NamedTuple
 
-from pocketserver.errors import GuestAccessForbidden, MissingToken, UnknownToken
+from pocketserver.errors import GuestAccessForbidden, MissingToken, UnknownToken, UserLocked, UserSuspended
 from pocketserver.storage import accounts as store
 from pocketserver.storage.database import Database
 
@@ -46,6 +46,13 @@ class Requester(NamedTuple):
     device_id: str
     is_guest: bool
     access_token_hash: bytes
+    suspended: bool = False
+
+    def refuse_if_suspended(self, action: str) -> None:
+        """What a suspended account may not do (join, invite, send, change its profile, ...) answers
+        M_USER_SUSPENDED. Spec: client-server-api, "Account suspension"."""
+        if self.suspended:
+            raise UserSuspended(f"{action} is not allowed while the account is suspended")
 
 
 def token_from_request(request: Any) -> str | None:
@@ -68,8 +75,13 @@ class Authenticator:
         self._last_seen: dict[tuple[str, str], tuple[str, int]] = {}
         self._writing: dict[tuple[str, str], tuple[str, int]] = {}   # handed to a write not yet committed
 
-    async def get_user(self, request: Any, *, allow_guest: bool = False) -> Requester | None:
-        """The requester if the request carries a token, else None; bad tokens raise."""
+    async def get_user(self, request: Any, *, allow_guest: bool = False,
+                       allow_locked: bool = False) -> Requester | None:
+        """The requester if the request carries a token, else None; bad tokens raise.
+
+        A locked account's tokens stay valid but answer M_USER_LOCKED everywhere except where
+        `allow_locked` (logging out). Spec: client-server-api, "Account locking".
+        """
         token = token_from_request(request)
         if token is None:
             if request.headers.get("Authorization"):
@@ -83,14 +95,17 @@ class Authenticator:
         now = now_ms()
         if owner.expires_ts is not None and owner.expires_ts <= now:
             raise UnknownToken("Access token has expired", soft_logout=True)
+        if owner.locked and not allow_locked:
+            raise UserLocked()
         if owner.is_guest and not allow_guest:
             raise GuestAccessForbidden("Guest access is not allowed here")
         self._last_seen[(owner.user_id, owner.device_id)] = (request.remote_addr or "", now)
-        return Requester(owner.user_id, owner.device_id, owner.is_guest, token_hash)
+        return Requester(owner.user_id, owner.device_id, owner.is_guest, token_hash, owner.suspended)
 
-    async def require_user(self, request: Any, *, allow_guest: bool = False) -> Requester:
+    async def require_user(self, request: Any, *, allow_guest: bool = False,
+                           allow_locked: bool = False) -> Requester:
         """The authenticated requester; raises M_MISSING_TOKEN or M_UNKNOWN_TOKEN otherwise."""
-        requester = await self.get_user(request, allow_guest=allow_guest)
+        requester = await self.get_user(request, allow_guest=allow_guest, allow_locked=allow_locked)
         if requester is None:
             raise MissingToken("Missing access token")
         return requester

@@ -14,7 +14,7 @@ from pocketserver.config import Config
 from pocketserver.e2ee.device_keys import delete_device_keys
 from pocketserver.storage.push import delete_pushers_of_devices
 from pocketserver.errors import (BadJson, Forbidden, InvalidParam, MissingParam, UnknownToken,
-                                 UserDeactivated)
+                                 UserDeactivated, UserLocked)
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.ratelimit import RateLimiter
 from pocketserver.storage import accounts as store
@@ -159,6 +159,8 @@ class Sessions:
         user = await self.check_password(user_id, password)
         if user.deactivated:
             raise UserDeactivated("This account has been deactivated")
+        if user.locked:
+            raise UserLocked()
         return await self._db.write(
             lambda tx: self.issue(tx, user_id, device_id, display_name, refreshable=refreshable))
 
@@ -175,11 +177,13 @@ class Sessions:
             found = await store.get_refresh_token(tx, token_hash)
             if found is None:
                 raise UnknownToken("Unknown refresh token", soft_logout=False)
-            old_id, user_id, device_id, next_id = found
+            old_id, user_id, device_id, next_id, locked = found
             if next_id is not None:
                 # A refresh token is good for one use: replaying it logs the device out.
                 await store.delete_refresh_token(tx, old_id)
                 raise UnknownToken("Refresh token has already been used", soft_logout=False)
+            if locked:
+                raise UserLocked()
             now = now_ms()
             new_refresh = new_refresh_token()
             new_id = await store.insert_refresh_token(tx, hash_token(new_refresh), user_id,

@@ -40,7 +40,7 @@ async def refresh() -> dict:
 async def logout() -> dict:
     """operationId logout. Spec: client-server-api, "POST /_matrix/client/v3/logout"."""
     server = current_server()
-    requester = await server.auth.require_user(request, allow_guest=True)
+    requester = await server.auth.require_user(request, allow_guest=True, allow_locked=True)
     await server.sessions.logout(requester)
     return {}
 
@@ -49,6 +49,6 @@ async def logout() -> dict:
 async def logout_all() -> dict:
     """operationId logout_all. Spec: client-server-api, "POST /_matrix/client/v3/logout/all"."""
     server = current_server()
-    requester = await server.auth.require_user(request, allow_guest=True)
+    requester = await server.auth.require_user(request, allow_guest=True, allow_locked=True)
     await server.sessions.logout_all(requester)
     return {}

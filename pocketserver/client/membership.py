@@ -16,6 +16,7 @@ ROOM = "/_matrix/client/v3/rooms/<room_id>"
 async def _join(room_id_or_alias: str) -> dict:
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
+    requester.refuse_if_suspended("Joining rooms")
     body = await json_object_body(empty_ok=True)
     room_id = await server.membership.resolve_room(room_id_or_alias)
     await server.membership.join(requester.user_id, room_id, body.get("reason"))
@@ -39,6 +40,7 @@ async def knock_room(room_id_or_alias: str) -> dict:
     """operationId knockRoom. Spec: "POST /_matrix/client/v3/knock/{roomIdOrAlias}"."""
     server = current_server()
     requester = await server.auth.require_user(request)
+    requester.refuse_if_suspended("Knocking on rooms")
     body = await json_object_body(empty_ok=True)
     room_id = await server.membership.resolve_room(room_id_or_alias)
     await server.membership.knock(requester.user_id, room_id, body.get("reason"))
@@ -66,9 +68,12 @@ async def forget_room(room_id: str) -> dict:
 
 
 def _action(name: str):
+    doing = {"invite": "Inviting", "kick": "Kicking", "ban": "Banning", "unban": "Unbanning"}[name] + " users"
+
     async def handler(room_id: str) -> dict:
         server = current_server()
         requester = await server.auth.require_user(request)
+        requester.refuse_if_suspended(doing)
         body = await json_object_body()
         await server.membership.resolve_room(room_id)
         await getattr(server.membership, name)(requester.user_id, room_id, body.get("user_id"), body.get("reason"))

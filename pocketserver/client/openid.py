@@ -40,6 +40,6 @@ async def openid_userinfo() -> dict:
     server = current_server()
     user_id = server.openid_tokens.owner(token, now_ms())
     user = await account_store.get_user(server.db, user_id) if user_id is not None else None
-    if user is None or user.deactivated:
+    if user is None or user.deactivated or user.locked:     # a locked account vouches for nothing
         raise UnknownToken("Access token unknown or expired")
     return {"sub": user_id}

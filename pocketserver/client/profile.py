@@ -33,6 +33,7 @@ async def set_profile_field(user_id: str, key_name: str) -> dict:
     """operationId setProfileField. Spec: "PUT /_matrix/client/v3/profile/{userId}/{keyName}"."""
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
+    requester.refuse_if_suspended("Changing the profile")
     await server.profiles.set_field(requester.user_id, user_id, key_name, await json_object_body())
     return {}
 
@@ -42,5 +43,6 @@ async def delete_profile_field(user_id: str, key_name: str) -> dict:
     """operationId deleteProfileField. Spec: "DELETE /_matrix/client/v3/profile/{userId}/{keyName}"."""
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
+    requester.refuse_if_suspended("Changing the profile")
     await server.profiles.delete_field(requester.user_id, user_id, key_name)
     return {}

@@ -19,6 +19,7 @@ async def upgrade_room(room_id: str) -> dict:
     from pocketserver.roomserver.upgrade import parse_additional_creators, parse_new_version, upgrade_room as upgrade
     server = current_server()
     requester = await server.auth.require_user(request)
+    requester.refuse_if_suspended("Upgrading rooms")
     body = await json_object_body()
     if "new_version" not in body:
         raise MissingParam('Missing params: ["new_version"]')

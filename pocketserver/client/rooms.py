@@ -36,6 +36,7 @@ async def create_room() -> dict:
     """operationId createRoom. Spec: "POST /_matrix/client/v3/createRoom"."""
     server = current_server()
     requester = await server.auth.require_user(request)
+    requester.refuse_if_suspended("Creating rooms")
     body = await json_object_body(empty_ok=True)
     profile = await server.profiles.get_profile(requester.user_id)
     room_id = await create_room_service(server.roomserver, requester.user_id, body,
@@ -57,6 +58,7 @@ async def send_message(room_id: str, event_type: str, txn_id: str) -> dict:
     server = current_server()
     with server.db.writer.expect():       # from the start: a batch opening now waits for this event too
         requester = await server.auth.require_user(request, allow_guest=True)
+        requester.refuse_if_suspended("Sending events")     # redacting one's own goes through /redact
         content = await json_object_body()
         event_id = await sending.send_event(server.roomserver, requester.user_id, requester.device_id, room_id,
                                             event_type, content, txn_id)
@@ -70,6 +72,7 @@ async def set_room_state_with_key(room_id: str, event_type: str, state_key: str)
     """operationId setRoomStateWithKey. Spec: "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"."""
     server = current_server()
     requester = await server.auth.require_user(request)
+    requester.refuse_if_suspended("Sending state events")
     content = await json_object_body()
     event_id = await sending.set_state(server.roomserver, requester.user_id, room_id, event_type, state_key, content)
     return {"event_id": event_id}
@@ -104,7 +107,7 @@ async def redact_event(room_id: str, event_id: str, txn_id: str) -> dict:
     requester = await server.auth.require_user(request)
     body = await json_object_body(empty_ok=True)
     redaction_id = await sending.redact_event(server.roomserver, requester.user_id, requester.device_id, room_id,
-                                              event_id, txn_id, body.get("reason"))
+                                              event_id, txn_id, body.get("reason"), own_only=requester.suspended)
     return {"event_id": redaction_id}
 
 

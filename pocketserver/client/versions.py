@@ -64,14 +64,18 @@ async def get_wellknown_support() -> dict:
 async def get_capabilities() -> dict:
     """operationId getCapabilities. Spec: client-server-api, "Capabilities negotiation"."""
     server = current_server()
-    await server.auth.require_user(request, allow_guest=True)
-    return {"capabilities": {
+    requester = await server.auth.require_user(request, allow_guest=True)
+    profile_changes = not requester.suspended      # a suspended account may not change its profile
+    capabilities = {
         "m.change_password": {"enabled": True},
-        "m.set_displayname": {"enabled": True},
-        "m.set_avatar_url": {"enabled": True},
+        "m.set_displayname": {"enabled": profile_changes},
+        "m.set_avatar_url": {"enabled": profile_changes},
         "m.3pid_changes": {"enabled": False},
         "m.get_login_token": {"enabled": False},
-        "m.profile_fields": {"enabled": True},
+        "m.profile_fields": {"enabled": profile_changes},
         "m.room_versions": {"default": server.config.default_room_version,
                             "available": {v: "stable" for v in KNOWN_ROOM_VERSIONS}},
-    }}
+    }
+    if not requester.is_guest and await server.moderation.is_admin(requester.user_id):
+        capabilities["m.account_moderation"] = {"suspend": True, "lock": True}
+    return {"capabilities": capabilities}

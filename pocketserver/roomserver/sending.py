@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pocketserver.e2ee import check_encryption_state_change
-from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound, TooLarge
+from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound, TooLarge, UserSuspended
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
 from pocketserver.roomserver.room_state import RoomState
@@ -123,8 +123,12 @@ async def _check_canonical_alias(rs: RoomServer, room_id: str, content: Mapping[
 
 
 async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: str, event_id: str, txn_id: str,
-                       reason: Any) -> str:
-    """Redact an event the sender may redact: their own, or any with the `redact` power level."""
+                       reason: Any, *, own_only: bool = False) -> str:
+    """Redact an event the sender may redact: their own, or any with the `redact` power level.
+
+    `own_only`: the sender's account is suspended, and may redact only its own events (spec:
+    client-server-api, "Account suspension").
+    """
     if reason is not None and not isinstance(reason, str):
         raise BadJson("reason must be a string")
 
@@ -133,6 +137,8 @@ async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: st
         if target is None or target.room_id != room_id:
             raise NotFound("Event not found")
         if target.sender != user_id:
+            if own_only:
+                raise UserSuspended("Redacting other users' events is not allowed while the account is suspended")
             auth = auth_state_for(room.state, room.create, room.version)
             if auth.user_power_level(user_id) < auth.power_levels.redact:
                 raise Forbidden("You do not have permission to redact this event")

@@ -17,6 +17,8 @@ class UserRow(NamedTuple):
     is_guest: bool
     deactivated: bool
     created_ts: int
+    locked: bool
+    suspended: bool
 
 
 class TokenOwner(NamedTuple):
@@ -25,6 +27,8 @@ class TokenOwner(NamedTuple):
     is_guest: bool
     expires_ts: int | None
     refresh_token_id: int | None
+    locked: bool
+    suspended: bool
 
 
 class DeviceRow(NamedTuple):
@@ -34,16 +38,16 @@ class DeviceRow(NamedTuple):
     last_seen_ts: int | None
 
 
-_GET_USER = """SELECT user_id, password_hash, admin, is_guest, deactivated, created_ts
+_GET_USER = """SELECT user_id, password_hash, admin, is_guest, deactivated, created_ts, locked, suspended
 FROM users WHERE user_id = ?"""
 _INSERT_USER = """INSERT INTO users (user_id, password_hash, admin, is_guest, user_type, created_ts)
 VALUES (?, ?, ?, ?, ?, ?)"""
-_LIST_USERS = """SELECT user_id, password_hash, admin, is_guest, deactivated, created_ts
+_LIST_USERS = """SELECT user_id, password_hash, admin, is_guest, deactivated, created_ts, locked, suspended
 FROM users ORDER BY user_id"""
 _SET_PASSWORD = "UPDATE users SET password_hash = ? WHERE user_id = ?"
 _DEACTIVATE = "UPDATE users SET deactivated = 1, password_hash = NULL WHERE user_id = ?"
-_GET_TOKEN_OWNER = """SELECT t.user_id, t.device_id, u.is_guest, t.expires_ts, t.refresh_token_id
-FROM access_tokens t JOIN users u ON u.user_id = t.user_id
+_GET_TOKEN_OWNER = """SELECT t.user_id, t.device_id, u.is_guest, t.expires_ts, t.refresh_token_id, u.locked,
+u.suspended FROM access_tokens t JOIN users u ON u.user_id = t.user_id
 WHERE t.token_hash = ? AND u.deactivated = 0"""
 _UPSERT_DEVICE = """INSERT INTO devices (user_id, device_id, display_name, created_ts)
 VALUES (?, ?, ?, ?)
@@ -53,7 +57,7 @@ _INSERT_ACCESS_TOKEN = """INSERT INTO access_tokens
 (token_hash, user_id, device_id, created_ts, expires_ts, refresh_token_id) VALUES (?, ?, ?, ?, ?, ?)"""
 _INSERT_REFRESH_TOKEN = """INSERT INTO refresh_tokens (token_hash, user_id, device_id, created_ts)
 VALUES (?, ?, ?, ?) RETURNING id"""
-_GET_REFRESH_TOKEN = """SELECT r.id, r.user_id, r.device_id, r.next_token_id
+_GET_REFRESH_TOKEN = """SELECT r.id, r.user_id, r.device_id, r.next_token_id, u.locked
 FROM refresh_tokens r JOIN users u ON u.user_id = r.user_id
 WHERE r.token_hash = ? AND u.deactivated = 0"""
 _SET_NEXT_REFRESH = "UPDATE refresh_tokens SET next_token_id = ? WHERE id = ?"
@@ -72,7 +76,7 @@ WHERE user_id = ? AND device_id = ? AND (last_seen_ts IS NULL OR last_seen_ts < 
 
 
 def _user(row) -> UserRow:
-    return UserRow(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5])
+    return UserRow(row[0], row[1], bool(row[2]), bool(row[3]), bool(row[4]), row[5], bool(row[6]), bool(row[7]))
 
 
 async def get_user(db: Database, user_id: str) -> UserRow | None:
@@ -106,10 +110,19 @@ async def deactivate_user(tx: Transaction, user_id: str) -> None:
     await tx.execute("DELETE FROM devices WHERE user_id = ?", (user_id,))
 
 
+async def set_moderation(tx: Transaction, user_id: str, *, locked: bool | None = None,
+                         suspended: bool | None = None) -> None:
+    """Lock or unlock, suspend or unsuspend an account (None: leave as it is)."""
+    if locked is not None:
+        await tx.execute("UPDATE users SET locked = ? WHERE user_id = ?", (int(locked), user_id))
+    if suspended is not None:
+        await tx.execute("UPDATE users SET suspended = ? WHERE user_id = ?", (int(suspended), user_id))
+
+
 def get_token_owner(db: Database, token_hash: bytes) -> TokenOwner | None:
     """Who holds an access token (a primary-key look-up, done synchronously: it runs per request)."""
     row = db.lookup(_GET_TOKEN_OWNER, (token_hash,))
-    return TokenOwner(row[0], row[1], bool(row[2]), row[3], row[4]) if row else None
+    return TokenOwner(row[0], row[1], bool(row[2]), row[3], row[4], bool(row[5]), bool(row[6])) if row else None
 
 
 async def count_devices_tx(tx: Transaction, user_id: str, device_id: str) -> tuple[int, bool]:
@@ -138,9 +151,10 @@ async def insert_refresh_token(tx: Transaction, token_hash: bytes, user_id: str,
     return int(row[0])
 
 
-async def get_refresh_token(tx: Transaction, token_hash: bytes) -> tuple[int, str, str, int | None] | None:
+async def get_refresh_token(tx: Transaction, token_hash: bytes) -> tuple[int, str, str, int | None, bool] | None:
+    """(id, user_id, device_id, next_token_id, whether the account is locked) of a refresh token."""
     row = await tx.fetchone(_GET_REFRESH_TOKEN, (token_hash,))
-    return (row[0], row[1], row[2], row[3]) if row else None
+    return (row[0], row[1], row[2], row[3], bool(row[4])) if row else None
 
 
 async def retire_refresh_token(tx: Transaction, old_id: int, new_id: int) -> None:

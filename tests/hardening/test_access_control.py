@@ -291,7 +291,9 @@ async def test_admin_only_powers_refuse_non_admins(world: World) -> None:
     eve, admin = world.eve["access_token"], root["access_token"]
     checks = [("GET", f"/_matrix/client/v3/rooms/{world.room}/aliases", None),
               ("PUT", f"/_matrix/client/v3/directory/list/room/{world.room}", {"visibility": "public"}),
-              ("DELETE", f"/_matrix/client/v3/directory/room/{quote('#secretroom:test.local')}", None)]
+              ("DELETE", f"/_matrix/client/v3/directory/room/{quote('#secretroom:test.local')}", None),
+              ("PUT", f"/_matrix/client/v1/admin/suspend/{quote(world.bob['user_id'])}", {"suspended": False}),
+              ("PUT", f"/_matrix/client/v1/admin/lock/{quote(world.bob['user_id'])}", {"locked": False})]
     for method, path, body in checks:
         status, resp = await api.call(method, path, body, token=eve)
         assert status == 403 and resp["errcode"] == "M_FORBIDDEN", (path, status, resp)

@@ -99,6 +99,25 @@ def test_receipts_and_read_positions_are_stored_by_their_key(tmp_path: Path, mon
         conn.close()
 
 
+def test_existing_accounts_are_neither_locked_nor_suspended(tmp_path: Path, monkeypatch) -> None:
+    """Migration 0011 adds the moderation flags, off for every account there is."""
+    path = tmp_path / "db.sqlite"
+    every = database._migrations()
+    monkeypatch.setattr(database, "_migrations", lambda: [m for m in every if m[0] <= 10])
+    assert migrate(path) == 10
+    conn = sqlite3.connect(path)
+    conn.execute("INSERT INTO users (user_id, admin, created_ts) VALUES ('@a:hs', 0, 1)")
+    conn.commit()
+    conn.close()
+    monkeypatch.setattr(database, "_migrations", lambda: every)
+    assert migrate(path) == SCHEMA_VERSION
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT user_id, locked, suspended FROM users").fetchall() == [("@a:hs", 0, 0)]
+    finally:
+        conn.close()
+
+
 def test_the_writer_connection_opens_a_migrated_database(tmp_path: Path) -> None:
     """The migrations' own connection closes without checkpointing: their pages wait in the WAL."""
     path = tmp_path / "db.sqlite"
