@@ -20,6 +20,20 @@ def version_and_tables(path: Path) -> tuple[int, set[str]]:
         conn.close()
 
 
+def upgrade_from(path: Path, version: int, monkeypatch, *statements: str) -> None:
+    """Make a database at schema `version`, run `statements` on it, then apply the later migrations."""
+    every = database._migrations()
+    monkeypatch.setattr(database, "_migrations", lambda: [m for m in every if m[0] <= version])
+    assert migrate(path) == version
+    conn = sqlite3.connect(path)
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    monkeypatch.setattr(database, "_migrations", lambda: every)
+    assert migrate(path) == SCHEMA_VERSION
+
+
 def test_fresh_database_gets_latest_schema(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite"
     assert migrate(path) == SCHEMA_VERSION
@@ -75,16 +89,9 @@ def test_failed_migration_rolls_back_every_pending_one(tmp_path: Path, monkeypat
 def test_receipts_and_read_positions_are_stored_by_their_key(tmp_path: Path, monkeypatch) -> None:
     """Migration 0010 keeps every receipt and read position, and drops their separate key indexes."""
     path = tmp_path / "db.sqlite"
-    every = database._migrations()
-    monkeypatch.setattr(database, "_migrations", lambda: [m for m in every if m[0] <= 9])
-    assert migrate(path) == 9
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO receipts VALUES ('!r:hs', 'm.read', '@a:hs', '', '$e', 7, '{\"ts\": 1}', 3)")
-    conn.execute("INSERT INTO push_read_positions VALUES ('@a:hs', '!r:hs', '', 7)")
-    conn.commit()
-    conn.close()
-    monkeypatch.setattr(database, "_migrations", lambda: every)
-    assert migrate(path) == SCHEMA_VERSION
+    upgrade_from(path, 9, monkeypatch,
+                 "INSERT INTO receipts VALUES ('!r:hs', 'm.read', '@a:hs', '', '$e', 7, '{\"ts\": 1}', 3)",
+                 "INSERT INTO push_read_positions VALUES ('@a:hs', '!r:hs', '', 7)")
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT * FROM receipts").fetchall() == [
@@ -102,15 +109,7 @@ def test_receipts_and_read_positions_are_stored_by_their_key(tmp_path: Path, mon
 def test_existing_accounts_are_neither_locked_nor_suspended(tmp_path: Path, monkeypatch) -> None:
     """Migration 0011 adds the moderation flags, off for every account there is."""
     path = tmp_path / "db.sqlite"
-    every = database._migrations()
-    monkeypatch.setattr(database, "_migrations", lambda: [m for m in every if m[0] <= 10])
-    assert migrate(path) == 10
-    conn = sqlite3.connect(path)
-    conn.execute("INSERT INTO users (user_id, admin, created_ts) VALUES ('@a:hs', 0, 1)")
-    conn.commit()
-    conn.close()
-    monkeypatch.setattr(database, "_migrations", lambda: every)
-    assert migrate(path) == SCHEMA_VERSION
+    upgrade_from(path, 10, monkeypatch, "INSERT INTO users (user_id, admin, created_ts) VALUES ('@a:hs', 0, 1)")
     conn = sqlite3.connect(path)
     try:
         assert conn.execute("SELECT user_id, locked, suspended FROM users").fetchall() == [("@a:hs", 0, 0)]
