@@ -113,7 +113,7 @@ async def get_config_authed() -> dict:
 async def get_content_authed(server_name: str, media_id: str) -> Response:
     """operationId getContentAuthed. Spec: "GET /_matrix/client/v1/media/download/{serverName}/{mediaId}"."""
     server = current_server()
-    await server.auth.require_user(request)
+    await server.auth.require_user(request, allow_guest=True)      # guests too, since v1.12
     return await _download(server, server_name, media_id, None, legacy=False)
 
 
@@ -124,7 +124,7 @@ async def get_content_override_name_authed(server_name: str, media_id: str, file
     Spec: "GET /_matrix/client/v1/media/download/{serverName}/{mediaId}/{fileName}".
     """
     server = current_server()
-    await server.auth.require_user(request)
+    await server.auth.require_user(request, allow_guest=True)      # guests too, since v1.12
     return await _download(server, server_name, media_id, file_name, legacy=False)
 
 
@@ -132,7 +132,7 @@ async def get_content_override_name_authed(server_name: str, media_id: str, file
 async def get_content_thumbnail_authed(server_name: str, media_id: str) -> Response:
     """operationId getContentThumbnailAuthed. Spec: "GET /_matrix/client/v1/media/thumbnail/{serverName}/{mediaId}"."""
     server = current_server()
-    await server.auth.require_user(request)
+    await server.auth.require_user(request, allow_guest=True)      # guests too, since v1.12
     return await _thumbnail(server, server_name, media_id, legacy=False)
 
 

@@ -14,9 +14,16 @@ bp = Blueprint("versions", __name__)
 
 # Spec versions are listed only once every required part of them is served: accounts, rooms
 # (v1-12), sync, E2EE, content repository with authenticated media (v1.11), push, receipts,
-# typing, presence, relations and threads, directory. Later versions add modules not built yet
-# (OAuth 2.0 API, account locking/suspension admin APIs, invite permissions, policy servers, ...).
-SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = tuple(f"v1.{n}" for n in range(1, 12))
+# typing, presence, relations and threads, directory. What the client-server API added since:
+#   v1.12: account locking, `via` on joins and knocks (read by nothing while rooms are local),
+#          guests' authenticated media, inline thumbnails with a file name, unread markers (room
+#          account data clients keep);
+#   v1.13: account suspension, room reports from non-members;
+#   v1.14: user reports;
+#   v1.15: the stable room summary, hierarchy rooms' version and encryption; its OAuth 2.0 API is
+#          optional (GET /auth_metadata answers M_UNRECOGNIZED, so clients use the legacy one).
+# v1.16 asks for /sync's use_state_after and GET state's format=event, not built yet.
+SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = tuple(f"v1.{n}" for n in range(1, 16))
 UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.simplified_msc3575": True,
                                       "uk.half-shot.msc2666.query_mutual_rooms": True}
 

@@ -346,3 +346,20 @@ async def test_purge_keeps_recent_media_and_removes_old(api) -> None:
     assert (await get(api, f"{AUTHED}/download/test.local/{gone}", token)).status_code == 404
     assert (await get(api, f"{AUTHED}/download/test.local/{kept}", token)).body_bytes == b"recent"
     assert await media.purge(30, local=False, remote=True) == (0, 0)
+
+
+async def test_guests_read_authenticated_media(make_api) -> None:
+    """Spec v1.12, "Guest access": guests may download and thumbnail, but not upload."""
+    api = await make_api(allow_guest_access=True)
+    token = (await api.register("owner"))["access_token"]
+    media_id = await upload(api, token, png_bytes((64, 64)), "image/png", filename="pic.png")
+    status, guest = await api.call("POST", "/_matrix/client/v3/register", {}, query={"kind": "guest"})
+    assert status == 200, guest
+    g = guest["access_token"]
+    for path in (f"{AUTHED}/download/test.local/{media_id}", f"{AUTHED}/download/test.local/{media_id}/x.png",
+                 f"{AUTHED}/thumbnail/test.local/{media_id}?width=32&height=32"):
+        resp = await get(api, path, g)
+        assert resp.status_code == 200 and resp.headers["Content-Type"] == "image/png", path
+    resp = await api.client.post(f"{LEGACY}/upload", data=b"x",
+                                 headers={**auth(g), "Content-Type": "text/plain"})
+    assert resp.status_code == 403 and (await resp.get_json())["errcode"] == "M_GUEST_ACCESS_FORBIDDEN"
