@@ -21,9 +21,11 @@ bp = Blueprint("versions", __name__)
 #   v1.13: account suspension, room reports from non-members;
 #   v1.14: user reports;
 #   v1.15: the stable room summary, hierarchy rooms' version and encryption; its OAuth 2.0 API is
-#          optional (GET /auth_metadata answers M_UNRECOGNIZED, so clients use the legacy one).
-# v1.16 asks for /sync's use_state_after and GET state's format=event, not built yet.
-SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = tuple(f"v1.{n}" for n in range(1, 16))
+#          optional (GET /auth_metadata answers M_UNRECOGNIZED, so clients use the legacy one);
+#   v1.16: room version 12, /sync's use_state_after, GET state's format=event, m.profile_fields,
+#          upgrades' additional_creators, m.room.create in stripped state.
+# v1.17 changes the default push rules and application services' login, not built yet.
+SUPPORTED_SPEC_VERSIONS: tuple[str, ...] = tuple(f"v1.{n}" for n in range(1, 17))
 UNSTABLE_FEATURES: dict[str, bool] = {"org.matrix.simplified_msc3575": True,
                                       "uk.half-shot.msc2666.query_mutual_rooms": True}
 

@@ -4,7 +4,7 @@ Spec: client-server-api, "GET /_matrix/client/v3/sync" (Joined Room, Invited Roo
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from pocketserver.roomserver.reads import RoomReader
@@ -30,6 +30,10 @@ class Timeline(NamedTuple):
     before: StoredEvent | None = None
     # Whether the read reached the room's first event: nothing comes before the timeline.
     from_room_start: bool = False
+    # The events read, newest first: the room's newest ones in the range, visible or not.
+    fetched: Sequence[StoredEvent] = ()
+    # Whether `fetched` holds every event of the range.
+    covered: bool = False
 
 
 async def load_timeline(reader: RoomReader, user_id: str, room_id: str, *, after: int, upto: int, limit: int,
@@ -71,16 +75,16 @@ async def load_timelines(reader: RoomReader, user_id: str, ranges: Mapping[str, 
             fetched[r] += batch
             chosen[r] += [e for e in batch if e.event_id in visible and event_matches(
                 timeline_filter, event_type=e.type, sender=e.sender, content=e.json.get("content", {}))]
-    return {room_id: _timeline(chosen[room_id], fetched[room_id], limit, upto,
+    return {room_id: _timeline(chosen[room_id], fetched[room_id], limit, upto, covered=room_id in exhausted,
                                complete=after == 0 and room_id in exhausted)
             for room_id, (after, upto) in ranges.items()}
 
 
 def _timeline(chosen: list[StoredEvent], fetched: list[StoredEvent], limit: int, upto: int, *,
-              complete: bool) -> Timeline:
+              covered: bool, complete: bool) -> Timeline:
     """The timeline from the chosen events (newest first) out of the consecutive events `fetched`.
 
-    `complete`: `fetched` holds every event of the room up to `upto`.
+    `covered`: `fetched` holds every event of the range; `complete`: of the room up to `upto`.
     """
     events = list(reversed(chosen[:limit]))
     start = events[0].stream_ordering - 1 if events else upto
@@ -88,7 +92,8 @@ def _timeline(chosen: list[StoredEvent], fetched: list[StoredEvent], limit: int,
     # timeline's first event there is the room's newest event at `start`.
     index = next(i for i, e in enumerate(fetched) if e is events[0]) + 1 if events else 0
     before = fetched[index] if index < len(fetched) else None
-    return Timeline(events, len(chosen) > limit, start, before, from_room_start=complete and before is None)
+    return Timeline(events, len(chosen) > limit, start, before, from_room_start=complete and before is None,
+                    fetched=fetched, covered=covered)
 
 
 async def state_at(reader: RoomReader, room_id: str, position: int,
@@ -160,6 +165,38 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
                 ids.setdefault(key, start_state[key])
     in_timeline = {e.event_id for e in timeline.events}
     return [v for v in ids.values() if v not in in_timeline]
+
+
+async def state_after_ids(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *,
+                          since: int | None, full: bool, state_filter: Mapping[str, Any] | None,
+                          upto: int) -> tuple[list[str], dict[StateKey, str]]:
+    """The IDs for `state_after`, and the state at the timeline's end (position `upto`) they come from:
+    all of that state for a full sync, else what changed since `since`.
+
+    Unlike `state`, events the timeline holds are sent here too: a client that asked for this
+    section takes the room's state from it alone. With lazy-loaded members, only the members the
+    timeline shows (and, in a full sync, the user) are sent. An incremental sync whose read of the
+    range took in every event needs no read of the state before it: the keys those events set are
+    what changed. Spec: client-server-api, "GET /_matrix/client/v3/sync" (`use_state_after`, v1.16).
+    """
+    incremental = not full and since is not None
+    if incremental and timeline.covered and not timeline.fetched:
+        return [], {}                                   # nothing happened in the room
+    newest = timeline.fetched[0] if timeline.fetched else None
+    end_state = dict(await reader.cache.group(newest.state_after)) if newest else await state_at(reader, room_id, upto)
+    if not incremental:
+        ids = dict(end_state)
+    elif timeline.covered:
+        changed = {(e.type, e.state_key) for e in timeline.fetched if e.state_key is not None}
+        ids = {k: end_state[k] for k in changed if k in end_state}
+    else:
+        before = await state_at(reader, room_id, since)
+        ids = {k: v for k, v in end_state.items() if before.get(k) != v}
+    if state_filter and state_filter.get("lazy_load_members"):
+        wanted = {e.sender for e in timeline.events} | (set() if incremental else {user_id})
+        ids = {k: v for k, v in ids.items() if k[0] != "m.room.member" or k[1] in wanted}
+        ids.update((key, end_state[key]) for key in (("m.room.member", m) for m in wanted) if key in end_state)
+    return list(ids.values()), end_state
 
 
 def state_events(stored: Mapping[str, StoredEvent], state_filter: Mapping[str, Any] | None) -> list[StoredEvent]:

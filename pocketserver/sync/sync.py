@@ -71,8 +71,12 @@ class SyncService:
                            device_lists=n.position("device_lists"))
 
     async def sync(self, user_id: str, device_id: str, *, since: str | None, filter_value: str | None,
-                   full_state: bool, timeout_ms: int) -> dict[str, Any]:
-        """Spec: client-server-api, "GET /_matrix/client/v3/sync"."""
+                   full_state: bool, timeout_ms: int, state_after: str | None = None) -> dict[str, Any]:
+        """Spec: client-server-api, "GET /_matrix/client/v3/sync".
+
+        `state_after`: the field to send each room's state at the end of its timeline in, instead of
+        `state` at its start (`use_state_after`, spec v1.16; MSC4222's unstable name).
+        """
         sync_filter = await self.load_filter(user_id, filter_value)
         since_token = StreamToken.parse(since) if since else None
         timeout_ms = max(0, min(timeout_ms, MAX_TIMEOUT_MS))
@@ -86,7 +90,7 @@ class SyncService:
             try:
                 now = self.current_token()
                 response, empty = await self._compute(user_id, device_id, since_token, now, sync_filter, full_state,
-                                                      memberships)
+                                                      memberships, state_after)
                 remaining = deadline - time.monotonic()
                 if not empty or since_token is None or full_state or remaining <= 0:
                     return response
@@ -101,7 +105,8 @@ class SyncService:
 
     async def _compute(self, user_id: str, device_id: str, since: StreamToken | None, now: StreamToken,
                        sync_filter: Mapping[str, Any], full_state: bool,
-                       memberships: dict[str, tuple[str, str, int]]) -> tuple[dict[str, Any], bool]:
+                       memberships: dict[str, tuple[str, str, int]],
+                       state_after: str | None = None) -> tuple[dict[str, Any], bool]:
         room_filter = sync_filter.get("room", {})
         rooms: dict[str, dict[str, Any]] = {"join": {}, "invite": {}, "leave": {}, "knock": {}}
         since_pos = since.events if since else 0
@@ -130,9 +135,9 @@ class SyncService:
             elif membership in ("leave", "ban") and (
                     (since is not None and newly) or (since is None and room_filter.get("include_leave"))):
                 rooms["leave"][room_id] = await self._left_room(user_id, device_id, room_id, since_pos if since else None,
-                                                                member_pos, room_filter, sync_filter)
+                                                                member_pos, room_filter, sync_filter, state_after)
         for room_id, entry in (await self._joined_rooms(user_id, device_id, joined, now.events, room_filter,
-                                                        sync_filter)).items():
+                                                        sync_filter, state_after)).items():
             entry["account_data"] = {"events": room_data.get(room_id, [])}
             rooms["join"][room_id] = entry
         global_data = [{"type": t, "content": c} for r, t, c in account_data if r == ""]
@@ -160,8 +165,8 @@ class SyncService:
                                                                now.account_data)
 
     async def _joined_rooms(self, user_id: str, device_id: str, plan: Mapping[str, tuple[int | None, bool]],
-                            upto: int, room_filter: Mapping[str, Any],
-                            sync_filter: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+                            upto: int, room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any],
+                            state_after: str | None = None) -> dict[str, dict[str, Any]]:
         """The entries of joined rooms ({room_id: (since, full state)}), every room's reads done together."""
         if not plan:
             return {}
@@ -170,13 +175,21 @@ class SyncService:
         timelines = await sections.load_timelines(self._reader, user_id, {r: (since or 0, upto)
                                                                           for r, (since, _) in plan.items()},
                                                   limit=limit, timeline_filter=timeline_filter)
-        starts = await sections.start_states(self._reader, timelines, [
-            r for r, (since, full) in plan.items()
-            if sections.needs_start_state(timelines[r], since=since, full=full, state_filter=state_filter)])
-        state_ids = {r: await sections.state_section_ids(self._reader, user_id, r, timelines[r], since=since,
-                                                         full=full, state_filter=state_filter,
-                                                         start_state=starts.get(r))
-                     for r, (since, full) in plan.items()}
+        if state_after:
+            # The state the section is taken against: at the timeline's end instead of its start.
+            starts, state_ids = {}, {}
+            for r, (since, full) in plan.items():
+                state_ids[r], starts[r] = await sections.state_after_ids(
+                    self._reader, user_id, r, timelines[r], since=since, full=full, state_filter=state_filter,
+                    upto=upto)
+        else:
+            starts = await sections.start_states(self._reader, timelines, [
+                r for r, (since, full) in plan.items()
+                if sections.needs_start_state(timelines[r], since=since, full=full, state_filter=state_filter)])
+            state_ids = {r: await sections.state_section_ids(self._reader, user_id, r, timelines[r], since=since,
+                                                             full=full, state_filter=state_filter,
+                                                             start_state=starts.get(r))
+                         for r, (since, full) in plan.items()}
         stored = await self._reader.cache.events(i for ids in state_ids.values() for i in ids)
         states = {r: sections.state_events({i: stored[i] for i in ids if i in stored}, state_filter)
                   for r, ids in state_ids.items()}
@@ -196,7 +209,7 @@ class SyncService:
                 "timeline": {"events": list(islice(serialized, len(timeline.events))),
                              "limited": timeline.limited,
                              "prev_batch": StreamToken(events=timeline.start_position).serialize()},
-                "state": {"events": list(islice(serialized, len(state)))},
+                state_after or "state": {"events": list(islice(serialized, len(state)))},
                 "ephemeral": {"events": []},
                 "unread_notifications": {"notification_count": 0, "highlight_count": 0},
             }
@@ -225,17 +238,23 @@ class SyncService:
                 states[room_id] = sections.state_events(section, state_filter)
 
     async def _left_room(self, user_id: str, device_id: str, room_id: str, since: int | None, leave_pos: int,
-                         room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any]) -> dict[str, Any]:
-        timeline_filter = room_filter.get("timeline")
+                         room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any],
+                         state_after: str | None = None) -> dict[str, Any]:
+        timeline_filter, state_filter = room_filter.get("timeline"), room_filter.get("state")
         limit = (timeline_filter or {}).get("limit", DEFAULT_TIMELINE_LIMIT)
         timeline = await sections.load_timeline(self._reader, user_id, room_id, after=since or 0, upto=leave_pos,
                                                 limit=limit, timeline_filter=timeline_filter)
-        state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since,
-                                             full=since is None, state_filter=room_filter.get("state"))
+        if state_after:     # the state as the user left it
+            ids, _ = await sections.state_after_ids(self._reader, user_id, room_id, timeline, since=since,
+                                                    full=since is None, state_filter=state_filter, upto=leave_pos)
+            state = sections.state_events(await self._reader.cache.events(ids), state_filter)
+        else:
+            state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since,
+                                                 full=since is None, state_filter=state_filter)
         return {"timeline": {"events": await self._serialize(timeline.events, user_id, device_id, sync_filter),
                              "limited": timeline.limited,
                              "prev_batch": StreamToken(events=timeline.start_position).serialize()},
-                "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
+                state_after or "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
                 "account_data": {"events": []}}
 
     async def _serialize(self, events: list[StoredEvent], user_id: str, device_id: str,

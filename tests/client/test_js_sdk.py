@@ -127,3 +127,21 @@ async def test_relations_through_the_js_sdk(homeserver, http) -> None:
                                                                       (reply.event_id, "m.thread")}
         threads = (await js.call("relations", roomId=room_id, eventId=root.event_id, relType="m.thread"))["events"]
         assert [e["event_id"] for e in threads] == [reply.event_id]
+
+
+async def test_the_js_sdk_takes_room_state_from_state_after(homeserver, http) -> None:
+    """js-sdk asks every /sync for MSC4222's state_after and, when it comes, takes room state from
+    it alone, not from the timeline: renames and topics must be in it, on joining and after."""
+    async with js_and_nio(homeserver, http, "js-after", "nio-after") as (js, bob):
+        room_id = (await bob.room_create(name="Before", invite=["@js-after:test.local"])).room_id
+        await js.call("join", roomId=room_id)
+        assert (await js.call("roomState", roomId=room_id))["name"] == "Before"
+
+        await bob.room_put_state(room_id, "m.room.name", {"name": "After"})
+        await bob.room_put_state(room_id, "m.room.topic", {"topic": "set later"})
+        last = None
+        for i in range(3):
+            last = (await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": f"m{i}"})).event_id
+        await js.wait_for(lambda e: e["event"] == "timeline" and e.get("event_id") == last)
+        state = await js.call("roomState", roomId=room_id)
+        assert (state["name"], state["topic"], state["timelineEnd"]) == ("After", "set later", last)

@@ -61,6 +61,11 @@ const handlers = {
     return { total: room?.getUnreadNotificationCount("total") ?? null,
              highlight: room?.getUnreadNotificationCount("highlight") ?? null };
   },
+  async roomState({ roomId }) {
+    const room = client.getRoom(roomId);
+    const topic = room?.currentState.getStateEvents("m.room.topic", "")?.getContent().topic ?? null;
+    return { name: room?.name ?? null, topic, timelineEnd: room?.getLiveTimeline().getEvents().at(-1)?.getId() ?? null };
+  },
   async members({ roomId }) {
     const room = client.getRoom(roomId);
     return { joined: room ? room.getJoinedMembers().map((m) => [m.userId, m.name]) : [] };

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 R = "/_matrix/client/v3/rooms"
 SYNC = "/_matrix/client/v3/sync"
 SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
@@ -30,7 +32,11 @@ def count_reads(api, monkeypatch) -> list[str]:
     return reads
 
 
-async def test_incremental_sync_makes_no_trip_to_the_reader_pool(api, monkeypatch) -> None:
+@pytest.mark.parametrize("state_after", [{}, {"org.matrix.msc4222.use_state_after": "true"}],
+                         ids=["state", "state_after"])
+async def test_incremental_sync_makes_no_trip_to_the_reader_pool(api, monkeypatch, state_after) -> None:
+    """Also with the state at the timeline's end, as matrix-js-sdk asks on every /sync: the newest
+    event's state is in memory since the previous sync, and the timeline read shows what changed."""
     alice, bob = await api.register("alice"), await api.register("bob")
     a, b = alice["access_token"], bob["access_token"]
     room = await api.create_room(a, preset="public_chat")
@@ -38,15 +44,18 @@ async def test_incremental_sync_makes_no_trip_to_the_reader_pool(api, monkeypatc
     status, body = await api.call("POST", "/_matrix/client/v3/keys/upload", {"one_time_keys": {"curve25519:K1": "k1"}},
                                   token=b)
     assert status == 200, body
-    _, first = await api.call("GET", SYNC, token=b)
+    _, first = await api.call("GET", SYNC, token=b, query=state_after)
     status, _ = await api.call("PUT", f"{R}/{room}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hi bob"},
                                token=a)
     assert status == 200
 
     reads = count_reads(api, monkeypatch)
-    status, body = await api.call("GET", SYNC, token=b, query={"since": first["next_batch"], "timeout": "0"})
+    status, body = await api.call("GET", SYNC, token=b, query={"since": first["next_batch"], "timeout": "0",
+                                                               **state_after})
     assert status == 200, body
     entry = body["rooms"]["join"][room]
+    if state_after:
+        assert entry["org.matrix.msc4222.state_after"] == {"events": []}
     assert [e["content"]["body"] for e in entry["timeline"]["events"]] == ["hi bob"]
     assert entry["unread_notifications"] == {"notification_count": 1, "highlight_count": 1}   # names bob
     assert body["device_one_time_keys_count"] == {"curve25519": 1, "signed_curve25519": 0}
