@@ -167,11 +167,29 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
     return [v for v in ids.values() if v not in in_timeline]
 
 
+async def end_states(reader: RoomReader, timelines: Mapping[str, Timeline], room_ids: Iterable[str],
+                     upto: int) -> dict[str, dict[StateKey, str]]:
+    """Each room's state at the end of its timeline (position `upto`): after the newest event the
+    timeline's read took in, those rooms' state groups read together."""
+    out: dict[str, dict[StateKey, str]] = {}
+    groups: dict[str, int] = {}
+    for room_id in room_ids:
+        fetched = timelines[room_id].fetched
+        if fetched:
+            groups[room_id] = fetched[0].state_after
+        else:
+            out[room_id] = await state_at(reader, room_id, upto)
+    loaded = await reader.cache.groups(groups.values()) if groups else {}
+    for room_id, group_id in groups.items():
+        out[room_id] = dict(loaded[group_id])
+    return out
+
+
 async def state_after_ids(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *,
                           since: int | None, full: bool, state_filter: Mapping[str, Any] | None,
-                          upto: int) -> tuple[list[str], dict[StateKey, str]]:
-    """The IDs for `state_after`, and the state at the timeline's end (position `upto`) they come from:
-    all of that state for a full sync, else what changed since `since`.
+                          end_state: Mapping[StateKey, str]) -> list[str]:
+    """The IDs for `state_after` out of the state at the timeline's end (`end_states`): all of it
+    for a full sync, else what changed since `since`.
 
     Unlike `state`, events the timeline holds are sent here too: a client that asked for this
     section takes the room's state from it alone. With lazy-loaded members, only the members the
@@ -181,9 +199,7 @@ async def state_after_ids(reader: RoomReader, user_id: str, room_id: str, timeli
     """
     incremental = not full and since is not None
     if incremental and timeline.covered and not timeline.fetched:
-        return [], {}                                   # nothing happened in the room
-    newest = timeline.fetched[0] if timeline.fetched else None
-    end_state = dict(await reader.cache.group(newest.state_after)) if newest else await state_at(reader, room_id, upto)
+        return []                                       # nothing happened in the room
     if not incremental:
         ids = dict(end_state)
     elif timeline.covered:
@@ -196,7 +212,7 @@ async def state_after_ids(reader: RoomReader, user_id: str, room_id: str, timeli
         wanted = {e.sender for e in timeline.events} | (set() if incremental else {user_id})
         ids = {k: v for k, v in ids.items() if k[0] != "m.room.member" or k[1] in wanted}
         ids.update((key, end_state[key]) for key in (("m.room.member", m) for m in wanted) if key in end_state)
-    return list(ids.values()), end_state
+    return list(ids.values())
 
 
 def state_events(stored: Mapping[str, StoredEvent], state_filter: Mapping[str, Any] | None) -> list[StoredEvent]:

@@ -177,11 +177,13 @@ class SyncService:
                                                   limit=limit, timeline_filter=timeline_filter)
         if state_after:
             # The state the section is taken against: at the timeline's end instead of its start.
-            starts, state_ids = {}, {}
-            for r, (since, full) in plan.items():
-                state_ids[r], starts[r] = await sections.state_after_ids(
-                    self._reader, user_id, r, timelines[r], since=since, full=full, state_filter=state_filter,
-                    upto=upto)
+            starts = await sections.end_states(self._reader, timelines, [
+                r for r, (since, full) in plan.items()
+                if full or since is None or not timelines[r].covered or timelines[r].fetched], upto)
+            state_ids = {r: await sections.state_after_ids(self._reader, user_id, r, timelines[r], since=since,
+                                                           full=full, state_filter=state_filter,
+                                                           end_state=starts.get(r, {}))
+                         for r, (since, full) in plan.items()}
         else:
             starts = await sections.start_states(self._reader, timelines, [
                 r for r, (since, full) in plan.items()
@@ -245,8 +247,9 @@ class SyncService:
         timeline = await sections.load_timeline(self._reader, user_id, room_id, after=since or 0, upto=leave_pos,
                                                 limit=limit, timeline_filter=timeline_filter)
         if state_after:     # the state as the user left it
-            ids, _ = await sections.state_after_ids(self._reader, user_id, room_id, timeline, since=since,
-                                                    full=since is None, state_filter=state_filter, upto=leave_pos)
+            end = await sections.end_states(self._reader, {room_id: timeline}, [room_id], leave_pos)
+            ids = await sections.state_after_ids(self._reader, user_id, room_id, timeline, since=since,
+                                                 full=since is None, state_filter=state_filter, end_state=end[room_id])
             state = sections.state_events(await self._reader.cache.events(ids), state_filter)
         else:
             state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since,

@@ -122,3 +122,34 @@ async def test_a_new_sliding_connection_reads_no_more_for_more_rooms(api, monkey
     assert len(six_rooms) == len(one_room), (one_room, six_rooms)
     assert body["lists"]["all"]["count"] == 6
     assert set(body["rooms"]) == {rooms[2], rooms[5]}      # the two latest bumps: the message, the newest room
+
+
+async def test_an_initial_sync_with_state_after_reads_every_room_together(api, monkeypatch) -> None:
+    """Each room's state at its timeline's end comes from its newest event's state group: the
+    groups not in memory are read in one trip, however many rooms (as matrix-js-sdk asks)."""
+    [a] = await api.tokens("alice")
+    cache = api.server.reader.cache
+
+    async def state_reads(rooms: list[str]) -> list[str]:
+        cache._groups.clear()                               # as after a restart: no group in memory
+        reads: list[str] = []
+        for name in ("group", "groups"):
+            real = getattr(cache, name)
+
+            async def counted(*args: Any, real: Any = real, name: str = name) -> Any:
+                reads.append(name)
+                return await real(*args)
+            monkeypatch.setattr(cache, name, counted)
+        status, body = await api.call("GET", SYNC, token=a, query={"use_state_after": "true"})
+        assert status == 200, body
+        assert set(body["rooms"]["join"]) == set(rooms)
+        for room in rooms:
+            assert {"m.room.create", "m.room.name"} <= {
+                e["type"] for e in body["rooms"]["join"][room]["state_after"]["events"]}
+        monkeypatch.undo()
+        return reads
+
+    rooms = [await api.create_room(a, name="first")]
+    assert await state_reads(rooms) == ["groups"]
+    rooms += [await api.create_room(a, name=f"more {n}") for n in range(5)]
+    assert await state_reads(rooms) == ["groups"]
