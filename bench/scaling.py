@@ -75,7 +75,12 @@ class Bench:
         return (time.perf_counter() - started) * 1000, body
 
 
-async def measure_sync(b: Bench, token: str, runs: int = 3) -> tuple[float, float]:
+# With --state-after, /sync asks for each room's state at the end of its timeline, as
+# matrix-js-sdk (Element Web) does on every /sync.
+STATE_AFTER = {"org.matrix.msc4222.use_state_after": "true"}
+
+
+async def measure_sync(b: Bench, token: str, runs: int = 3, extra: dict | None = None) -> tuple[float, float]:
     """Median initial /sync and median incremental /sync with one new message, in ms.
 
     Each run's filter is new (an account_data type nobody uses is left out), so a server that
@@ -85,13 +90,13 @@ async def measure_sync(b: Bench, token: str, runs: int = 3) -> tuple[float, floa
     for _ in range(runs):
         flt = json.dumps({"room": {"timeline": {"limit": 10}, "state": {"lazy_load_members": True}},
                           "account_data": {"not_types": [f"scaling.unused.{time.monotonic_ns()}"]}})
-        ms, body = await b.timed_sync(token, {"filter": flt})
+        ms, body = await b.timed_sync(token, {"filter": flt, **(extra or {})})
         initial.append(ms)
         since = body["next_batch"]
         room = next(iter(body["rooms"]["join"]))
         await b.call("PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{time.monotonic_ns()}", token,
                      {"msgtype": "m.text", "body": "tick"})
-        ms, _ = await b.timed_sync(token, {"filter": flt, "since": since})
+        ms, _ = await b.timed_sync(token, {"filter": flt, "since": since, **(extra or {})})
         incremental.append(ms)
     return statistics.median(initial), statistics.median(incremental)
 
@@ -187,7 +192,7 @@ async def run(args: argparse.Namespace) -> dict:
                         await b.call("PUT", f"/_matrix/client/v3/rooms/{room}/send/m.room.message/{created}-{i}", me,
                                      {"msgtype": "m.text", "body": f"hello {i}"})
                     created += 1
-                initial, incr = await measure_sync(b, me)
+                initial, incr = await measure_sync(b, me, extra=STATE_AFTER if args.state_after else None)
                 s_initial, s_incr = await measure_sliding(b, me)
                 growing = await measure_growing(b, me, target)
                 results["rooms"].append({"rooms": target, "initial_ms": initial, "incremental_ms": incr,
@@ -215,7 +220,7 @@ async def run(args: argparse.Namespace) -> dict:
                         await asyncio.gather(*batch)
                         batch = []
                 await asyncio.gather(*batch)
-                initial, incr = await measure_sync(b, reader)
+                initial, incr = await measure_sync(b, reader, extra=STATE_AFTER if args.state_after else None)
                 s_initial, s_incr = await measure_sliding(b, reader)
                 results["history"].append({"messages": target, "members": args.members, "initial_ms": initial,
                                            "incremental_ms": incr, "sliding_initial_ms": s_initial,
@@ -236,6 +241,8 @@ def main() -> None:
     parser.add_argument("--history-steps", type=int, nargs="+", default=[1000, 2500, 5000, 10000])
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--state-after", action="store_true",
+                        help="/sync as matrix-js-sdk asks for it: with MSC4222's use_state_after")
     parser.add_argument("--base-url", help="measure this running homeserver instead of starting a pocketserver")
     parser.add_argument("--server-pid", type=int, help="its process, for RSS (with --base-url)")
     parser.add_argument("--secret", default="hsbench-shared-secret",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from itertools import islice
 from typing import Any
 
 from pocketserver.errors import BadJson, NotFound
@@ -192,7 +191,9 @@ class SyncService:
                                                              full=full, state_filter=state_filter,
                                                              start_state=starts.get(r))
                          for r, (since, full) in plan.items()}
-        stored = await self._reader.cache.events(i for ids in state_ids.values() for i in ids)
+        # A state_after section repeats the timeline's state events: those are at hand already.
+        stored = {e.event_id: e for r in plan for e in timelines[r].events} if state_after else {}
+        stored.update(await self._reader.cache.events(i for ids in state_ids.values() for i in ids if i not in stored))
         states = {r: sections.state_events({i: stored[i] for i in ids if i in stored}, state_filter)
                   for r, ids in state_ids.items()}
         # A summary goes with a full state section or a membership change (spec: RoomSummary).
@@ -201,17 +202,19 @@ class SyncService:
         summaries = await sections.summaries(self._reader, user_id, summarised) if summarised else {}
         if state_filter and state_filter.get("lazy_load_members"):
             await self._add_heroes(states, timelines, starts, summaries, state_filter)
-        # One serialisation for every room: one read of prev_content and one of bundled relations.
-        serialized = iter(await self._serialize([e for r in plan for e in (*timelines[r].events, *states[r])],
-                                                user_id, device_id, sync_filter))
+        # One serialisation for every room: one read of prev_content and one of bundled relations,
+        # each event once (a state_after section and its timeline share theirs).
+        unique = list({e.event_id: e for r in plan for e in (*timelines[r].events, *states[r])}.values())
+        serialized = dict(zip((e.event_id for e in unique),
+                              await self._serialize(unique, user_id, device_id, sync_filter)))
         entries: dict[str, dict[str, Any]] = {}
         for room_id in plan:
             timeline, state = timelines[room_id], states[room_id]
             entry: dict[str, Any] = {
-                "timeline": {"events": list(islice(serialized, len(timeline.events))),
+                "timeline": {"events": [serialized[e.event_id] for e in timeline.events],
                              "limited": timeline.limited,
                              "prev_batch": StreamToken(events=timeline.start_position).serialize()},
-                state_after or "state": {"events": list(islice(serialized, len(state)))},
+                state_after or "state": {"events": [serialized[e.event_id] for e in state]},
                 "ephemeral": {"events": []},
                 "unread_notifications": {"notification_count": 0, "highlight_count": 0},
             }
