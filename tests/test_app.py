@@ -14,5 +14,7 @@ def test_rules_match_and_build_urls(app_factory: Any) -> None:
     assert endpoint == "rooms.send_message"
     assert values == {"room_id": "!r:test.local", "event_type": "m.room.message", "txn_id": "t1"}
     assert adapter.build(endpoint, values) == path
+    assert adapter.build(endpoint, values) == path                      # the builder kept from the first
     assert adapter.build("versions.get_versions", {"x": "1"}) == "/_matrix/client/versions?x=1"
+    assert adapter.build("versions.get_versions", {}) == "/_matrix/client/versions"
     assert all(isinstance(rule, LazyBuilderRule) for rule in app.url_map.iter_rules())
