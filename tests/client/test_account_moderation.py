@@ -1,5 +1,5 @@
-"""Locking and suspending accounts: the admin API, what each state refuses, the command line and
-matrix-nio's view of it.
+"""Locking and suspending accounts: the admin API, what each state refuses, the command line, and
+what matrix-nio and matrix-js-sdk make of it.
 
 Spec: client-server-api, "Account moderation" ("Account locking", "Account suspension"),
 "GET/PUT /_matrix/client/v1/admin/lock/{userId}", "GET/PUT /_matrix/client/v1/admin/suspend/{userId}".
@@ -10,6 +10,8 @@ from urllib.parse import quote
 
 from nio import (AsyncClient, JoinError, LoginResponse, LogoutResponse, RoomLeaveResponse, RoomSendError,
                  SyncError, SyncResponse)
+
+from tests.js_client import JsClient
 
 V1, V3 = "/_matrix/client/v1", "/_matrix/client/v3"
 
@@ -201,3 +203,38 @@ async def test_the_command_line_and_matrix_nio(homeserver, http) -> None:
         assert missing.returncode == 1 and "no such user" in missing.stderr
     finally:
         await client.close()
+
+
+async def test_the_js_sdk_keeps_its_session_through_a_lock(homeserver, http) -> None:
+    """A locked account's client keeps its session and retries (spec: "Account locking"); once
+    unlocked, matrix-js-sdk's own sync loop picks up where it stopped."""
+    admin = await homeserver.register_shared_secret(http, "jsroot", "pw", admin=True)
+    await homeserver.register_shared_secret(http, "jslocked", "pw")
+    headers = {"Authorization": f"Bearer {admin['access_token']}"}
+    js = await JsClient.start()
+    try:
+        await js.call("login", baseUrl=homeserver.base_url, user="jslocked", password="pw")
+        room_id = (await js.call("createRoom", name="Locked out", invite=[admin["user_id"]]))["room_id"]
+        async with http.post(f"{homeserver.base_url}{V3}/join/{room_id}", json={}, headers=headers) as resp:
+            assert resp.status == 200
+
+        async def say(body: str, txn: str) -> None:
+            async with http.put(f"{homeserver.base_url}{V3}/rooms/{room_id}/send/m.room.message/{txn}",
+                                json={"msgtype": "m.text", "body": body}, headers=headers) as resp:
+                assert resp.status == 200
+
+        async def lock(locked: bool) -> None:
+            async with http.put(f"{homeserver.base_url}{lock_path('@jslocked:test.local')}",
+                                json={"locked": locked}, headers=headers) as resp:
+                assert (resp.status, await resp.json()) == (200, {"locked": locked})
+
+        await lock(True)
+        await say("while locked", "1")       # wakes the long-poll; the next /sync is refused
+        await js.wait_for(lambda e: e["event"] == "sync_error" and e["errcode"] == "M_USER_LOCKED")
+        await lock(False)
+        await say("after the lock", "2")
+        seen = await js.wait_for(lambda e: e["event"] == "timeline" and e.get("body") == "after the lock",
+                                 timeout=30)
+        assert seen["room_id"] == room_id
+    finally:
+        await js.close()

@@ -24,6 +24,9 @@ function watch(c) {
   c.on(sdk.RoomEvent.Tags, (event, room) => {
     out({ event: "tags", room_id: room.roomId, tags: room.tags });
   });
+  c.on(sdk.ClientEvent.Sync, (state, prevState, data) => {
+    if (state === "ERROR") out({ event: "sync_error", errcode: data?.error?.errcode ?? null });
+  });
   c.on(sdk.RoomEvent.UnreadNotifications, (counts, threadId) => {
     out({ event: "unread", counts: counts ?? null, thread_id: threadId ?? null });
   });
