@@ -23,6 +23,7 @@ class SyncContext(NamedTuple):
     full_state: bool
     joined_rooms: frozenset[str]       # every room the user is joined to now
     response: dict[str, Any]           # the response being built; sources add to it
+    state_after: str | None = None     # the field a room's state goes in when not "state" (use_state_after)
 
     def joined_room_entry(self, room_id: str) -> dict[str, Any]:
         """The response entry of a joined room, created (with an empty timeline) if the room had no news."""
@@ -31,8 +32,9 @@ class SyncContext(NamedTuple):
         if entry is None:
             entry = joins[room_id] = {
                 "timeline": {"events": [], "limited": False, "prev_batch": StreamToken(events=self.now.events).serialize()},
-                "state": {"events": []}, "ephemeral": {"events": []}, "account_data": {"events": []},
-                "unread_notifications": {"notification_count": 0, "highlight_count": 0}, "summary": {},
+                self.state_after or "state": {"events": []}, "ephemeral": {"events": []},
+                "account_data": {"events": []}, "unread_notifications": {"notification_count": 0, "highlight_count": 0},
+                "summary": {},
             }
         return entry
 

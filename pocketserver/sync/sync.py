@@ -152,7 +152,7 @@ class SyncService:
         }
         empty = not any(rooms.values()) and not global_data
         joined_now = frozenset(r for r, (m, _, pos) in memberships.items() if m == "join" and pos <= now.events)
-        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined_now, response)
+        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined_now, response, state_after)
         for source in self._sources:
             if await source.add_to_sync(ctx):
                 empty = False

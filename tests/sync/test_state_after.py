@@ -111,3 +111,19 @@ async def test_lazy_members_and_a_left_room(api) -> None:
     assert "state" not in entry
     own = keyed(entry["state_after"]["events"])[("m.room.member", "@carol:test.local")]
     assert own["content"]["membership"] == "leave"
+
+
+async def test_a_room_with_only_ephemeral_news(api) -> None:
+    """A room in the response for a typing notice alone has its (empty) state_after too, no state."""
+    alice, bob = await api.register("alice"), await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    room = await api.create_room(a, preset="public_chat")
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    first = await sync(api, b, **STABLE)
+    assert (await api.call("PUT", f"{R}/{room}/typing/@alice:test.local", {"typing": True, "timeout": 10000},
+                           token=a))[0] == 200
+    later = await sync(api, b, since=first["next_batch"], **STABLE)
+    entry = later["rooms"]["join"][room]
+    assert [e["type"] for e in entry["ephemeral"]["events"]] == ["m.typing"]
+    assert entry["timeline"]["events"] == []
+    assert entry["state_after"] == {"events": []} and "state" not in entry
