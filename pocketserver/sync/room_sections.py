@@ -167,6 +167,12 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
     return [v for v in ids.values() if v not in in_timeline]
 
 
+def needs_end_state(timeline: Timeline, *, since: int | None, full: bool) -> bool:
+    """Whether `state_after_ids` uses the state at the timeline's end: not for an incremental sync
+    in which nothing happened in the room."""
+    return full or since is None or not timeline.covered or bool(timeline.fetched)
+
+
 async def end_states(reader: RoomReader, timelines: Mapping[str, Timeline], room_ids: Iterable[str],
                      upto: int) -> dict[str, dict[StateKey, str]]:
     """Each room's state at the end of its timeline (position `upto`): after the newest event the
@@ -197,9 +203,9 @@ async def state_after_ids(reader: RoomReader, user_id: str, room_id: str, timeli
     range took in every event needs no read of the state before it: the keys those events set are
     what changed. Spec: client-server-api, "GET /_matrix/client/v3/sync" (`use_state_after`, v1.16).
     """
+    if not needs_end_state(timeline, since=since, full=full):
+        return []
     incremental = not full and since is not None
-    if incremental and timeline.covered and not timeline.fetched:
-        return []                                       # nothing happened in the room
     if not incremental:
         ids = dict(end_state)
     elif timeline.covered:

@@ -178,7 +178,7 @@ class SyncService:
             # The state the section is taken against: at the timeline's end instead of its start.
             starts = await sections.end_states(self._reader, timelines, [
                 r for r, (since, full) in plan.items()
-                if full or since is None or not timelines[r].covered or timelines[r].fetched], upto)
+                if sections.needs_end_state(timelines[r], since=since, full=full)], upto)
             state_ids = {r: await sections.state_after_ids(self._reader, user_id, r, timelines[r], since=since,
                                                            full=full, state_filter=state_filter,
                                                            end_state=starts.get(r, {}))
