@@ -13,6 +13,7 @@ from pocketserver.client.request_body import json_object_body
 from pocketserver.errors import BadJson, Forbidden, InvalidParam, TooLarge
 from pocketserver.server import current_server
 from pocketserver.storage import account_data
+from pocketserver.storage import rooms as room_store
 from pocketserver.storage.writer import Transaction
 
 bp = Blueprint("tags", __name__)
@@ -41,8 +42,13 @@ async def get_room_tags(user_id: str, room_id: str) -> dict:
 
 @bp.put(f"{PATH}/<tag>")
 async def set_room_tag(user_id: str, room_id: str, tag: str) -> dict:
-    """operationId setRoomTag. Spec: "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}"."""
+    """operationId setRoomTag. Spec: "PUT /_matrix/client/v3/user/{userId}/rooms/{roomId}/tags/{tag}".
+
+    Only a room the user has a membership in (any, a past one too) can be tagged, as in Synapse.
+    """
     await _owner(user_id, room_id)
+    if await room_store.get_local_membership(current_server().db, user_id, room_id) is None:
+        raise Forbidden(f"User {user_id} has no membership in room {room_id}")
     if not tag or len(tag.encode()) > MAX_TAG_BYTES:
         raise InvalidParam(f"A tag name is 1 to {MAX_TAG_BYTES} bytes")
     body = await json_object_body()

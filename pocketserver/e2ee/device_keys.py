@@ -106,7 +106,7 @@ class DeviceKeys:
             try:
                 user = UserID.parse(user_id)
             except InvalidIdentifier:
-                raise InvalidParam(f"{user_id!r} is not a user ID") from None
+                continue    # skipped, not the whole request refused (as Synapse)
             if device_ids is None:
                 device_ids = []
             if not isinstance(device_ids, list) or not all(isinstance(d, str) for d in device_ids):

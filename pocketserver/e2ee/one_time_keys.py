@@ -87,7 +87,7 @@ def parse_claim_request(body: Mapping[str, Any], server_name: str) -> tuple[list
         try:
             user = UserID.parse(user_id)
         except InvalidIdentifier:
-            raise InvalidParam(f"{user_id!r} is not a user ID") from None
+            continue    # skipped, not the whole request refused (as Synapse)
         if not isinstance(devices, dict) or not all(isinstance(a, str) and a for a in devices.values()):
             raise BadJson("one_time_keys must map user IDs to device IDs to algorithms")
         if user.server_name != server_name:

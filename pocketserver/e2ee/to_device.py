@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pocketserver.accounts.auth import Requester
-from pocketserver.errors import BadJson, InvalidParam
+from pocketserver.errors import BadJson, MissingParam
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.storage import e2ee as key_store
 from pocketserver.storage import e2ee_streams as store
@@ -31,6 +31,8 @@ def parse_messages(messages: Any, server_name: str) -> dict[str, dict[str, dict[
 
     Spec: client-server-api, "PUT /_matrix/client/v3/sendToDevice/{eventType}/{txnId}".
     """
+    if messages is None:
+        raise MissingParam("Missing messages")
     if not isinstance(messages, dict):
         raise BadJson("messages must be an object")
     local: dict[str, dict[str, dict[str, Any]]] = {}
@@ -38,7 +40,7 @@ def parse_messages(messages: Any, server_name: str) -> dict[str, dict[str, dict[
         try:
             user = UserID.parse(user_id)
         except InvalidIdentifier:
-            raise InvalidParam(f"{user_id!r} is not a user ID") from None
+            continue    # skipped, not the whole request refused (as Synapse)
         if not isinstance(devices, dict) or not all(isinstance(c, dict) for c in devices.values()):
             raise BadJson("messages must map user IDs to device IDs to content objects")
         if user.server_name == server_name:

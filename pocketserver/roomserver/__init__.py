@@ -101,9 +101,13 @@ class RoomServer:
                     break
                 del self._rooms[room_id]
 
-    async def require_room(self, room_id: str) -> RoomState:
+    async def require_room(self, room_id: str, user_id: str | None = None) -> RoomState:
+        """The room's state; an unknown room is 404, or for `user_id` 403 "not in room", as Synapse
+        answers a room's reads and sends (it does not tell a stranger whether a room exists)."""
         room = await self.get_room_state(room_id)
         if room is None:
+            if user_id is not None:
+                raise Forbidden(f"User {user_id} not in room {room_id}")
             raise NotFound("Unknown room")
         return room
 
@@ -132,6 +136,8 @@ class RoomServer:
         try:
             check_auth_rules(pdu, auth_map, room.version, create=room.create)
         except AuthRuleViolation as violation:
+            if violation.malformed:
+                raise _BadEvent(violation.message) from None
             raise Forbidden(violation.message) from None
         return pdu
 
@@ -316,6 +322,20 @@ async def _check_prev_events_stored(tx: Transaction, first: Pdu) -> None:
     row = await tx.fetchone(f"SELECT COUNT(*) FROM events WHERE event_id IN ({marks})", prevs)
     if row is None or row[0] != len(prevs):
         raise _PrevEventLost("An earlier event of this room failed to be stored; please retry")
+
+
+_STRING_FIELDS = {"m.room.name": "name", "m.room.topic": "topic"}
+
+
+def check_client_content(event_type: str, content: Mapping[str, Any]) -> None:
+    """Refuse content a client sends that clients reading it could not display: a room name or
+    topic that is not a string (null and absent still mean "none"), 400 as from Synapse.
+
+    Spec: client-server-api, "m.room.name", "m.room.topic".
+    """
+    field = _STRING_FIELDS.get(event_type)
+    if field is not None and content.get(field) is not None and not isinstance(content[field], str):
+        raise _BadEvent(f"'{field}' must be a string")
 
 
 class _PrevEventLost(MatrixError):

@@ -9,13 +9,14 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.errors import BadJson, InvalidParam, MatrixError
+from pocketserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.rooms.auth_rules import AuthRuleViolation, check_auth_rules
 from pocketserver.rooms.events import build_event, create_event_content
 from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS, RoomVersion
-from pocketserver.roomserver import EventSpec, RoomServer, now_ms
+from pocketserver.roomserver import EventSpec, RoomServer, check_client_content, now_ms
 from pocketserver.roomserver.room_state import RoomState
+from pocketserver.storage import accounts as account_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.writer import Transaction
 
@@ -46,6 +47,16 @@ def parse_user_ids(value: Any, field: str, limit: int, excluding: str) -> list[s
         except InvalidIdentifier:
             raise InvalidParam(f"{user!r} is not a valid user ID") from None
     return [u for u in dict.fromkeys(value) if u != excluding]
+
+async def _check_invitees(rs: RoomServer, invites: list[str]) -> None:
+    """Refuse, before anything is created, the invites /invite would refuse: users of other servers
+    (federation is off) and local users who do not exist."""
+    for user in invites:
+        if UserID.parse(user).server_name != rs.server_name:
+            raise Forbidden("Inviting users of other servers needs federation, which is not enabled")
+        if await account_store.get_user(rs.db, user) is None:
+            raise NotFound(f"User {user} not found")
+
 
 def default_power_levels(version: RoomVersion, creator: str, ops: list[str], preset: str) -> dict[str, Any]:
     """Synapse's default power levels; v12 creators are not listed (they have infinite power).
@@ -96,6 +107,7 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
     if not isinstance(is_direct, bool):
         raise BadJson("is_direct must be a boolean")
     invites = parse_user_ids(body.get("invite", []), "invite", MAX_INVITES, creator)
+    await _check_invitees(rs, invites)
     initial_state = body.get("initial_state", [])
     if not isinstance(initial_state, list) or len(initial_state) > MAX_INITIAL_STATE:
         raise BadJson("initial_state must be a list")
@@ -159,6 +171,7 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
             raise BadJson("initial_state entries need a string type, an object content and a string state_key")
         if item["type"] in ("m.room.create", "m.room.member"):
             raise BadJson(f"initial_state may not set {item['type']}")
+        check_client_content(item["type"], item.get("content", {}))
         specs.append(EventSpec(item["type"], item.get("content", {}), item.get("state_key", "")))
     if name is not None:
         specs.append(EventSpec("m.room.name", {"name": name}, ""))

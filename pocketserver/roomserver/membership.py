@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.errors import BadJson, BadState, Forbidden, InvalidParam, MatrixError, NotFound
+from pocketserver.errors import BadJson, BadState, Forbidden, InvalidParam, MatrixError, MissingParam, NotFound
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
@@ -46,6 +46,8 @@ def _reason(reason: Any) -> dict[str, Any]:
 
 
 def _target(user_id: Any) -> str:
+    if user_id is None:
+        raise MissingParam("Missing user_id")
     if not isinstance(user_id, str):
         raise BadJson("user_id must be a string")
     try:
@@ -178,6 +180,9 @@ class Membership:
         target = _target(target)
         if UserID.parse(target).server_name != self._rs.server_name:
             raise Forbidden("Inviting users of other servers needs federation, which is not enabled")
+        known = await self._rs.get_room_state(room_id)
+        if known is not None:       # a sender outside the room learns nothing of the target (as Synapse)
+            _require_member(known, sender)
         if await self._profiles_missing(target):
             raise NotFound("User not found")
         content = {"membership": "invite", **await self._profile(target), **_reason(reason)}
@@ -252,7 +257,7 @@ class Membership:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/forget"."""
         current = await room_store.get_local_membership(self._rs.db, user_id, room_id)
         if current is None:
-            raise NotFound("You have never been in this room")
+            return      # nothing to forget: succeeds, as in Synapse
         if current[0] in ("join", "invite", "knock"):
             raise _Unknown("You must leave the room before forgetting it")
         await self._rs.db.write(lambda tx: room_store.forget_room(tx, user_id, room_id))

@@ -48,7 +48,7 @@ class RoomReader:
 
     async def membership_window(self, user_id: str, room_id: str) -> tuple[str | None, int | None]:
         """The user's membership and, if they left, the stream position up to which they may read."""
-        room = await self.rs.require_room(room_id)
+        room = await self.rs.require_room(room_id, user_id)
         membership = room.membership(user_id)
         if membership == "join":
             return membership, None
@@ -238,15 +238,17 @@ class RoomReader:
         return members
 
     async def joined_members(self, user_id: str, room_id: str) -> dict[str, Any]:
-        """Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/joined_members"."""
+        """Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/joined_members" (whose
+        RoomMember names the field `display_name`, unlike the member event's `displayname`)."""
         membership, _ = await self.membership_window(user_id, room_id)
         if membership != "join":
-            raise Forbidden("You are not in this room")
+            raise Forbidden(f"User {user_id} not in room {room_id}")
         room = await self.rs.require_room(room_id)
         joined: dict[str, Any] = {}
         for (event_type, member), pdu in room.state.items():
             if event_type == "m.room.member" and pdu.content.get("membership") == "join":
-                joined[member] = {k: pdu.content.get(k) for k in ("displayname", "avatar_url")}
+                joined[member] = {"display_name": pdu.content.get("displayname"),
+                                  "avatar_url": pdu.content.get("avatar_url")}
         return {"joined": joined}
 
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pocketserver.e2ee import check_encryption_state_change
-from pocketserver.errors import BadJson, Forbidden, MatrixError, NotFound, TooLarge, UserSuspended
+from pocketserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound, TooLarge, UserSuspended
 from pocketserver.rooms.auth_rules import auth_state_for
-from pocketserver.roomserver import EventSpec, RoomServer
+from pocketserver.roomserver import EventSpec, RoomServer, check_client_content
 from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
@@ -59,7 +59,7 @@ async def _send_once(rs: RoomServer, user_id: str, device_id: str, room_id: str,
                 earlier = event_store.get_txn_event(rs.db, user_id, device_id, scoped)
                 if earlier is not None:
                     return earlier
-                room = await rs.require_room(room_id)
+                room = await rs.require_room(room_id, user_id)
                 _require_joined(room, user_id)
                 if check is not None:
                     await check(room)
@@ -80,10 +80,11 @@ async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str,
     _check_type(event_type)
     if len(state_key.encode()) > 255:
         raise TooLarge("State key must be at most 255 bytes")
+    check_client_content(event_type, content)
     if event_type == "m.room.canonical_alias":
         await _check_canonical_alias(rs, room_id, content)
     async with rs.lock(room_id):
-        room = await rs.require_room(room_id)
+        room = await rs.require_room(room_id, user_id)
         if event_type != "m.room.member":
             _require_joined(room, user_id)
         check_encryption_state_change(room.state, event_type, state_key, content)
@@ -117,7 +118,7 @@ async def _check_canonical_alias(rs: RoomServer, room_id: str, content: Mapping[
     aliases += alt
     for alias in aliases:
         if not isinstance(alias, str) or not alias.startswith("#") or ":" not in alias:
-            raise BadJson(f"{alias!r} is not a room alias")
+            raise InvalidParam(f"{alias!r} is not a room alias")     # the spec's errcode for bad syntax
         if alias.endswith(":" + rs.server_name) and await room_store.get_alias(rs.db, alias) != room_id:
             raise BadAlias(f"{alias} does not point to this room")
 

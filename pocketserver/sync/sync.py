@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.errors import BadJson, NotFound
+from pocketserver.errors import BadJson, InvalidParam, NotJson
 from pocketserver.rooms.client_event import apply_event_fields
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.storage import account_data as account_data_store
@@ -50,16 +50,18 @@ class SyncService:
             try:
                 definition = json.loads(value)
             except ValueError:
-                raise BadJson("filter is not valid JSON") from None
+                raise NotJson("filter is not valid JSON") from None
             if not isinstance(definition, dict):
                 raise BadJson("filter must be an object")
             check_filter(definition)
             return definition
+        # An unknown filter ID is a bad parameter of this request (400, as Synapse answers); only
+        # GET .../filter/{filterId} answers 404 for it.
         if not (value.isascii() and value.isdigit()) or len(value) > 18:
-            raise NotFound("No such filter")
+            raise InvalidParam("No such filter")
         found = await filter_store.get_filter(self._db, user_id, int(value))
         if found is None:
-            raise NotFound("No such filter")
+            raise InvalidParam("No such filter")
         return found
 
     def current_token(self) -> StreamToken:

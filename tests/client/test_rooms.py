@@ -194,7 +194,7 @@ async def test_bad_room_requests(api) -> None:
         status, resp = await api.call("POST", "/_matrix/client/v3/createRoom", body, token=a)
         assert (status, resp["errcode"]) == (400, errcode), body
     status, resp = await api.call("PUT", f"{R}/!nope:test.local/send/m.room.message/1", {}, token=a)
-    assert (status, resp["errcode"]) == (404, "M_NOT_FOUND")
+    assert (status, resp["errcode"]) == (403, "M_FORBIDDEN")     # "not in room", as Synapse
     status, resp = await api.call("POST", "/_matrix/client/v3/join/#missing:test.local", {}, token=a)
     assert (status, resp["errcode"]) == (404, "M_NOT_FOUND")
     _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"room_alias_name": "family"}, token=a)
@@ -206,3 +206,70 @@ async def test_bad_room_requests(api) -> None:
     assert (status, resp["errcode"]) == (400, "M_INVALID_PARAM")
     status, resp = await api.call("GET", f"{R}/{body['room_id']}/messages", query={"from": "garbage"}, token=a)
     assert (status, resp["errcode"]) == (400, "M_INVALID_PARAM")
+
+
+async def test_answers_as_synapse_where_the_spec_leaves_room(api) -> None:
+    """Status codes found by sending the same requests to Synapse (see docs/synapse-parity.md)."""
+    alice, bob = await users(api, "alice", "bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "private_chat"}, token=a)
+    room = body["room_id"]
+    _, body = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "hi"}, token=a)
+    event_id = body["event_id"]
+
+    # A room one is not in, known or not: 403 "not in room" for reads and sends alike.
+    for room_id in (room, "!nowhere:test.local", "notaroom"):
+        for method, path, body in [("GET", "messages", None), ("GET", "state", None), ("GET", "members", None),
+                                   ("GET", "joined_members", None), ("PUT", "send/m.room.message/2", {"body": "x"}),
+                                   ("PUT", "state/m.room.topic", {"topic": "x"})]:
+            status, resp = await api.call(method, f"{R}/{room_id}/{path}", body, token=b)
+            assert (status, resp["errcode"]) == (403, "M_FORBIDDEN"), (room_id, path)
+    # One event of a room one may not read is simply not found (the spec's only error there).
+    for room_id in (room, "!nowhere:test.local"):
+        status, resp = await api.call("GET", f"{R}/{room_id}/event/{event_id}", token=b)
+        assert (status, resp["errcode"]) == (404, "M_NOT_FOUND")
+    assert (await api.call("GET", f"{R}/{room}/event/{event_id}", token=a))[0] == 200
+
+    # Content clients could not show, or power levels of the wrong shape: 400 M_BAD_JSON, not 403.
+    for event_type, content in [("m.room.name", {"name": 5}), ("m.room.topic", {"topic": ["x"]}),
+                                ("m.room.power_levels", {"users": "x"}),
+                                ("m.room.power_levels", {"users": {alice["user_id"]: "high"}}),
+                                ("m.room.power_levels", {"users": {alice["user_id"]: 100}, "ban": "50"})]:
+        status, resp = await api.call("PUT", f"{R}/{room}/state/{event_type}", content, token=a)
+        assert (status, resp["errcode"]) == (400, "M_BAD_JSON"), content
+    for empty in ({"name": None}, {"name": ""}, {}):     # "no name", as the spec reads these
+        assert (await api.call("PUT", f"{R}/{room}/state/m.room.name", empty, token=a))[0] == 200
+    for body in ({"power_level_content_override": {"users": "x"}},
+                 {"initial_state": [{"type": "m.room.name", "content": {"name": 5}}]}):
+        status, resp = await api.call("POST", "/_matrix/client/v3/createRoom", body, token=a)
+        assert (status, resp["errcode"]) == (400, "M_BAD_JSON"), body
+
+    # createRoom refuses the invitees /invite refuses, before it creates anything.
+    _, before = await api.call("GET", "/_matrix/client/v3/joined_rooms", token=a)
+    for invitee, expected in [("@zoe:elsewhere.example", (403, "M_FORBIDDEN")),
+                              ("@nobody:test.local", (404, "M_NOT_FOUND"))]:
+        status, resp = await api.call("POST", "/_matrix/client/v3/createRoom", {"invite": [invitee]}, token=a)
+        assert (status, resp["errcode"]) == expected, invitee
+        status, resp = await api.call("POST", f"{R}/{room}/invite", {"user_id": invitee}, token=a)
+        assert (status, resp["errcode"]) == expected, invitee
+    assert await api.call("GET", "/_matrix/client/v3/joined_rooms", token=a) == (200, before)
+
+    # The spec's errcode for an alias of bad syntax; a filter that is not JSON is M_NOT_JSON.
+    status, resp = await api.call("PUT", f"{R}/{room}/state/m.room.canonical_alias", {"alias": "bad"}, token=a)
+    assert (status, resp["errcode"]) == (400, "M_INVALID_PARAM")
+    for path in (f"{R}/{room}/messages", "/_matrix/client/v3/sync"):
+        status, resp = await api.call("GET", path, query={"filter": "{bad"}, token=a)
+        assert (status, resp["errcode"]) == (400, "M_NOT_JSON"), path
+    # Someone outside the room learns nothing of whom they try to invite.
+    status, resp = await api.call("POST", f"{R}/{room}/invite", {"user_id": "@nobody:test.local"}, token=b)
+    assert (status, resp["errcode"]) == (403, "M_FORBIDDEN")
+
+    # A missing user_id is a missing parameter.
+    for action in ("invite", "kick", "ban", "unban"):
+        status, resp = await api.call("POST", f"{R}/{room}/{action}", {}, token=a)
+        assert (status, resp["errcode"]) == (400, "M_MISSING_PARAM"), action
+    # Forgetting a room one has no membership in changes nothing and succeeds.
+    for room_id in (room, "!nowhere:test.local"):
+        assert await api.call("POST", f"{R}/{room_id}/forget", {}, token=b) == (200, {})
+    status, resp = await api.call("POST", f"{R}/{room}/forget", {}, token=a)
+    assert (status, resp["errcode"]) == (400, "M_UNKNOWN")     # still joined: leave first

@@ -11,9 +11,9 @@ from urllib.parse import quote
 import aiohttp
 import pytest
 from nio import (AsyncClient, JoinedMembersResponse, JoinedRoomsResponse, JoinError, JoinResponse,
-                 RoomBanResponse, RoomCreateResponse, RoomForgetResponse, RoomGetEventResponse,
-                 RoomGetStateEventResponse, RoomGetStateResponse, RoomInviteResponse, RoomKickResponse,
-                 RoomKnockResponse, RoomLeaveResponse, RoomMessagesResponse, RoomPutAliasResponse,
+                 ProfileSetDisplayNameResponse, RoomBanResponse, RoomCreateResponse, RoomForgetResponse,
+                 RoomGetEventResponse, RoomGetStateEventResponse, RoomGetStateResponse, RoomInviteResponse,
+                 RoomKickResponse, RoomKnockResponse, RoomLeaveResponse, RoomMessagesResponse, RoomPutAliasResponse,
                  RoomPutStateError, RoomPutStateResponse, RoomRedactResponse, RoomResolveAliasResponse,
                  RoomSendError, RoomSendResponse)
 from nio.responses import RoomUnbanResponse, RoomUpgradeResponse
@@ -57,8 +57,9 @@ async def test_create_invite_join_send_state_redact_paginate(login: Login) -> No
               RoomCreateResponse).room_id
     ok(await alice.room_invite(room, bob.user_id), RoomInviteResponse)
     ok(await bob.join(room), JoinResponse)
+    ok(await bob.set_displayname("Bob B."), ProfileSetDisplayNameResponse)
     members = ok(await alice.joined_members(room), JoinedMembersResponse)
-    assert {m.user_id for m in members.members} == {alice.user_id, bob.user_id}
+    assert {m.user_id: m.display_name for m in members.members} == {alice.user_id: "n1alice", bob.user_id: "Bob B."}
     assert room in ok(await bob.joined_rooms(), JoinedRoomsResponse).rooms
 
     sent = []
@@ -179,3 +180,4 @@ async def test_authorization_refusals(login: Login) -> None:
     assert isinstance(refused, JoinError) and refused.status_code == "M_BAD_STATE"
     ok(await alice.room_unban(room, mallory.user_id), RoomUnbanResponse)
     ok(await mallory.join(room), JoinResponse)
+

@@ -99,7 +99,7 @@ async def test_filters_limit_and_lazy_members(api) -> None:
     _, filtered = await api.call("GET", SYNC, query={"filter": inline}, token=a)
     assert all(set(e) == {"type"} for e in filtered["rooms"]["join"][room]["timeline"]["events"])
     status, err = await api.call("GET", SYNC, query={"filter": "77"}, token=a)
-    assert (status, err["errcode"]) == (404, "M_NOT_FOUND")
+    assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")     # as Synapse
     status, err = await api.call("GET", SYNC, query={"since": "nonsense"}, token=a)
     assert (status, err["errcode"]) == (400, "M_INVALID_PARAM")
 

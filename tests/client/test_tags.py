@@ -81,3 +81,20 @@ async def test_tags_in_sync_and_their_limits(api) -> None:
     assert status == 413 and body["errcode"] == "M_TOO_LARGE", body
     _, body = await api.call("GET", tags_path(me, room_id), token=a)
     assert set(body["tags"]) == {"m.lowpriority", "u.big"}
+
+
+async def test_only_a_room_with_a_membership_can_be_tagged(api) -> None:
+    """As Synapse: a room the user never had a membership in is refused (403); a left room is not."""
+    alice = await api.register("alice")
+    bob = await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, created = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat"}, token=a)
+    room = created["room_id"]
+    for room_id in (room, "!nowhere:test.local"):
+        status, body = await api.call("PUT", tags_path(bob["user_id"], room_id, "u.x"), {}, token=b)
+        assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), room_id
+    assert await api.call("GET", tags_path(bob["user_id"], room), token=b) == (200, {"tags": {}})
+    await api.call("POST", f"{V3}/join/{room}", {}, token=b)
+    await api.call("POST", f"{V3}/rooms/{room}/leave", {}, token=b)
+    assert await api.call("PUT", tags_path(bob["user_id"], room, "u.x"), {}, token=b) == (200, {})
+    assert await api.call("GET", tags_path(bob["user_id"], room), token=b) == (200, {"tags": {"u.x": {}}})

@@ -81,7 +81,7 @@ async def test_refusals(api, clock) -> None:
     status, body = await at(api, c, room, 0, "f")
     assert (status, body["errcode"]) == (403, "M_FORBIDDEN")
     status, body = await at(api, a, "!nope:test.local", 0, "f")
-    assert (status, body["errcode"]) == (404, "M_NOT_FOUND")
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN")     # "not in room", as Synapse
     for query, errcode in [({"dir": "f"}, "M_MISSING_PARAM"), ({"ts": "1"}, "M_MISSING_PARAM"),
                            ({"ts": "soon", "dir": "f"}, "M_INVALID_PARAM"),
                            ({"ts": "1", "dir": "x"}, "M_INVALID_PARAM"),

@@ -37,6 +37,8 @@ PUBLIC_BY_DESIGN: dict[tuple[str, str], str] = {
         "spec: published/private visibility is public information, no auth",
     ("GET", "/_matrix/client/v3/directory/room/<room_alias>"):
         "spec: resolving an alias is public (aliases are meant to be shared)",
+    ("POST", "/_matrix/client/v3/rooms/<room_id>/forget"):
+        "forgetting a room one has no membership in changes nothing and answers 200 {}, as Synapse",
     # Own data that is merely keyed by a room ID: nothing of the room is read.
     ("PUT", "/_matrix/client/v3/room_keys/keys/<room_id>"): "the caller's own key backup, keyed by room ID",
     ("GET", "/_matrix/client/v3/room_keys/keys/<room_id>"): "the caller's own key backup",

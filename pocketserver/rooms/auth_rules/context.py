@@ -18,12 +18,17 @@ JOIN_RULES_KEY: StateKey = ("m.room.join_rules", "")
 
 
 class AuthRuleViolation(Exception):
-    """An event fails the authorisation rule numbered `rule` (numbered as in its room version's page)."""
+    """An event fails the authorisation rule numbered `rule` (numbered as in its room version's page).
 
-    def __init__(self, rule: str, message: str) -> None:
+    `malformed` marks a failure of the content's shape rather than of the sender's rights: a
+    client that sends such an event gets 400 M_BAD_JSON, as from Synapse, not 403.
+    """
+
+    def __init__(self, rule: str, message: str, *, malformed: bool = False) -> None:
         super().__init__(f"auth rule {rule}: {message}")
         self.rule = rule
         self.message = message
+        self.malformed = malformed
 
 
 # Top-level rule numbers by era: v1-5 (with the aliases rule), v6-11, v12 (with the room ID rule).

@@ -47,22 +47,24 @@ def _check_structure(content: Mapping[str, Any], state: AuthState) -> None:
     if not version.string_power_levels:
         for name in _SCALARS:
             if name in content and not _is_integer(content[name]):
-                raise AuthRuleViolation(_step(version, "scalar_types"), f"{name} is not an integer")
+                raise AuthRuleViolation(_step(version, "scalar_types"), f"{name} is not an integer", malformed=True)
         for name in ("events", "notifications"):
             if name in content and not (
                 isinstance(content[name], Mapping) and all(_is_integer(v) for v in content[name].values())
             ):
-                raise AuthRuleViolation(_step(version, "map_types"), f"{name} is not an object of integers")
+                raise AuthRuleViolation(_step(version, "map_types"), f"{name} is not an object of integers",
+                                        malformed=True)
     users = content.get("users", {})
     if not isinstance(users, Mapping):
-        raise AuthRuleViolation(_step(version, "users"), "users is not an object")
+        raise AuthRuleViolation(_step(version, "users"), "users is not an object", malformed=True)
     for user_id, level in users.items():
         if not is_valid_user_id(user_id) or parse_power_level_value(level, version) is None:
-            raise AuthRuleViolation(_step(version, "users"), f"invalid users entry {user_id!r}")
+            raise AuthRuleViolation(_step(version, "users"), f"invalid users entry {user_id!r}", malformed=True)
         if not version.string_power_levels and not _is_integer(level):
-            raise AuthRuleViolation(_step(version, "users"), f"users entry {user_id!r} is not an integer")
+            raise AuthRuleViolation(_step(version, "users"), f"users entry {user_id!r} is not an integer",
+                                    malformed=True)
     if version.privileged_creators and state.create.creators & set(users):
-        raise AuthRuleViolation(_step(version, "creators"), "users names a room creator")
+        raise AuthRuleViolation(_step(version, "creators"), "users names a room creator", malformed=True)
 
 
 def _levels(value: Any, version: RoomVersion) -> dict[str, int]:

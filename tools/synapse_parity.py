@@ -1,0 +1,555 @@
+#!/usr/bin/env python3
+"""Send the same client-API requests to Synapse and to pocketserver; compare what they answer.
+
+Where the spec leaves an answer open, clients are written against Synapse, so its status codes
+and errcodes are the ones to match (the project brief). This tool finds where the two differ.
+Both servers get the same users and rooms (set up through the API alone), then ~650 requests:
+every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
+for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
+users' data. For each request it compares the status and the `errcode`, and for two 200s the
+top-level keys of the JSON bodies.
+
+Differences fall into three groups:
+- explained here (KNOWN): pocketserver answers otherwise on purpose, with the reason;
+- Synapse answers 5xx and pocketserver a 4xx, or the same status with only Synapse's generic
+  M_UNKNOWN (or no errcode) against a specific errcode: shown, not counted;
+- the rest: printed as unexplained, and the exit status is 1.
+
+Start both servers on loopback with the same server name, open registration off and shared-
+secret registration on (the benchmark's settings do this; see docs/synapse-parity.md):
+
+    ../shared/bench/synapse.sh start        # Synapse on 127.0.0.1:18008, a fresh database
+    POCKETSERVER_DATA_DIR=$(mktemp -d) pocketserver serve --config bench/pocketserver-bench.toml &
+    python3 tools/synapse_parity.py --synapse http://127.0.0.1:18008 --other http://127.0.0.1:18028
+
+Each run needs fresh databases on both (it registers the same users). Only loopback URLs are
+accepted. Standard library only.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import ipaddress
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any, Iterator, NamedTuple
+
+C = "/_matrix/client/v3"
+V1 = "/_matrix/client/v1"
+USERS = ("alice", "bob", "carol", "dave", "erin")
+
+# (user, method, path template) -> why pocketserver answers otherwise. Templates are the cases'
+# own, with {room} standing for any room placeholder.
+KNOWN: dict[tuple[str | None, str, str], str] = {
+    ("alice", "POST", C + "/rooms/{room}/invite"):
+        "inviting a local user who does not exist: 404 (Synapse 200 makes an invite nobody can see)",
+    ("alice", "POST", C + "/createRoom#invite-nobody"):
+        "createRoom refuses the invitees /invite refuses (a local user who does not exist)",
+    ("*", "POST", C + "/rooms/{room}/unban"):
+        "unbanning a user who is not banned: 403, M_BAD_STATE for a member, M_FORBIDDEN for one who is not in "
+        "the room (Synapse 200 when the target has no membership, and M_BAD_STATE before the sender check)",
+    ("*", "POST", C + "/rooms/{room}/receipt/m.read/{unknownevent}"):
+        "a receipt for an event that does not exist, or a room one is not in: 404/403 (Synapse stores it)",
+    ("*", "POST", C + "/rooms/{room}/read_markers"):
+        "read markers in a room one is not in: 403 (Synapse stores them)",
+    ("*", "PUT", C + "/rooms/{room}/redact/{unknownevent}/$TXN"):
+        "redacting an event that does not exist: 404, or 403 outside the room (Synapse sends the redaction)",
+    ("*", "POST", C + "/rooms/{room}/kick#outside"):
+        "invite/kick/unban in a room this server does not have: 404 'not on this server' (Synapse 403/404)",
+    ("*", "POST", C + "/rooms/{room}/invite#outside"):
+        "invite/kick/unban in a room this server does not have: 404 'not on this server' (Synapse 403/404)",
+    ("*", "GET", C + "/rooms/{room}/context/{unknownevent}"):
+        "context in a room one is not in: 403 before looking at the event (Synapse looks first, 404)",
+    ("bob", "*", "#banned"):
+        "a banned user may read the room up to the ban, as a user who left (Synapse refuses banned users, "
+        "a restriction its own code calls bogus; the spec names no difference)",
+    ("dave", "*", "#left-after"):
+        "context/relations of an event after the user left: 404, the spec's answer (Synapse 403)",
+    ("dave", "POST", C + "/rooms/{room}/kick"):
+        "kicking oneself after leaving repeats the current membership: 200, nothing sent (Synapse 403)",
+    ("*", "*", "#departed-reads"):
+        "reads by a user who left (timestamp_to_event, members?membership=join) are served up to the leave",
+    ("alice", "GET", C + "/user/{alice}/rooms/{badroom}/tags"):
+        "a room ID of bad grammar: 400",
+    ("alice", "PUT", C + "/user/{alice}/rooms/{badroom}/tags/u.x"):
+        "a room ID of bad grammar: 400",
+    ("alice", "*", "#profile-others"):
+        "changing another user's profile or presence: 403 (Synapse 400 M_FORBIDDEN, or 400 for an ID of "
+        "bad grammar); remote profiles 404 (no federation)",
+    ("alice", "*", "#filters-of-bad-ids"):
+        "another user's filters: 403 whatever the ID's grammar (Synapse checks the grammar first, 400)",
+    ("alice", "DELETE", C + "/devices/NOPE"):
+        "deleting a device that does not exist: 404 at once (Synapse asks for UIA first, 401)",
+    ("alice", "GET", C + "/user/{alice}/filter/abc"): "a filter ID that is not a number is not found: 404",
+    ("alice", "*", "#strict-values"):
+        "values of the wrong type or range are refused, 400 (Synapse accepts them: is_direct 'yes', "
+        "visibility 'bogus', limit -1, membership 'bogus', typing 'yes', presence.limit -1, "
+        "keys/claim without one_time_keys)",
+    ("alice", "POST", C + "/createRoom#initial-state-no-content"):
+        "an initial_state entry without content gets {} (Synapse 500)",
+    ("alice", "PUT", C + "/rooms/{pub}/state/m.room.server_acl"):
+        "a server ACL is not checked against this server's own name: federation is off",
+    ("*", "*", "#no-email"):
+        "3PID/email endpoints are not served: 404 M_UNRECOGNIZED (Synapse 400 'disabled'); capabilities say so",
+    ("*", "*", "#registration-config"):
+        "the benchmark's pocketserver settings allow registration, Synapse's do not",
+    (None, "GET", C + "/publicRooms"):
+        "the public room directory needs no token (the spec's security: none; Synapse's default asks)",
+    (None, "GET", "/_matrix/federation/v1/openid/userinfo"):
+        "the OpenID user-info endpoint is served (Synapse's listener here has federation off)",
+    ("alice", "POST", C + "/join/%23nope:elsewhere.example"): "remote aliases: 404, no federation (Synapse 502)",
+    ("alice", "GET", V1 + "/media/download/elsewhere.example/abc"): "remote media: 404, no federation",
+    ("alice", "GET", V1 + "/room_summary/{unknownroom}"): "an unknown room's summary: 404 (Synapse 400 'missing via')",
+    ("alice", "GET", V1 + "/admin/lock/{bob}"): "account locking (spec v1.16) is served; Synapse has no such route",
+    ("alice", "GET", V1 + "/admin/suspend/{bob}"): "account suspension (spec v1.16) is served",
+    ("alice", "GET", C + "/events"): "the deprecated global /events stream is not served (peeking one room is)",
+    ("alice", "GET", C + "/initialSync"): "the deprecated global /initialSync is not served",
+    ("alice", "GET", C + "/events/{msg}"): "the deprecated GET /events/{eventId} is not served",
+    ("alice", "GET", C + "/pushrules/bogus/override/nope"): "an unknown scope: 404 M_UNRECOGNIZED (Synapse 400)",
+    ("alice", "GET", C + "/pushrules/global/bogus/nope"): "an unknown kind: M_INVALID_PARAM (Synapse M_UNRECOGNIZED)",
+    ("alice", "PUT", C + "/rooms/{pub}/typing/{bob}"): "another user's typing: 403 M_FORBIDDEN (Synapse 400 M_FORBIDDEN)",
+    (None, "POST", C + "/login"): "a login without a password: M_BAD_JSON (Synapse M_INVALID_PARAM)",
+}
+# Which cases the '#...' groups above cover, by (method, template, user) tests on the case.
+GROUPS = {
+    "#banned": lambda c: c.user == "bob" and "{banr}" in c.template,
+    "#left-after": lambda c: c.user == "dave" and "{pub}" in c.template and ("/context/" in c.template
+                                                                             or "/relations/" in c.template),
+    "#departed-reads": lambda c: c.user == "dave" and "{pub}" in c.template and (
+        "timestamp_to_event" in c.template or "members?membership=join" in c.template),
+    "#profile-others": lambda c: c.template.startswith((C + "/profile/", C + "/presence/")) and c.user == "alice",
+    "#filters-of-bad-ids": lambda c: "/filter" in c.template and "{baduser}" in c.template,
+    "#strict-values": lambda c: c.strict,
+    "#no-email": lambda c: "3pid" in c.template or "email" in c.template,
+    "#registration-config": lambda c: "/register" in c.template,
+}
+
+
+class Case(NamedTuple):
+    user: str | None
+    method: str
+    template: str
+    body: Any = None
+    tag: str = ""          # a '#...' suffix some KNOWN entries name
+    strict: bool = False   # a value pocketserver refuses on purpose (the '#strict-values' group)
+
+
+class Server:
+    """One homeserver under test, with the IDs the set-up made on it."""
+
+    def __init__(self, label: str, base: str, secret: str) -> None:
+        self.label, self.base, self.secret = label, base.rstrip("/"), secret
+        self.tokens: dict[str, str] = {}
+        self.ids: dict[str, str] = {}
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never a proxy
+
+    def call(self, method: str, path: str, body: Any = None, user: str | None = None,
+             raw: bytes | None = None) -> tuple[int, Any]:
+        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if user is not None:
+            req.add_header("Authorization", f"Bearer {self.tokens[user]}")
+        try:
+            with self.opener.open(req, timeout=30) as resp:
+                status, content = resp.status, resp.read()
+        except urllib.error.HTTPError as err:
+            status, content = err.code, err.read()
+        except TimeoutError:
+            return 0, {"errcode": "(no answer in 30 s)"}
+        try:
+            return status, json.loads(content)
+        except ValueError:
+            return status, None
+
+    def must(self, method: str, path: str, body: Any = None, user: str | None = None) -> Any:
+        status, answer = self.call(method, path, body, user)
+        if status != 200:
+            raise SystemExit(f"{self.label}: set-up request {method} {path} answered {status} {answer}")
+        return answer
+
+    def register(self, name: str) -> None:
+        """Shared-secret registration (Synapse's admin API, which pocketserver serves too)."""
+        nonce = self.must("GET", "/_synapse/admin/v1/register")["nonce"]
+        password = f"pw-{name}"
+        mac = hmac.new(self.secret.encode(), b"\x00".join([nonce.encode(), name.encode(), password.encode(),
+                                                           b"notadmin"]), hashlib.sha1).hexdigest()
+        answer = self.must("POST", "/_synapse/admin/v1/register",
+                           {"nonce": nonce, "username": name, "password": password, "admin": False, "mac": mac})
+        self.tokens[name], self.ids[name] = answer["access_token"], answer["user_id"]
+
+    def fill(self, text: str, n: int) -> str:
+        text = text.replace("$TXN", f"parity{n}")
+        for key, value in self.ids.items():
+            text = text.replace("{%s}" % key, value)
+        return text
+
+
+def set_up(srv: Server) -> None:
+    """The same users and rooms on either server: see ROOM_USERS for who stands where."""
+    for name in USERS:
+        srv.register(name)
+    room = lambda body: srv.must("POST", C + "/createRoom", body, "alice")["room_id"]  # noqa: E731
+    srv.ids["pub"] = room({"preset": "public_chat", "room_alias_name": "pub", "name": "Pub"})
+    srv.ids["priv"] = room({"preset": "private_chat", "name": "Priv"})
+    srv.ids["banr"] = room({"preset": "public_chat"})
+    pub, priv, banr = srv.ids["pub"], srv.ids["priv"], srv.ids["banr"]
+    srv.must("POST", C + f"/rooms/{priv}/invite", {"user_id": srv.ids["carol"]}, "alice")
+    srv.must("POST", C + f"/join/{pub}", {}, "bob")
+    srv.must("POST", C + f"/join/{pub}", {}, "dave")
+    srv.must("POST", C + f"/rooms/{pub}/leave", {}, "dave")
+    srv.must("POST", C + f"/join/{banr}", {}, "bob")
+    srv.must("POST", C + f"/rooms/{banr}/ban", {"user_id": srv.ids["bob"], "reason": "x"}, "alice")
+    text = lambda body: {"msgtype": "m.text", "body": body}  # noqa: E731
+    srv.ids["msg"] = srv.must("PUT", C + f"/rooms/{pub}/send/m.room.message/s1", text("hello"), "alice")["event_id"]
+    srv.ids["privmsg"] = srv.must("PUT", C + f"/rooms/{priv}/send/m.room.message/s2", text("x"), "alice")["event_id"]
+    srv.must("PUT", C + f"/rooms/{pub}/send/m.room.message/s3", text("bob"), "bob")
+    srv.ids.update(unknownroom="!doesnotexist:localhost", remoteroom="!abc:elsewhere.example", badroom="notaroomid",
+                   unknownevent="$doesnotexist0000000000000000000000000000000", nobody="@nobody:localhost",
+                   remoteuser="@someone:elsewhere.example", baduser="notauser")
+    status, answer = srv.call("POST", "/_matrix/media/v3/upload?filename=a.txt", user="alice", raw=b"hello")
+    srv.ids["media"] = answer["content_uri"].rsplit("/", 1)[1] if status == 200 else "none"
+
+
+ROOMS = ("pub", "priv", "banr", "unknownroom", "badroom", "remoteroom")
+# alice is joined to pub, priv and banr (and asks about rooms that do not exist); bob is banned
+# from banr; carol is invited to priv and never in pub; dave left pub and was never in priv.
+ROOM_USERS = [("alice", r) for r in ROOMS] + [("bob", "banr"), ("carol", "priv"), ("dave", "pub"),
+                                              ("carol", "pub"), ("dave", "priv")]
+
+
+def room_cases() -> Iterator[Case]:
+    for user, room in ROOM_USERS:
+        r = "{%s}" % room
+        ev = "{msg}" if room == "pub" else "{privmsg}" if room == "priv" else "{unknownevent}"
+        me = "{%s}" % user
+        outside = "#outside" if room in ("unknownroom", "badroom", "remoteroom") else ""
+        yield Case(user, "GET", C + f"/rooms/{r}/messages?dir=b&limit=2")
+        yield Case(user, "GET", C + f"/rooms/{r}/state")
+        yield Case(user, "GET", C + f"/rooms/{r}/state/m.room.name/")
+        yield Case(user, "GET", C + f"/rooms/{r}/members")
+        yield Case(user, "GET", C + f"/rooms/{r}/members?membership=join")
+        yield Case(user, "GET", C + f"/rooms/{r}/joined_members")
+        yield Case(user, "GET", C + f"/rooms/{r}/event/{ev}")
+        yield Case(user, "GET", C + f"/rooms/{r}/event/{{unknownevent}}")
+        yield Case(user, "GET", C + f"/rooms/{r}/context/{ev}")
+        yield Case(user, "PUT", C + f"/rooms/{r}/send/m.room.message/$TXN", {"msgtype": "m.text", "body": "x"})
+        yield Case(user, "PUT", C + f"/rooms/{r}/state/m.room.topic", {"topic": "t"})
+        yield Case(user, "PUT", C + f"/rooms/{r}/typing/{me}", {"typing": True, "timeout": 1000})
+        yield Case(user, "POST", C + f"/rooms/{r}/receipt/m.read/{ev}", {})
+        yield Case(user, "POST", C + f"/rooms/{r}/read_markers", {"m.fully_read": ev})
+        yield Case(user, "POST", C + f"/rooms/{r}/invite", {"user_id": "{nobody}"}, outside)
+        yield Case(user, "POST", C + f"/rooms/{r}/kick", {"user_id": "{erin}"}, outside)
+        yield Case(user, "POST", C + f"/rooms/{r}/unban", {"user_id": "{erin}"}, outside)
+        yield Case(user, "GET", V1 + f"/rooms/{r}/relations/{ev}")
+        yield Case(user, "GET", V1 + f"/rooms/{r}/threads")
+        yield Case(user, "GET", V1 + f"/rooms/{r}/timestamp_to_event?ts=1&dir=f")
+        yield Case(user, "GET", V1 + f"/rooms/{r}/hierarchy")
+        yield Case(user, "GET", C + f"/rooms/{r}/aliases")
+        yield Case(user, "PUT", C + f"/rooms/{r}/redact/{ev}/$TXN", {})
+        yield Case(user, "PUT", C + f"/user/{me}/rooms/{r}/account_data/x.y", {"a": 1})
+        yield Case(user, "GET", C + f"/user/{me}/rooms/{r}/account_data/x.y")
+        yield Case(user, "PUT", C + f"/user/{me}/rooms/{r}/tags/u.x", {})
+        yield Case(user, "GET", C + f"/user/{me}/rooms/{r}/tags")
+        yield Case(user, "POST", C + f"/rooms/{r}/report/{ev}", {"reason": "r"})
+        yield Case(user, "GET", C + f"/directory/list/room/{r}")
+        yield Case(user, "POST", C + f"/rooms/{r}/forget", {})
+
+
+def other_cases() -> Iterator[Case]:
+    a = "alice"
+    for target in ("bob", "nobody", "remoteuser", "baduser"):
+        t = "{%s}" % target
+        yield Case(a, "GET", C + f"/profile/{t}")
+        yield Case(a, "GET", C + f"/profile/{t}/displayname")
+        yield Case(a, "PUT", C + f"/profile/{t}/displayname", {"displayname": "x"})
+        yield Case(a, "GET", C + f"/presence/{t}/status")
+        yield Case(a, "PUT", C + f"/presence/{t}/status", {"presence": "online"})
+        yield Case(a, "GET", C + f"/user/{t}/account_data/x.y")
+        yield Case(a, "PUT", C + f"/user/{t}/account_data/x.y", {})
+        yield Case(a, "GET", C + f"/user/{t}/filter/0")
+        yield Case(a, "POST", C + f"/user/{t}/filter", {})
+        yield Case(a, "POST", C + "/keys/query", {"device_keys": {t: []}})
+        yield Case(a, "PUT", C + "/sendToDevice/m.test/$TXN", {"messages": {t: {"*": {"a": 1}}}})
+        yield Case(a, "POST", C + "/createRoom", {"invite": [t]}, "#invite-" + target)
+        yield Case(a, "GET", V1 + f"/mutual_rooms?user_id={t}")
+    strict = [("POST", C + "/createRoom", {"visibility": "bogus"}), ("POST", C + "/createRoom", {"is_direct": "yes"}),
+              ("POST", C + "/user/{alice}/filter", {"event_fields": ["a.b"], "presence": {"limit": -1}}),
+              ("GET", C + "/rooms/{pub}/members?membership=bogus", None),
+              ("PUT", C + "/rooms/{pub}/typing/{alice}", {"typing": "yes"}),
+              ("POST", C + "/publicRooms", {"limit": -1}), ("POST", C + "/keys/claim", {})]
+    for method, path, body in strict:
+        yield Case(a, method, path, body, strict=True)
+    plain: list[tuple[str | None, str, str, Any]] = [
+        (a, "GET", C + "/directory/room/%23pub:localhost", None),
+        (a, "GET", C + "/directory/room/%23nope:localhost", None),
+        (a, "GET", C + "/directory/room/nope", None),
+        (a, "PUT", C + "/directory/room/%23pub:localhost", {"room_id": "{pub}"}),
+        (a, "PUT", C + "/directory/room/%23x:elsewhere.example", {"room_id": "{pub}"}),
+        (a, "DELETE", C + "/directory/room/%23nope:localhost", None),
+        ("bob", "DELETE", C + "/directory/room/%23pub:localhost", None),
+        (a, "GET", C + "/devices/NOPE", None), (a, "DELETE", C + "/devices/NOPE", {}),
+        (a, "PUT", C + "/devices/NOPE", {"display_name": "x"}),
+        (a, "GET", C + "/user/{alice}/filter/999", None), (a, "GET", C + "/user/{alice}/filter/abc", None),
+        (a, "POST", C + "/user/{alice}/filter", {"room": {"timeline": {"limit": "x"}}}),
+        (a, "GET", C + "/sync?filter=999", None), (a, "GET", C + "/sync?filter=%7Bbad", None),
+        (a, "GET", C + "/sync?since=garbage&timeout=0", None), (a, "GET", C + "/sync?timeout=abc", None),
+        (a, "GET", C + "/sync?set_presence=weird&timeout=0", None),
+        (a, "POST", C + "/createRoom", {"room_version": "999"}), (a, "POST", C + "/createRoom", {"preset": "bogus"}),
+        (a, "POST", C + "/createRoom", {"room_alias_name": "pub"}),
+        (a, "POST", C + "/createRoom", {"room_alias_name": "a:b"}),
+        (a, "POST", C + "/createRoom", {"invite": "notalist"}),
+        (a, "POST", C + "/createRoom", {"power_level_content_override": {"users": "x"}}),
+        (a, "POST", C + "/createRoom", {"creation_content": {"m.federate": "x"}}),
+        (a, "POST", C + "/createRoom", {"name": 5}), (a, "POST", C + "/createRoom", {"topic": 5}),
+        (a, "PUT", C + "/rooms/{pub}/send/m.room.message/$TXN", [1, 2]),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.power_levels", {"users": {"{alice}": "x"}}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.power_levels", {"users": {"{alice}": 1}}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.member/{bob}", {"membership": "join"}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.member/{nobody}", {"membership": "invite"}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.create", {"creator": "x"}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.canonical_alias", {"alias": "#nope:localhost"}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.canonical_alias", {"alias": "bad"}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.join_rules", {"join_rule": "bogus"}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.name", {"name": 5}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.topic", {"topic": 5}),
+        (a, "PUT", C + "/rooms/{pub}/state/m.room.server_acl", {"allow": "x"}),
+        ("bob", "PUT", C + "/rooms/{pub}/state/m.room.name", {"name": "bob's"}),
+        ("bob", "POST", C + "/rooms/{pub}/kick", {"user_id": "{alice}"}),
+        ("bob", "POST", C + "/rooms/{pub}/ban", {"user_id": "{alice}"}),
+        ("bob", "POST", C + "/rooms/{pub}/redact/{msg}/$TXN", {}),
+        ("bob", "POST", C + "/rooms/{pub}/upgrade", {"new_version": "11"}),
+        (a, "POST", C + "/rooms/{pub}/invite", {"user_id": "{bob}"}),
+        (a, "POST", C + "/rooms/{pub}/invite", {"user_id": "{baduser}"}),
+        (a, "POST", C + "/rooms/{pub}/invite", {"user_id": "{remoteuser}"}),
+        (a, "POST", C + "/rooms/{pub}/invite", {}), (a, "POST", C + "/rooms/{pub}/ban", {}),
+        (a, "POST", C + "/rooms/{pub}/kick", {"user_id": "{nobody}"}),
+        (a, "POST", C + "/rooms/{pub}/unban", {"user_id": "{bob}"}),
+        (a, "GET", C + "/rooms/{pub}/messages?dir=x", None), (a, "GET", C + "/rooms/{pub}/messages?dir=b&limit=abc", None),
+        (a, "GET", C + "/rooms/{pub}/messages?dir=b&from=garbage", None),
+        (a, "GET", C + "/rooms/{pub}/messages?dir=b&filter=%7Bbad", None),
+        (a, "GET", C + "/rooms/{pub}/context/{msg}?limit=abc", None),
+        (a, "GET", C + "/rooms/{pub}/state/m.room.member/{nobody}", None),
+        (a, "GET", C + "/rooms/{pub}/members?at=garbage", None),
+        (a, "GET", V1 + "/rooms/{pub}/relations/{msg}?limit=abc", None),
+        (a, "GET", V1 + "/rooms/{pub}/relations/{msg}?from=garbage", None),
+        (a, "GET", V1 + "/rooms/{pub}/threads?include=bogus", None),
+        (a, "GET", V1 + "/rooms/{pub}/timestamp_to_event?ts=abc&dir=f", None),
+        (a, "GET", V1 + "/rooms/{pub}/timestamp_to_event?ts=1&dir=x", None),
+        (a, "GET", V1 + "/rooms/{pub}/timestamp_to_event?ts=99999999999999&dir=f", None),
+        (a, "POST", C + "/rooms/{pub}/receipt/m.bogus/{msg}", {}),
+        (a, "POST", C + "/rooms/{pub}/receipt/m.read/{msg}", {"thread_id": 5}),
+        (a, "POST", C + "/rooms/{pub}/read_markers", {"m.fully_read": 5}),
+        (a, "PUT", C + "/rooms/{pub}/typing/{bob}", {"typing": True}),
+        (a, "PUT", C + "/rooms/{pub}/typing/{alice}", {}),
+        (a, "PUT", C + "/rooms/{pub}/typing/{alice}", {"typing": True, "timeout": "x"}),
+        (a, "GET", C + "/publicRooms?limit=abc", None), (a, "GET", C + "/publicRooms?since=garbage", None),
+        (a, "POST", C + "/publicRooms", {"filter": "x"}),
+        (a, "POST", C + "/user_directory/search", {}), (a, "POST", C + "/user_directory/search", {"search_term": 5}),
+        (a, "POST", C + "/user_directory/search", {"search_term": "b", "limit": "x"}),
+        (a, "GET", C + "/pushrules/global/override/nope", None), (a, "GET", C + "/pushrules/bogus/override/nope", None),
+        (a, "GET", C + "/pushrules/global/bogus/nope", None),
+        (a, "PUT", C + "/pushrules/global/override/.m.rule.nope", {"actions": []}),
+        (a, "PUT", C + "/pushrules/global/room/{pub}", {"actions": ["bogus"]}),
+        (a, "PUT", C + "/pushrules/global/override/x?before=nope", {"actions": [], "conditions": []}),
+        (a, "DELETE", C + "/pushrules/global/override/nope", None),
+        (a, "DELETE", C + "/pushrules/global/override/.m.rule.master", None),
+        (a, "PUT", C + "/pushrules/global/override/.m.rule.master/enabled", {"enabled": "x"}),
+        (a, "PUT", C + "/pushrules/global/override/nope/enabled", {"enabled": True}),
+        (a, "PUT", C + "/pushrules/global/override/.m.rule.master/actions", {"actions": "x"}),
+        (a, "GET", C + "/notifications?limit=abc", None), (a, "GET", C + "/notifications?from=garbage", None),
+        (a, "POST", C + "/pushers/set", {}),
+        (a, "POST", C + "/keys/upload", {"one_time_keys": "x"}),
+        (a, "POST", C + "/keys/claim", {"one_time_keys": {"{bob}": {"NOPE": "signed_curve25519"}}}),
+        (a, "POST", C + "/keys/query", {}), (a, "GET", C + "/keys/changes?from=a&to=b", None),
+        (a, "POST", C + "/keys/signatures/upload", {"x": 1}),
+        (a, "GET", C + "/room_keys/version", None), (a, "GET", C + "/room_keys/version/5", None),
+        (a, "POST", C + "/room_keys/version", {"algorithm": "bogus", "auth_data": {}}),
+        (a, "PUT", C + "/sendToDevice/m.test/$TXN", {}), (a, "PUT", C + "/sendToDevice/m.test/$TXN", {"messages": "x"}),
+        (a, "GET", V1 + "/media/download/localhost/nope", None), (a, "GET", V1 + "/media/download/localhost/{media}", None),
+        (a, "GET", V1 + "/media/download/elsewhere.example/abc", None),
+        (a, "GET", V1 + "/media/thumbnail/localhost/{media}?width=abc&height=10", None),
+        (a, "GET", V1 + "/media/thumbnail/localhost/{media}", None),
+        (a, "GET", V1 + "/media/preview_url", None), (a, "GET", V1 + "/media/config", None),
+        (None, "GET", V1 + "/media/download/localhost/{media}", None),
+        (a, "POST", C + "/account/password", {}), (a, "POST", C + "/account/deactivate", {"erase": "x"}),
+        (a, "GET", C + "/account/3pid", None), (a, "POST", C + "/account/3pid/add", {}),
+        (a, "POST", C + "/account/3pid/email/requestToken", {"email": "a@b.c", "client_secret": "s",
+                                                             "send_attempt": 1}),
+        (None, "POST", C + "/register/email/requestToken", {"email": "a@b.c", "client_secret": "s", "send_attempt": 1}),
+        (None, "GET", C + "/register/available?username=alice", None),
+        (None, "POST", C + "/login", {}),
+        (None, "POST", C + "/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+                                     "password": "wrong"}),
+        (None, "POST", C + "/login", {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "nobody"},
+                                     "password": "wrong"}),
+        (None, "POST", C + "/login", {"type": "m.login.password", "user": "alice"}),
+        (None, "POST", C + "/refresh", {"refresh_token": "nope"}), (None, "POST", C + "/refresh", {}),
+        (None, "GET", C + "/sync", None), (None, "GET", C + "/capabilities", None),
+        (None, "GET", C + "/profile/{bob}", None), (None, "GET", C + "/publicRooms", None),
+        (None, "POST", C + "/register?kind=guest", {}),
+        (None, "GET", "/_matrix/client/unstable/nope", None), (None, "GET", C + "/nope", None),
+        (a, "POST", C + "/nope", {}),
+        (a, "GET", C + "/voip/turnServer", None), (a, "GET", C + "/thirdparty/protocols", None),
+        (a, "POST", C + "/user/{alice}/openid/request_token", {}), (a, "POST", C + "/user/{bob}/openid/request_token", {}),
+        (None, "GET", "/_matrix/federation/v1/openid/userinfo?access_token=nope", None),
+        (a, "POST", C + "/join/%23nope:localhost", {}), (a, "POST", C + "/join/%23nope:elsewhere.example", {}),
+        (a, "POST", C + "/join/garbage", {}), (a, "POST", C + "/knock/{pub}", {}),
+        ("carol", "POST", C + "/knock/{priv}", {}), ("dave", "POST", C + "/knock/{priv}", {}),
+        ("bob", "POST", C + "/join/{banr}", {}), ("bob", "POST", C + "/knock/{banr}", {}),
+        ("dave", "POST", C + "/join/{priv}", {}),
+        (a, "POST", C + "/rooms/{pub}/upgrade", {"new_version": "999"}), (a, "POST", C + "/rooms/{pub}/upgrade", {}),
+        (a, "GET", V1 + "/room_summary/{pub}", None), (a, "GET", V1 + "/room_summary/{unknownroom}", None),
+        (a, "GET", C + "/admin/whois/{bob}", None), (a, "GET", C + "/admin/whois/{alice}", None),
+        (a, "GET", V1 + "/admin/lock/{bob}", None), (a, "GET", V1 + "/admin/suspend/{bob}", None),
+        (None, "GET", C + "/login", None), (a, "GET", V1 + "/login/get_token", None),
+        (None, "GET", V1 + "/auth_metadata", None), (None, "GET", "/.well-known/matrix/client", None),
+        (a, "GET", C + "/events", None), (a, "GET", C + "/initialSync", None), (a, "GET", C + "/events/{msg}", None),
+        # 200s whose top-level keys are compared too
+        (a, "GET", C + "/capabilities", None), (a, "GET", C + "/devices", None), (a, "GET", C + "/account/whoami", None),
+        (a, "GET", C + "/profile/{alice}", None), (a, "GET", C + "/rooms/{pub}/event/{msg}", None),
+        (a, "GET", C + "/rooms/{pub}/context/{msg}?limit=2", None),
+        (a, "GET", C + "/rooms/{pub}/messages?dir=f&limit=3", None),
+        (a, "GET", V1 + "/rooms/{pub}/relations/{msg}", None), (a, "GET", V1 + "/rooms/{pub}/threads", None),
+        (a, "GET", V1 + "/rooms/{pub}/hierarchy", None), (a, "GET", C + "/pushers", None),
+        (a, "GET", C + "/joined_rooms", None), (a, "POST", C + "/user_directory/search", {"search_term": "bob"}),
+        (a, "GET", C + "/publicRooms", None), (a, "GET", C + "/rooms/{pub}/joined_members", None),
+        (a, "GET", C + "/sync?timeout=0", None),
+        ("dave", "POST", C + "/rooms/{pub}/kick", {"user_id": "{dave}"}),
+        (a, "POST", C + "/rooms/{pub}/kick", {"user_id": "{alice}"}),     # last: alice leaves pub
+    ]
+    for user, method, path, body in plain:
+        yield Case(user, method, path, body)
+    yield Case(a, "POST", C + "/createRoom", {"initial_state": [{"type": "m.room.topic"}]}, "#initial-state-no-content")
+
+
+def explanation(case: Case) -> str | None:
+    """The KNOWN reason that covers `case`, if any."""
+    generic = _generic(case.template)
+    for (user, method, template), reason in KNOWN.items():
+        if template.startswith("#"):
+            if template in GROUPS and GROUPS[template](case) and user in (case.user, "*"):
+                return reason
+            continue
+        if user not in (case.user, "*") or method not in (case.method, "*"):
+            continue
+        path, _, tag = template.partition("#")
+        if (path == case.template.split("?")[0] or path == generic.split("?")[0]) and (not tag or f"#{tag}" in case.tag
+                                                                                  or case.tag.startswith(f"#{tag}")):
+            return reason
+    return None
+
+
+def _generic(template: str) -> str:
+    for room in ROOMS:
+        template = template.replace("{%s}" % room, "{room}")
+    return template
+
+
+def compare(synapse: Server, other: Server, cases: list[Case]) -> list[dict[str, Any]]:
+    rows = []
+    for n, case in enumerate(cases):
+        answers = []
+        for srv in (synapse, other):
+            path = srv.fill(case.template, n)
+            body = None if case.body is None else json.loads(srv.fill(json.dumps(case.body), n))
+            status, answer = srv.call(case.method, path, body, case.user)
+            errcode = answer.get("errcode") if isinstance(answer, dict) else None
+            error = answer.get("error") if isinstance(answer, dict) else None
+            keys = sorted(shape(answer)) if status == 200 and isinstance(answer, dict) else None
+            answers.append({"status": status, "errcode": errcode, "error": error, "keys": keys})
+        s, o = answers
+        kind = None
+        if (s["status"], s["errcode"]) != (o["status"], o["errcode"]):
+            if s["status"] >= 500 and 400 <= o["status"] < 500:
+                kind = "synapse-5xx"
+            elif s["status"] == o["status"] and s["errcode"] in (None, "M_UNKNOWN") and o["errcode"]:
+                kind = "errcode-only"
+            else:
+                kind = "known" if explanation(case) else "unexplained"
+        elif s["keys"] is not None and o["keys"] is not None and s["keys"] != o["keys"]:
+            kind = "keys"
+        if kind:
+            rows.append({"n": n, "kind": kind, "user": case.user, "method": case.method, "path": case.template,
+                         "body": case.body, "synapse": s, "other": o, "reason": explanation(case)})
+    return rows
+
+
+def shape(value: Any, prefix: str = "", depth: int = 5) -> set[str]:
+    """The key paths of a JSON body ("rooms.join.<id>.timeline.events[].content"), with IDs
+    and other data-like keys folded, and unstable (MSC-prefixed) fields left out."""
+    paths: set[str] = set()
+    if depth == 0:
+        return paths
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "." in key and ("msc" in key or key.startswith(("org.", "io.", "im."))):
+                continue
+            name = "<id>" if key[:1] in "!@$#" or key.startswith(("mxc:", "ed25519:", "curve25519:")) else key
+            if prefix.endswith(("content", "account_data", "device_keys", "one_time_keys")) or prefix in (
+                    "capabilities", "rooms.join.<id>.account_data"):
+                name = "<key>" if key[:1].isupper() else name
+            paths.add(prefix + name)
+            paths |= shape(item, f"{prefix}{name}.", depth - 1)
+    elif isinstance(value, list):
+        for item in value[:20]:
+            paths |= shape(item, prefix.rstrip(".") + "[].", depth - 1)
+    return paths
+
+
+def check_loopback(url: str) -> None:
+    host = urllib.parse.urlsplit(url).hostname or ""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise SystemExit(f"refusing {url}: only loopback servers are compared")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--synapse", default="http://127.0.0.1:18008")
+    p.add_argument("--other", default="http://127.0.0.1:18028")
+    p.add_argument("--secret", default="hsbench-shared-secret", help="registration_shared_secret of both")
+    p.add_argument("--json", help="write every difference here")
+    p.add_argument("--all", action="store_true", help="print the explained differences too")
+    args = p.parse_args(argv)
+    for url in (args.synapse, args.other):
+        check_loopback(url)
+    synapse, other = Server("synapse", args.synapse, args.secret), Server("other", args.other, args.secret)
+    set_up(synapse)
+    set_up(other)
+    cases = [*room_cases(), *other_cases()]
+    rows = compare(synapse, other, cases)
+    for row in rows:
+        if row["kind"] == "unexplained" or args.all:
+            s, o = row["synapse"], row["other"]
+            body = "" if row["body"] is None else " " + json.dumps(row["body"])
+            print(f"[{row['kind']}] {row['user']} {row['method']} {row['path']}{body}")
+            if row["kind"] == "keys":
+                print(f"    synapse only: {sorted(set(s['keys']) - set(o['keys']))}, "
+                      f"other only: {sorted(set(o['keys']) - set(s['keys']))}")
+            else:
+                print(f"    synapse {s['status']} {s['errcode']} {str(s['error'])[:90]!r}")
+                print(f"    other   {o['status']} {o['errcode']} {str(o['error'])[:90]!r}")
+            if row["reason"]:
+                print(f"    known: {row['reason']}")
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["kind"]] = counts.get(row["kind"], 0) + 1
+    print(f"{len(cases)} requests; differences: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
+          file=sys.stderr)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(rows, f, indent=1)
+    return 1 if counts.get("unexplained") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
