@@ -23,6 +23,7 @@ from pocketserver.sync.tokens import StreamToken
 MAX_PAGE = 1000
 MAX_CHILD_CHECK = 200      # parents checked for children by one synchronous look-up (has_children)
 MAX_CLIENT_EVENTS = 1024   # formatted ClientEvents kept (first in, first out), as many as StateCache's events
+MAX_MEMBERSHIP_WALK = 50   # member events of one user walked back for unsigned.membership
 
 
 class RoomReader:
@@ -71,15 +72,25 @@ class RoomReader:
         raise Forbidden("You are not in this room")
 
     async def serialize(self, events: Iterable[StoredEvent], user_id: str | None, device_id: str | None = None,
-                        *, include_room_id: bool = True) -> list[dict[str, Any]]:
-        """Client events with `unsigned` (age, transaction_id, prev_content, redacted_because)."""
+                        *, include_room_id: bool = True,
+                        latest_memberships: Mapping[str, tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
+        """Client events with `unsigned` (age, transaction_id, prev_content, redacted_because, and
+        the requester's membership at each event). `latest_memberships`: the user's latest
+        membership per room as /sync has read it (room -> (membership, event_id, stream_ordering))."""
         events = list(events)
         extra_ids = [e.replaces_state for e in events if e.replaces_state] + [e.redacted_by for e in events if e.redacted_by]
         extras = await self.cache.events(extra_ids) if extra_ids else {}
+        if user_id and events:
+            memberships = await self.memberships_at(user_id, events, {**{e.event_id: e for e in events}, **extras},
+                                                    latest_memberships or {})
+        else:
+            memberships = {}
         now = int(time.time() * 1000)
         out = []
         for event in events:
             unsigned: dict[str, Any] = {"age": max(0, now - int(event.json.get("origin_server_ts", now)))}
+            if event.event_id in memberships:
+                unsigned["membership"] = memberships[event.event_id]
             if event.txn_id and event.sender == user_id and event.device_id == device_id:
                 unsigned["transaction_id"] = event.txn_id
             if event.replaces_state and event.replaces_state in extras:
@@ -99,6 +110,57 @@ class RoomReader:
         if len(parents) > MAX_CHILD_CHECK or (parents and event_store.has_children(self.db, parents)):
             await bundle_relations(self, events, out, user_id, device_id, include_room_id=include_room_id)
         return out
+
+    async def memberships_at(self, user_id: str, events: list[StoredEvent], known: Mapping[str, StoredEvent],
+                             latest_memberships: Mapping[str, tuple[str, str, int]]) -> dict[str, str]:
+        """The user's membership at each event, that event's own change included ("leave" before
+        any): event ID -> membership. Events after the user's latest member event of their room
+        take its membership from one primary-key look-up (or from `latest_memberships`, unless an
+        event here is a newer member event of the user's). Older ones walk the user's member
+        events back (each names the one it replaced) through `known` (the events being served
+        and those they replaced) and the event cache; a walk longer than MAX_MEMBERSHIP_WALK
+        leaves the oldest events without the field, as the spec allows.
+
+        Spec: client-server-api, ClientEvent `unsigned.membership` (v1.11).
+        """
+        rooms: dict[str, list[StoredEvent]] = {}
+        for event in events:
+            rooms.setdefault(event.room_id, []).append(event)
+        found: dict[str, str] = {}
+        for room_id, in_room in rooms.items():
+            latest = latest_memberships.get(room_id)
+            if latest is None or any(e.state_key == user_id and e.type == "m.room.member"
+                                     and e.stream_ordering > latest[2] for e in in_room):
+                latest = room_store.lookup_local_membership(self.db, user_id, room_id)
+            if latest is None:
+                found.update((e.event_id, "leave") for e in in_room)
+                continue
+            membership, event_id, position = latest
+            oldest = min(e.stream_ordering for e in in_room)
+            changes = [(position, membership)]          # newest first
+            complete = True                             # reaches back to before the user's first member event
+            member: StoredEvent | None = None           # the member event at `position`, once read
+            while position > oldest:
+                member = member or await self._known_event(event_id, known)
+                if member is None or (member.replaces_state and len(changes) >= MAX_MEMBERSHIP_WALK):
+                    complete = False
+                    break
+                if member.replaces_state is None:       # the user's first member event in the room
+                    break
+                member = await self._known_event(member.replaces_state, known)
+                if member is None:
+                    complete = False
+                    break
+                position = member.stream_ordering
+                changes.append((position, str(content_of(member).get("membership", "leave"))))
+            for event in in_room:
+                at = next((m for p, m in changes if p <= event.stream_ordering), None)
+                if at is not None or complete:
+                    found[event.event_id] = at or "leave"
+        return found
+
+    async def _known_event(self, event_id: str, known: Mapping[str, StoredEvent]) -> StoredEvent | None:
+        return known.get(event_id) or (await self.cache.events([event_id])).get(event_id)
 
     def _client_event(self, event: StoredEvent, include_room_id: bool) -> dict[str, Any]:
         """A fresh copy of the event's ClientEvent without `unsigned`, formatted once per event read.

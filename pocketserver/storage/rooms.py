@@ -195,6 +195,14 @@ async def get_local_membership(db: Database, user_id: str, room_id: str) -> tupl
     return (row[0], row[1], row[2], bool(row[3])) if row else None
 
 
+def lookup_local_membership(db: Database, user_id: str, room_id: str) -> tuple[str, str, int] | None:
+    """(membership, event_id, stream_ordering) of a local user's latest member event in a room; a
+    primary-key read on the event loop's thread (one per room whose events a request serializes)."""
+    row = db.lookup("SELECT membership, event_id, stream_ordering FROM local_membership "
+                    "WHERE user_id = ? AND room_id = ?", (user_id, room_id))
+    return (row[0], row[1], row[2]) if row else None
+
+
 async def get_rooms_for_user(db: Database, user_id: str, memberships: tuple[str, ...] = ("join",)) -> dict[str, tuple[str, str, int]]:
     """room_id -> (membership, event_id, stream_ordering) for a local user's rooms in those memberships.
 

@@ -138,7 +138,7 @@ class SyncService:
                 rooms["leave"][room_id] = await self._left_room(user_id, device_id, room_id, since_pos if since else None,
                                                                 member_pos, room_filter, sync_filter, state_after)
         for room_id, entry in (await self._joined_rooms(user_id, device_id, joined, now.events, room_filter,
-                                                        sync_filter, state_after)).items():
+                                                        sync_filter, state_after, memberships)).items():
             entry["account_data"] = {"events": room_data.get(room_id, [])}
             rooms["join"][room_id] = entry
         global_data = [{"type": t, "content": c} for r, t, c in account_data if r == ""]
@@ -167,7 +167,8 @@ class SyncService:
 
     async def _joined_rooms(self, user_id: str, device_id: str, plan: Mapping[str, tuple[int | None, bool]],
                             upto: int, room_filter: Mapping[str, Any], sync_filter: Mapping[str, Any],
-                            state_after: str | None = None) -> dict[str, dict[str, Any]]:
+                            state_after: str | None = None,
+                            memberships: Mapping[str, tuple[str, str, int]] | None = None) -> dict[str, dict[str, Any]]:
         """The entries of joined rooms ({room_id: (since, full state)}), every room's reads done together."""
         if not plan:
             return {}
@@ -208,7 +209,7 @@ class SyncService:
         # each event once (a state_after section and its timeline share theirs).
         unique = list({e.event_id: e for r in plan for e in (*timelines[r].events, *states[r])}.values())
         serialized = dict(zip((e.event_id for e in unique),
-                              await self._serialize(unique, user_id, device_id, sync_filter)))
+                              await self._serialize(unique, user_id, device_id, sync_filter, memberships)))
         entries: dict[str, dict[str, Any]] = {}
         for room_id in plan:
             timeline, state = timelines[room_id], states[room_id]
@@ -265,11 +266,12 @@ class SyncService:
                 state_after or "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
                 "account_data": {"events": []}}
 
-    async def _serialize(self, events: list[StoredEvent], user_id: str, device_id: str,
-                         sync_filter: Mapping[str, Any]) -> list[dict[str, Any]]:
+    async def _serialize(self, events: list[StoredEvent], user_id: str, device_id: str, sync_filter: Mapping[str, Any],
+                         memberships: Mapping[str, tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
         if sync_filter.get("event_format") == "federation":
             return [dict(e.json, event_id=e.event_id) for e in events]
-        out = await self._reader.serialize(events, user_id, device_id, include_room_id=False)
+        out = await self._reader.serialize(events, user_id, device_id, include_room_id=False,
+                                           latest_memberships=memberships)
         fields = sync_filter.get("event_fields")
         return [apply_event_fields(e, fields) for e in out] if fields else out
 

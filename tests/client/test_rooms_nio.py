@@ -15,9 +15,9 @@ from nio import (AsyncClient, JoinedMembersResponse, JoinedRoomsResponse, JoinEr
                  RoomGetEventResponse, RoomGetStateEventResponse, RoomGetStateResponse, RoomInviteResponse,
                  RoomKickResponse, RoomKnockResponse, RoomLeaveResponse, RoomMessagesResponse, RoomPutAliasResponse,
                  RoomPutStateError, RoomPutStateResponse, RoomRedactResponse, RoomResolveAliasResponse,
-                 RoomSendError, RoomSendResponse)
+                 RoomSendError, RoomSendResponse, SyncResponse)
 from nio.responses import RoomUnbanResponse, RoomUpgradeResponse
-from nio.api import RoomPreset, RoomVisibility
+from nio.api import MessageDirection, RoomPreset, RoomVisibility
 
 Login = Callable[[str], Awaitable[AsyncClient]]
 
@@ -181,3 +181,39 @@ async def test_authorization_refusals(login: Login) -> None:
     ok(await alice.room_unban(room, mallory.user_id), RoomUnbanResponse)
     ok(await mallory.join(room), JoinResponse)
 
+
+async def test_each_event_carries_the_readers_membership_at_it(login: Login) -> None:
+    """unsigned.membership (spec v1.11): what Element X reads to tell "sent before you joined"."""
+    alice, bob = await login("n6alice"), await login("n6bob")
+    room = ok(await alice.room_create(preset=RoomPreset.private_chat), RoomCreateResponse).room_id
+    before = ok(await alice.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "before"}),
+                RoomSendResponse).event_id
+    ok(await alice.room_invite(room, bob.user_id), RoomInviteResponse)
+    ok(await bob.join(room), JoinResponse)
+    during = ok(await alice.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "during"}),
+                RoomSendResponse).event_id
+
+    def memberships(events: list[Any]) -> dict[str, str]:
+        return {e.source["event_id"]: e.source["unsigned"]["membership"] for e in events}
+
+    def own(events: list[Any]) -> list[str]:
+        return [e.source["unsigned"]["membership"] for e in events
+                if e.source["type"] == "m.room.member" and e.source["state_key"] == bob.user_id]
+
+    history = ok(await bob.room_messages(room, start="", limit=50, direction=MessageDirection.front),
+                 RoomMessagesResponse).chunk
+    seen = memberships(history)
+    assert (seen[before], seen[during]) == ("leave", "join")
+    assert own(history) == ["invite", "join"]          # each member event counts its own change
+    synced = ok(await bob.sync(timeout=0, full_state=True), SyncResponse).rooms.join[room].timeline.events
+    assert {k: v for k, v in memberships(synced).items() if k in (before, during)} == {before: "leave", during: "join"}
+    # The creator has no membership yet at the create event, and is joined from their join on.
+    chunk = ok(await alice.room_messages(room, start="", limit=50), RoomMessagesResponse).chunk
+    assert {(e.source["type"] == "m.room.create", e.source["unsigned"]["membership"]) for e in chunk} == {
+        (True, "leave"), (False, "join")}
+
+    ok(await bob.room_leave(room), RoomLeaveResponse)
+    after_leave = ok(await bob.room_messages(room, start="", limit=50, direction=MessageDirection.front),
+                     RoomMessagesResponse).chunk
+    assert own(after_leave) == ["invite", "join", "leave"]
+    assert memberships(after_leave)[during] == "join"
