@@ -40,6 +40,7 @@ from typing import Any, Iterator, NamedTuple
 
 C = "/_matrix/client/v3"
 V1 = "/_matrix/client/v1"
+SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 USERS = ("alice", "bob", "carol", "dave", "erin")
 
 # (user, method, path template) -> why pocketserver answers otherwise. Templates are the cases'
@@ -420,6 +421,17 @@ def other_cases() -> Iterator[Case]:
         (a, "GET", C + "/joined_rooms", None), (a, "POST", C + "/user_directory/search", {"search_term": "bob"}),
         (a, "GET", C + "/publicRooms", None), (a, "GET", C + "/rooms/{pub}/joined_members", None),
         (a, "GET", C + "/sync?timeout=0", None),
+        (a, "GET", C + "/sync?timeout=0&filter=%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D",
+         None),
+        (a, "GET", C + "/sync?timeout=0&use_state_after=true", None),
+        (a, "POST", SLIDING, {"lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 5,
+                                                "required_state": [["*", "*"]]}}, "timeout": 0}),
+        (a, "POST", SLIDING, {"lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 1,
+                                                "required_state": [["m.room.member", "$LAZY"], ["m.room.name", ""]]}},
+                              "room_subscriptions": {"{pub}": {"timeline_limit": 3, "required_state": [["*", "*"]]}},
+                              "extensions": {e: {"enabled": True} for e in ("e2ee", "to_device", "account_data",
+                                                                            "receipts", "typing")},
+                              "timeout": 0}),
         ("dave", "POST", C + "/rooms/{pub}/kick", {"user_id": "{dave}"}),
         (a, "POST", C + "/rooms/{pub}/kick", {"user_id": "{alice}"}),     # last: alice leaves pub
     ]

@@ -17,6 +17,7 @@ from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from pocketserver.roomserver import EventSpec, RoomServer, check_client_content, now_ms
 from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import accounts as account_store
+from pocketserver.storage import profiles as profile_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.writer import Transaction
 
@@ -48,14 +49,18 @@ def parse_user_ids(value: Any, field: str, limit: int, excluding: str) -> list[s
             raise InvalidParam(f"{user!r} is not a valid user ID") from None
     return [u for u in dict.fromkeys(value) if u != excluding]
 
-async def _check_invitees(rs: RoomServer, invites: list[str]) -> None:
-    """Refuse, before anything is created, the invites /invite would refuse: users of other servers
-    (federation is off) and local users who do not exist."""
+async def _invitee_profiles(rs: RoomServer, invites: list[str]) -> dict[str, dict[str, str]]:
+    """The display name and avatar each invite event carries, as /invite's do (clients name a new
+    DM after them); refuses, before anything is created, the invites /invite would refuse: users
+    of other servers (federation is off) and local users who do not exist."""
+    profiles = {}
     for user in invites:
         if UserID.parse(user).server_name != rs.server_name:
             raise Forbidden("Inviting users of other servers needs federation, which is not enabled")
         if await account_store.get_user(rs.db, user) is None:
             raise NotFound(f"User {user} not found")
+        profiles[user] = profile_store.member_event_fields(await profile_store.get_profile(rs.db, user))
+    return profiles
 
 
 def default_power_levels(version: RoomVersion, creator: str, ops: list[str], preset: str) -> dict[str, Any]:
@@ -107,7 +112,7 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
     if not isinstance(is_direct, bool):
         raise BadJson("is_direct must be a boolean")
     invites = parse_user_ids(body.get("invite", []), "invite", MAX_INVITES, creator)
-    await _check_invitees(rs, invites)
+    invitee_profiles = await _invitee_profiles(rs, invites)
     initial_state = body.get("initial_state", [])
     if not isinstance(initial_state, list) or len(initial_state) > MAX_INITIAL_STATE:
         raise BadJson("initial_state must be a list")
@@ -178,7 +183,7 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
     if topic is not None:
         specs.append(EventSpec("m.room.topic", {"topic": topic}, ""))
     for user in invites:
-        invite_content: dict[str, Any] = {"membership": "invite"}
+        invite_content: dict[str, Any] = {"membership": "invite", **invitee_profiles[user]}
         if is_direct:
             invite_content["is_direct"] = True
         specs.append(EventSpec("m.room.member", invite_content, user))

@@ -13,6 +13,7 @@ from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
 from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import rooms as room_store
+from pocketserver.storage.profiles import member_event_fields
 
 
 class _NotJoined(Exception):
@@ -104,8 +105,7 @@ class Membership:
             pass
 
     async def _profile(self, user_id: str) -> dict[str, Any]:
-        profile = await self._profiles.get_profile(user_id)
-        return {k: profile[k] for k in ("displayname", "avatar_url") if isinstance(profile.get(k), str) and profile[k]}
+        return member_event_fields(await self._profiles.get_profile(user_id))
 
     async def join(self, user_id: str, room_id: str, reason: Any = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/join"."""

@@ -5,6 +5,7 @@ Spec: client-server-api, "Profiles".
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from pocketserver.storage.database import Database
@@ -14,6 +15,14 @@ from pocketserver.storage.writer import Transaction
 async def get_profile(db: Database, user_id: str) -> dict[str, Any]:
     rows = await db.fetchall("SELECT field, value_json FROM profiles WHERE user_id = ?", (user_id,))
     return {r[0]: json.loads(r[1]) for r in rows}
+
+
+def member_event_fields(profile: Mapping[str, Any]) -> dict[str, str]:
+    """The profile fields a member event carries: displayname and avatar_url, when set.
+
+    Spec: client-server-api, "m.room.member".
+    """
+    return {k: profile[k] for k in ("displayname", "avatar_url") if isinstance(profile.get(k), str) and profile[k]}
 
 
 async def get_profile_tx(tx: Transaction, user_id: str) -> dict[str, Any]:

@@ -172,6 +172,10 @@ async def test_subscriptions_heroes_invites_and_unread_counts(api) -> None:
     alice, bob = await api.register("alice"), await api.register("bob")
     a, b = alice["access_token"], bob["access_token"]
     chat = await create_room(api, b, preset="trusted_private_chat", invite=["@alice:test.local"], is_direct=True)
+    # The inviter's DM is named after the invitee before they join: createRoom's invite carries
+    # their profile, as /invite's does.
+    own = await ss(api, b, {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": []}}})
+    assert own["rooms"][chat]["heroes"] == [{"user_id": "@alice:test.local", "displayname": "alice"}]
     first = await ss(api, a, {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 3,
                                                 "required_state": [["*", "*"]]}}})
     invite = first["rooms"][chat]
