@@ -492,7 +492,7 @@ def compare(synapse: Server, other: Server, cases: list[Case]) -> list[dict[str,
     return rows
 
 
-def shape(value: Any, prefix: str = "", depth: int = 5) -> set[str]:
+def shape(value: Any, prefix: str = "", depth: int = 8) -> set[str]:
     """The key paths of a JSON body ("rooms.join.<id>.timeline.events[].content"), with IDs
     and other data-like keys folded, and unstable (MSC-prefixed) fields left out."""
     paths: set[str] = set()

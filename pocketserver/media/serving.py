@@ -82,6 +82,8 @@ def media_headers(*, authenticated: bool) -> dict[str, str]:
         "X-Content-Type-Options": "nosniff",
         "Cross-Origin-Resource-Policy": "cross-origin",
         "X-Robots-Tag": "noindex, nofollow, noarchive, noimageindex",
+        # A document opened from media (a PDF, an SVG) tells no one where it was opened from (as Synapse).
+        "Referrer-Policy": "no-referrer",
         # Responses to authenticated requests must not sit in shared caches.
         "Cache-Control": "private, max-age=86400" if authenticated
         else "public, max-age=86400, s-maxage=86400",

@@ -80,6 +80,7 @@ async def test_upload_download_and_safe_headers(api) -> None:
     assert h["Content-Security-Policy"] == CSP
     assert h["X-Content-Type-Options"] == "nosniff"
     assert h["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert h["Referrer-Policy"] == "no-referrer"
     assert h["Cache-Control"].startswith("private") and h["Content-Length"] == "11"
     resp = await get(api, f"{AUTHED}/download/test.local/{media_id}/other%20name.txt", token)
     assert resp.headers["Content-Disposition"] == "inline; filename*=utf-8''other%20name.txt"

@@ -1,0 +1,64 @@
+"""The parity tool's own logic: how bodies are reduced to key paths and which differences count.
+
+The tool itself needs a running Synapse (docs/synapse-parity.md); these parts need nothing.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+_spec = importlib.util.spec_from_file_location(
+    "synapse_parity", Path(__file__).resolve().parents[2] / "tools" / "synapse_parity.py")
+assert _spec is not None and _spec.loader is not None
+parity = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(parity)
+C = parity.C
+
+
+def test_shape_folds_ids_and_leaves_out_unstable_fields() -> None:
+    body = {"rooms": {"join": {"!a:x": {"timeline": {"events": [{"type": "m.room.message", "content": {"body": "hi"}},
+                                                                 {"type": "m.room.name"}]}}}},
+            "org.matrix.msc1234.thing": 1, "next_batch": "s1"}
+    assert parity.shape(body) == {
+        "rooms", "rooms.join", "rooms.join.<id>", "rooms.join.<id>.timeline", "rooms.join.<id>.timeline.events",
+        "rooms.join.<id>.timeline.events[].type", "rooms.join.<id>.timeline.events[].content",
+        "rooms.join.<id>.timeline.events[].content.body", "next_batch"}
+
+
+def test_explanations_match_by_user_path_and_group() -> None:
+    unban = parity.Case("carol", "POST", C + "/rooms/{priv}/unban", {"user_id": "{erin}"})
+    assert parity.explanation(unban) is not None                     # "*" user, any room
+    outside = parity.Case("alice", "POST", C + "/rooms/{unknownroom}/kick", {"user_id": "{erin}"}, "#outside")
+    assert "not on this server" in parity.explanation(outside)
+    banned = parity.Case("bob", "GET", C + "/rooms/{banr}/messages?dir=b&limit=2")
+    assert "banned" in parity.explanation(banned)
+    strict = parity.Case("alice", "POST", C + "/createRoom", {"is_direct": "yes"}, strict=True)
+    assert parity.explanation(strict) is not None
+    # A plain read by a member has no excuse: a difference there is reported.
+    assert parity.explanation(parity.Case("alice", "GET", C + "/rooms/{pub}/messages?dir=b&limit=2")) is None
+    assert parity.explanation(parity.Case("alice", "POST", C + "/createRoom", {"is_direct": True})) is None
+
+
+def test_only_loopback_servers_are_compared() -> None:
+    parity.check_loopback("http://127.0.0.1:18008")
+    parity.check_loopback("http://localhost:18028")
+    for url in ("http://192.168.1.5:8008", "https://matrix.org"):
+        try:
+            parity.check_loopback(url)
+        except SystemExit:
+            continue
+        raise AssertionError(f"{url} was accepted")
+
+
+def test_every_case_fills_on_a_set_up_server() -> None:
+    server = parity.Server("x", "http://127.0.0.1:1", "secret")
+    server.ids = {name: f"@{name}:localhost" for name in parity.USERS}
+    server.ids.update({k: f"!{k}:localhost" for k in ("pub", "priv", "banr", "unknownroom", "remoteroom",
+                                                       "badroom")})
+    server.ids.update(msg="$m", privmsg="$p", unknownevent="$u", nobody="@nobody:localhost",
+                      remoteuser="@r:elsewhere.example", baduser="notauser", media="abc")
+    cases = [*parity.room_cases(), *parity.other_cases()]
+    assert len(cases) > 500
+    for n, case in enumerate(cases):
+        path = server.fill(case.template, n)
+        assert "{" not in path.split("?")[0], path
