@@ -109,10 +109,11 @@ KNOWN: dict[tuple[str | None, str, str], str] = {
     ("alice", "GET", V1 + "/admin/suspend/{bob}"): "account suspension (spec v1.16) is served",
     ("alice", "GET", C + "/events"): "the deprecated global /events stream is not served (peeking one room is)",
     ("alice", "GET", C + "/initialSync"): "the deprecated global /initialSync is not served",
-    ("alice", "GET", C + "/events/{msg}"): "the deprecated GET /events/{eventId} is not served",
     ("alice", "GET", C + "/pushrules/bogus/override/nope"): "an unknown scope: 404 M_UNRECOGNIZED (Synapse 400)",
+    ("alice", "POST", C + "/search"): "a search naming no category finds nothing: 200 (Synapse 400)",
     ("alice", "GET", C + "/pushrules/global/bogus/nope"): "an unknown kind: M_INVALID_PARAM (Synapse M_UNRECOGNIZED)",
-    ("alice", "PUT", C + "/rooms/{pub}/typing/{bob}"): "another user's typing: 403 M_FORBIDDEN (Synapse 400 M_FORBIDDEN)",
+    ("alice", "PUT", C + "/rooms/{pub}/typing/{bob}"):
+        "another user's typing: 403 M_FORBIDDEN (Synapse 400 M_FORBIDDEN)",
     (None, "POST", C + "/login"): "a login without a password: M_BAD_JSON (Synapse M_INVALID_PARAM)",
 }
 # Which cases the '#...' groups above cover, by (method, template, user) tests on the case.
@@ -210,6 +211,20 @@ def set_up(srv: Server) -> None:
     srv.ids["msg"] = srv.must("PUT", C + f"/rooms/{pub}/send/m.room.message/s1", text("hello"), "alice")["event_id"]
     srv.ids["privmsg"] = srv.must("PUT", C + f"/rooms/{priv}/send/m.room.message/s2", text("x"), "alice")["event_id"]
     srv.must("PUT", C + f"/rooms/{pub}/send/m.room.message/s3", text("bob"), "bob")
+    # A thread, a reaction and an edit in a room of their own, for relations and bundled aggregations.
+    srv.ids["rel"] = room({"preset": "public_chat"})
+    rel = srv.ids["rel"]
+    srv.must("POST", C + f"/join/{rel}", {}, "bob")
+    root = srv.must("PUT", C + f"/rooms/{rel}/send/m.room.message/r1", text("root"), "alice")["event_id"]
+    srv.ids["root"] = root
+    srv.must("PUT", C + f"/rooms/{rel}/send/m.room.message/r2", {
+        **text("in thread"), "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                                              "m.in_reply_to": {"event_id": root}}}, "bob")
+    srv.must("PUT", C + f"/rooms/{rel}/send/m.reaction/r3", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": root, "key": "+1"}}, "bob")
+    srv.must("PUT", C + f"/rooms/{rel}/send/m.room.message/r4", {
+        **text("* root edited"), "m.new_content": text("root edited"),
+        "m.relates_to": {"rel_type": "m.replace", "event_id": root}}, "alice")
     srv.ids.update(unknownroom="!doesnotexist:localhost", remoteroom="!abc:elsewhere.example", badroom="notaroomid",
                    unknownevent="$doesnotexist0000000000000000000000000000000", nobody="@nobody:localhost",
                    remoteuser="@someone:elsewhere.example", baduser="notauser")
@@ -331,7 +346,8 @@ def other_cases() -> Iterator[Case]:
         (a, "POST", C + "/rooms/{pub}/invite", {}), (a, "POST", C + "/rooms/{pub}/ban", {}),
         (a, "POST", C + "/rooms/{pub}/kick", {"user_id": "{nobody}"}),
         (a, "POST", C + "/rooms/{pub}/unban", {"user_id": "{bob}"}),
-        (a, "GET", C + "/rooms/{pub}/messages?dir=x", None), (a, "GET", C + "/rooms/{pub}/messages?dir=b&limit=abc", None),
+        (a, "GET", C + "/rooms/{pub}/messages?dir=x", None),
+        (a, "GET", C + "/rooms/{pub}/messages?dir=b&limit=abc", None),
         (a, "GET", C + "/rooms/{pub}/messages?dir=b&from=garbage", None),
         (a, "GET", C + "/rooms/{pub}/messages?dir=b&filter=%7Bbad", None),
         (a, "GET", C + "/rooms/{pub}/context/{msg}?limit=abc", None),
@@ -372,7 +388,8 @@ def other_cases() -> Iterator[Case]:
         (a, "GET", C + "/room_keys/version", None), (a, "GET", C + "/room_keys/version/5", None),
         (a, "POST", C + "/room_keys/version", {"algorithm": "bogus", "auth_data": {}}),
         (a, "PUT", C + "/sendToDevice/m.test/$TXN", {}), (a, "PUT", C + "/sendToDevice/m.test/$TXN", {"messages": "x"}),
-        (a, "GET", V1 + "/media/download/localhost/nope", None), (a, "GET", V1 + "/media/download/localhost/{media}", None),
+        (a, "GET", V1 + "/media/download/localhost/nope", None),
+        (a, "GET", V1 + "/media/download/localhost/{media}", None),
         (a, "GET", V1 + "/media/download/elsewhere.example/abc", None),
         (a, "GET", V1 + "/media/thumbnail/localhost/{media}?width=abc&height=10", None),
         (a, "GET", V1 + "/media/thumbnail/localhost/{media}", None),
@@ -397,7 +414,8 @@ def other_cases() -> Iterator[Case]:
         (None, "GET", "/_matrix/client/unstable/nope", None), (None, "GET", C + "/nope", None),
         (a, "POST", C + "/nope", {}),
         (a, "GET", C + "/voip/turnServer", None), (a, "GET", C + "/thirdparty/protocols", None),
-        (a, "POST", C + "/user/{alice}/openid/request_token", {}), (a, "POST", C + "/user/{bob}/openid/request_token", {}),
+        (a, "POST", C + "/user/{alice}/openid/request_token", {}),
+        (a, "POST", C + "/user/{bob}/openid/request_token", {}),
         (None, "GET", "/_matrix/federation/v1/openid/userinfo?access_token=nope", None),
         (a, "POST", C + "/join/%23nope:localhost", {}), (a, "POST", C + "/join/%23nope:elsewhere.example", {}),
         (a, "POST", C + "/join/garbage", {}), (a, "POST", C + "/knock/{pub}", {}),
@@ -412,7 +430,8 @@ def other_cases() -> Iterator[Case]:
         (None, "GET", V1 + "/auth_metadata", None), (None, "GET", "/.well-known/matrix/client", None),
         (a, "GET", C + "/events", None), (a, "GET", C + "/initialSync", None), (a, "GET", C + "/events/{msg}", None),
         # 200s whose top-level keys are compared too
-        (a, "GET", C + "/capabilities", None), (a, "GET", C + "/devices", None), (a, "GET", C + "/account/whoami", None),
+        (a, "GET", C + "/capabilities", None), (a, "GET", C + "/devices", None),
+        (a, "GET", C + "/account/whoami", None),
         (a, "GET", C + "/profile/{alice}", None), (a, "GET", C + "/rooms/{pub}/event/{msg}", None),
         (a, "GET", C + "/rooms/{pub}/context/{msg}?limit=2", None),
         (a, "GET", C + "/rooms/{pub}/messages?dir=f&limit=3", None),
@@ -421,7 +440,7 @@ def other_cases() -> Iterator[Case]:
         (a, "GET", C + "/joined_rooms", None), (a, "POST", C + "/user_directory/search", {"search_term": "bob"}),
         (a, "GET", C + "/publicRooms", None), (a, "GET", C + "/rooms/{pub}/joined_members", None),
         (a, "GET", C + "/sync?timeout=0", None),
-        (a, "GET", C + "/sync?timeout=0&filter=%7B%22room%22%3A%7B%22state%22%3A%7B%22lazy_load_members%22%3Atrue%7D%7D%7D",
+        (a, "GET", C + "/sync?timeout=0&filter=" + urllib.parse.quote('{"room":{"state":{"lazy_load_members":true}}}'),
          None),
         (a, "GET", C + "/sync?timeout=0&use_state_after=true", None),
         (a, "POST", SLIDING, {"lists": {"all": {"ranges": [[0, 10]], "timeline_limit": 5,
@@ -432,6 +451,51 @@ def other_cases() -> Iterator[Case]:
                               "extensions": {e: {"enabled": True} for e in ("e2ee", "to_device", "account_data",
                                                                             "receipts", "typing")},
                               "timeout": 0}),
+        (a, "GET", C + "/rooms/{rel}/event/{root}", None),
+        (a, "GET", C + "/rooms/{rel}/messages?dir=b&limit=10", None),
+        (a, "GET", C + "/rooms/{rel}/context/{root}?limit=4", None),
+        (a, "GET", V1 + "/rooms/{rel}/relations/{root}", None),
+        (a, "GET", V1 + "/rooms/{rel}/relations/{root}/m.thread", None),
+        (a, "GET", V1 + "/rooms/{rel}/relations/{root}/m.annotation/m.reaction", None),
+        (a, "GET", V1 + "/rooms/{rel}/threads", None),
+        (a, "GET", V1 + "/rooms/{rel}/threads?include=participated", None),
+        (a, "POST", C + "/rooms/{rel}/receipt/m.read/{root}", {"thread_id": "main"}),
+        (a, "POST", C + "/rooms/{rel}/receipt/m.read/{root}", {"thread_id": "{root}"}),
+        (a, "POST", C + "/search", {"search_categories": {"room_events": {"search_term": "root"}}}),
+        (a, "POST", C + "/search", {"search_categories": {"room_events": {
+            "search_term": "root", "order_by": "recent", "event_context": {"before_limit": 1},
+            "groupings": {"group_by": [{"key": "room_id"}]}}}}),
+        (a, "POST", C + "/search", {"search_categories": {}}),
+        (a, "POST", C + "/search", {"search_categories": {"room_events": {}}}),
+        (a, "POST", C + "/search?next_batch=garbage", {"search_categories": {"room_events": {"search_term": "x"}}}),
+        (a, "PUT", C + "/pushrules/global/room/{rel}", {"actions": ["dont_notify"]}),
+        (a, "GET", C + "/pushrules/global/room/{rel}", None),
+        (a, "PUT", C + "/pushrules/global/override/my.rule?before=.m.rule.master",
+         {"actions": ["notify"], "conditions": [{"kind": "event_match", "key": "content.body", "pattern": "x"}]}),
+        (a, "PUT", C + "/pushrules/global/override/my.rule?after=.m.rule.suppress_notices",
+         {"actions": ["notify"], "conditions": [{"kind": "event_match", "key": "content.body", "pattern": "x"}]}),
+        (a, "GET", C + "/pushrules/global/override/my.rule", None),
+        (a, "PUT", C + "/pushrules/global/override/my.rule/enabled", {"enabled": False}),
+        (a, "GET", C + "/pushrules/global/override/my.rule/enabled", None),
+        (a, "DELETE", C + "/pushrules/global/override/my.rule", None),
+        (a, "PUT", C + "/user/{alice}/account_data/m.direct", {"{bob}": ["{rel}"]}),
+        (a, "GET", C + "/user/{alice}/account_data/m.direct", None),
+        (a, "GET", C + "/user/{alice}/account_data/nope.nope", None),
+        (a, "PUT", C + "/user/{alice}/account_data/m.fully_read", {}),
+        (a, "PUT", C + "/user/{alice}/account_data/m.push_rules", {}),
+        (a, "POST", C + "/user/{alice}/filter", {"room": {"timeline": {"limit": 5}}}),
+        (a, "GET", C + "/user/{alice}/filter/0", None),
+        (a, "PUT", C + "/presence/{alice}/status", {"presence": "unavailable", "status_msg": "away"}),
+        (a, "GET", C + "/presence/{alice}/status", None),
+        (a, "PUT", C + "/presence/{alice}/status", {"presence": "bogus"}),
+        (a, "PUT", C + "/profile/{alice}/displayname", {"displayname": "Alice A."}),
+        (a, "GET", C + "/rooms/{rel}/state/m.room.member/{alice}", None),
+        (a, "PUT", C + "/profile/{alice}/m.tz", {"m.tz": "Europe/London"}),
+        (a, "GET", C + "/profile/{alice}", None),
+        (a, "DELETE", C + "/profile/{alice}/m.tz", None),
+        (a, "POST", C + "/rooms/{rel}/upgrade", {"new_version": "11"}),
+        (a, "GET", C + "/rooms/{rel}/state/m.room.tombstone/", None),
+        ("bob", "GET", V1 + "/rooms/{rel}/hierarchy", None),
         ("dave", "POST", C + "/rooms/{pub}/kick", {"user_id": "{dave}"}),
         (a, "POST", C + "/rooms/{pub}/kick", {"user_id": "{alice}"}),     # last: alice leaves pub
     ]
@@ -555,7 +619,8 @@ def main(argv: list[str] | None = None) -> int:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["kind"]] = counts.get(row["kind"], 0) + 1
-    print(f"{len(cases)} requests; differences: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"),
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+    print(f"{len(cases)} requests; differences: {summary}",
           file=sys.stderr)
     if args.json:
         with open(args.json, "w") as f:

@@ -15,9 +15,9 @@ from pocketserver.storage import account_data
 
 bp = Blueprint("account_data", __name__)
 
-# Account data the server manages itself (spec: 405 M_BAD_JSON when a client tries to set it).
-SERVER_MANAGED_GLOBAL = {"m.push_rules"}
-SERVER_MANAGED_ROOM = {"m.fully_read"}
+# Account data the server manages itself: 405 M_BAD_JSON when a client tries to set either, both
+# globally and for a room (spec: client-server-api, "Client Config", "Server Behaviour").
+SERVER_MANAGED = {"m.fully_read", "m.push_rules"}
 MAX_TYPE_LENGTH = 255
 
 
@@ -44,7 +44,7 @@ async def set_account_data(user_id: str, data_type: str) -> dict:
     """operationId setAccountData. Spec: "PUT /_matrix/client/v3/user/{userId}/account_data/{type}"."""
     await _owner(user_id)
     _check(data_type)
-    if data_type in SERVER_MANAGED_GLOBAL:
+    if data_type in SERVER_MANAGED:
         raise _ServerManaged(f"Cannot set {data_type} through this API.")
     content = await json_object_body()
     server = current_server()
@@ -74,7 +74,7 @@ async def set_account_data_per_room(user_id: str, room_id: str, data_type: str) 
     """operationId setAccountDataPerRoom. Spec: "Client Config"."""
     await _owner(user_id)
     _check(data_type, room_id)
-    if data_type in SERVER_MANAGED_ROOM:
+    if data_type in SERVER_MANAGED:
         raise _ServerManaged(f"Cannot set {data_type} through this API.")
     content = await json_object_body()
     await current_server().db.write(lambda tx: account_data.set_account_data(

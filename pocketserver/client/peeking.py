@@ -2,7 +2,8 @@
 
 A member, a former member (up to when they left) or anyone for a world-readable room may read
 these; everyone else gets 403, as on every other read. Spec: client-server-api, "Room Previews",
-"GET /_matrix/client/v3/rooms/{roomId}/initialSync", "GET /_matrix/client/v3/events".
+"GET /_matrix/client/v3/rooms/{roomId}/initialSync", "GET /_matrix/client/v3/events"; and the
+deprecated "GET /_matrix/client/v3/events/{eventId}".
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from quart import Blueprint, request
 
 from pocketserver.client.request_body import int_arg
-from pocketserver.errors import Unrecognized
+from pocketserver.errors import NotFound, Unrecognized
 from pocketserver.server import current_server
 from pocketserver.storage import account_data as account_data_store
 from pocketserver.storage import events as event_store
@@ -67,6 +68,23 @@ async def room_initial_sync(room_id: str) -> dict:
                             for (event_type, member), pdu in sorted(room.state.items())
                             if event_type == "m.room.member" and pdu.content.get("membership") == "join"]
     return body
+
+
+@bp.get("/_matrix/client/v3/events/<event_id>")
+async def get_one_event(event_id: str) -> dict:
+    """operationId getOneEvent. Spec: "GET /_matrix/client/v3/events/{eventId}".
+
+    Deprecated since r0 in favour of the room's own /event/{eventId}, and still served (as by
+    Synapse) for older clients: the event with its room ID, 404 when it does not exist or the
+    user may not see it.
+    """
+    server = current_server()
+    requester = await server.auth.require_user(request, allow_guest=True)
+    stored = await event_store.get_event(server.db, event_id)
+    if stored is None:
+        raise NotFound("Event not found")
+    event = await server.reader.readable_event(requester.user_id, stored.room_id, event_id)
+    return (await server.reader.serialize([event], requester.user_id, requester.device_id))[0]
 
 
 @bp.get("/_matrix/client/v3/events")

@@ -9,7 +9,7 @@ import json
 from quart import Blueprint, request
 
 from pocketserver.client.request_body import int_arg, json_object_body
-from pocketserver.errors import Forbidden, InvalidParam, NotFound, NotJson
+from pocketserver.errors import InvalidParam, NotJson
 from pocketserver.roomserver import sending
 from pocketserver.roomserver.creation import create_room as create_room_service
 from pocketserver.server import current_server
@@ -113,17 +113,10 @@ async def redact_event(room_id: str, event_id: str, txn_id: str) -> dict:
 
 @bp.get(f"{ROOM}/event/<event_id>")
 async def get_one_room_event(room_id: str, event_id: str) -> dict:
-    """operationId getOneRoomEvent. Spec: "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}".
-
-    404 for an event the user may not see, whatever the reason, the room's too (the spec's one
-    error here; Synapse answers so as well).
-    """
+    """operationId getOneRoomEvent. Spec: "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}"."""
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
-    try:
-        event = await server.reader.get_event(requester.user_id, room_id, event_id)
-    except Forbidden:
-        raise NotFound("Event not found") from None
+    event = await server.reader.readable_event(requester.user_id, room_id, event_id)
     return (await server.reader.serialize([event], requester.user_id, requester.device_id))[0]
 
 

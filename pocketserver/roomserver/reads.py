@@ -189,6 +189,18 @@ class RoomReader:
             raise NotFound("Event not found")
         return event
 
+    async def readable_event(self, user_id: str, room_id: str, event_id: str) -> StoredEvent:
+        """`get_event`, with 404 for an event the user may not see whatever the reason, the room's
+        too: the spec's one error for a single event read.
+
+        Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/event/{eventId}",
+        "GET /_matrix/client/v3/events/{eventId}".
+        """
+        try:
+            return await self.get_event(user_id, room_id, event_id)
+        except Forbidden:
+            raise NotFound("Event not found") from None
+
     async def current_state(self, user_id: str, room_id: str) -> list[StoredEvent]:
         """The state a member sees now, or the state when they left.
 

@@ -155,3 +155,22 @@ async def test_stopping_answers_a_peek_at_once(tmp_path, http) -> None:
         assert time.monotonic() - started < 5
     finally:
         server.stop()
+
+
+async def test_one_event_by_its_id_alone(api) -> None:
+    """The deprecated GET /events/{eventId}: the event with its room, for whoever may read it."""
+    alice, bob, carol = await api.tokens("alice", "bob", "carol")
+    _, created = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat"}, token=alice)
+    room = created["room_id"]
+    await api.call("POST", f"{V3}/join/{room}", {}, token=bob)
+    before = await send(api, alice, room, "before bob left", "e1")
+    await api.call("POST", f"{V3}/rooms/{room}/leave", {}, token=bob)
+    after = await send(api, alice, room, "after bob left", "e2")
+
+    status, event = await api.call("GET", f"{V3}/events/{quote(before)}", token=alice)
+    assert status == 200 and (event["room_id"], event["content"]["body"]) == (room, "before bob left")
+    assert event["unsigned"]["transaction_id"] == "e1"
+    assert (await api.call("GET", f"{V3}/events/{quote(before)}", token=bob))[0] == 200   # up to his leave
+    for token, event_id in ((bob, after), (carol, before), (alice, "$nope")):
+        status, body = await api.call("GET", f"{V3}/events/{quote(event_id)}", token=token)
+        assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), event_id

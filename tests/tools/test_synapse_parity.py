@@ -55,7 +55,7 @@ def test_every_case_fills_on_a_set_up_server() -> None:
     server.ids = {name: f"@{name}:localhost" for name in parity.USERS}
     server.ids.update({k: f"!{k}:localhost" for k in ("pub", "priv", "banr", "unknownroom", "remoteroom",
                                                        "badroom")})
-    server.ids.update(msg="$m", privmsg="$p", unknownevent="$u", nobody="@nobody:localhost",
+    server.ids.update(msg="$m", privmsg="$p", root="$r", rel="!rel:localhost", unknownevent="$u", nobody="@nobody:localhost",
                       remoteuser="@r:elsewhere.example", baduser="notauser", media="abc")
     cases = [*parity.room_cases(), *parity.other_cases()]
     assert len(cases) > 500
