@@ -20,11 +20,19 @@ async def get_login_flows() -> dict:
 
 @bp.post("/_matrix/client/v3/login")
 async def login() -> dict:
-    """operationId login. Spec: client-server-api, "POST /_matrix/client/v3/login"."""
+    """operationId login. Spec: client-server-api, "POST /_matrix/client/v3/login".
+
+    With `public_baseurl` set, the answer's `well_known` gives it as the homeserver URL (as
+    Synapse does): a client that logged in over the LAN's address keeps working away from home.
+    Without it the URL would be a guess from the listening address, so none is given.
+    """
     server = current_server()
     body = await json_object_body()
     issued = await server.sessions.login(body, request.remote_addr or "")
-    return issued.body(server.config.server_name)
+    answer = issued.body(server.config.server_name)
+    if server.config.public_baseurl:
+        answer["well_known"] = {"m.homeserver": {"base_url": server.config.client_base_url() + "/"}}
+    return answer
 
 
 @bp.post("/_matrix/client/v3/refresh")

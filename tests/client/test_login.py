@@ -87,6 +87,17 @@ async def test_logout_and_logout_all(api) -> None:
         assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=token))[0] == 401
 
 
+async def test_login_gives_the_public_base_url_when_one_is_set(make_api) -> None:
+    """As Synapse: `well_known` with public_baseurl; no guessed URL without it."""
+    public = await make_api(public_baseurl="https://matrix.example.org")
+    await public.register("ines")
+    status, body = await public.call("POST", "/_matrix/client/v3/login", password_login("ines"))
+    assert status == 200 and body["well_known"] == {"m.homeserver": {"base_url": "https://matrix.example.org/"}}
+    plain = await make_api()      # the same data directory, without public_baseurl
+    status, body = await plain.call("POST", "/_matrix/client/v3/login", password_login("ines"))
+    assert status == 200 and "well_known" not in body
+
+
 async def test_login_rate_limited_per_address(make_api) -> None:
     api = await make_api(rc_login_per_second=0.01, rc_login_burst=3)
     await api.register("olga")
