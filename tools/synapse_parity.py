@@ -43,6 +43,8 @@ V1 = "/_matrix/client/v1"
 SLIDING = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
 USERS = ("alice", "bob", "carol", "dave", "erin")
 
+_NOT_HERE = "invite/kick/unban in a room this server does not have: 404 'not on this server' (Synapse 403/404)"
+_BAD_ROOM_ID = "a room ID of bad grammar: 400"
 # (user, method, path template) -> why pocketserver answers otherwise. Templates are the cases'
 # own, with {room} standing for any room placeholder.
 KNOWN: dict[tuple[str | None, str, str], str] = {
@@ -59,10 +61,8 @@ KNOWN: dict[tuple[str | None, str, str], str] = {
         "read markers in a room one is not in: 403 (Synapse stores them)",
     ("*", "PUT", C + "/rooms/{room}/redact/{unknownevent}/$TXN"):
         "redacting an event that does not exist: 404, or 403 outside the room (Synapse sends the redaction)",
-    ("*", "POST", C + "/rooms/{room}/kick#outside"):
-        "invite/kick/unban in a room this server does not have: 404 'not on this server' (Synapse 403/404)",
-    ("*", "POST", C + "/rooms/{room}/invite#outside"):
-        "invite/kick/unban in a room this server does not have: 404 'not on this server' (Synapse 403/404)",
+    ("*", "POST", C + "/rooms/{room}/kick#outside"): _NOT_HERE,
+    ("*", "POST", C + "/rooms/{room}/invite#outside"): _NOT_HERE,
     ("*", "GET", C + "/rooms/{room}/context/{unknownevent}"):
         "context in a room one is not in: 403 before looking at the event (Synapse looks first, 404)",
     ("bob", "*", "#banned"):
@@ -74,10 +74,8 @@ KNOWN: dict[tuple[str | None, str, str], str] = {
         "kicking oneself after leaving repeats the current membership: 200, nothing sent (Synapse 403)",
     ("*", "*", "#departed-reads"):
         "reads by a user who left (timestamp_to_event, members?membership=join) are served up to the leave",
-    ("alice", "GET", C + "/user/{alice}/rooms/{badroom}/tags"):
-        "a room ID of bad grammar: 400",
-    ("alice", "PUT", C + "/user/{alice}/rooms/{badroom}/tags/u.x"):
-        "a room ID of bad grammar: 400",
+    ("alice", "GET", C + "/user/{alice}/rooms/{badroom}/tags"): _BAD_ROOM_ID,
+    ("alice", "PUT", C + "/user/{alice}/rooms/{badroom}/tags/u.x"): _BAD_ROOM_ID,
     ("alice", "*", "#profile-others"):
         "changing another user's profile or presence: 403 (Synapse 400 M_FORBIDDEN, or 400 for an ID of "
         "bad grammar); remote profiles 404 (no federation)",
