@@ -190,9 +190,12 @@ async def filter_visible(db: Database, cache: StateCache, user_id: str, events: 
             continue
         if event.room_id not in joins_by_room:
             joins_by_room[event.room_id] = await _joins_of(db, user_id, event.room_id)
+        own_member_event = event.type == "m.room.member" and event.state_key == user_id
+        if own_member_event and await _leaves_an_invite(cache, user_id, event):
+            visible.append(event)
+            continue
         groups = [event.state_before]
-        special = (event.type == "m.room.history_visibility" or
-                   (event.type == "m.room.member" and event.state_key == user_id))
+        special = event.type == "m.room.history_visibility" or own_member_event
         if special:
             groups.append(event.state_after)   # before *or* after the event may allow it
         for group in groups:
@@ -200,6 +203,17 @@ async def filter_visible(db: Database, cache: StateCache, user_id: str, events: 
                 visible.append(event)
                 break
     return visible
+
+
+async def _leaves_an_invite(cache: StateCache, user_id: str, event: StoredEvent) -> bool:
+    """Whether the event is the user's own rejection of an invite: seen by them whatever the
+    history visibility, so that their clients see the invite go (as Synapse allows; by the spec's
+    rules alone neither the invite nor the leave would admit it in a `shared` room).
+    """
+    content = event.json.get("content")
+    if not isinstance(content, dict) or content.get("membership") != "leave":
+        return False
+    return await cache.state_value(event.state_before, ("m.room.member", user_id), "membership") == "invite"
 
 
 _CURRENT_MEMBERSHIP = ("SELECT membership FROM current_state WHERE room_id = ? AND type = 'm.room.member' "

@@ -217,3 +217,19 @@ async def test_each_event_carries_the_readers_membership_at_it(login: Login) -> 
                      RoomMessagesResponse).chunk
     assert own(after_leave) == ["invite", "join", "leave"]
     assert memberships(after_leave)[during] == "join"
+
+
+async def test_a_rejected_invite_leaves_with_its_leave_event(login: Login) -> None:
+    """The user's own rejection reaches their sync's leave section (as Synapse sends it), though the
+    spec's visibility rules alone would hide it in a `shared` room the user never joined."""
+    alice, bob = await login("n7alice"), await login("n7bob")
+    room = ok(await alice.room_create(preset=RoomPreset.private_chat, invite=[bob.user_id]),
+              RoomCreateResponse).room_id
+    ok(await alice.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "not for bob"}), RoomSendResponse)
+    first = ok(await bob.sync(timeout=0), SyncResponse)
+    assert room in first.rooms.invite
+    ok(await bob.room_leave(room), RoomLeaveResponse)
+    after = ok(await bob.sync(timeout=0, since=first.next_batch), SyncResponse)
+    events = after.rooms.leave[room].timeline.events
+    assert [(e.source["type"], e.source["state_key"], e.source["content"]["membership"]) for e in events] == [
+        ("m.room.member", bob.user_id, "leave")]
