@@ -49,6 +49,7 @@ def parse_user_ids(value: Any, field: str, limit: int, excluding: str) -> list[s
             raise InvalidParam(f"{user!r} is not a valid user ID") from None
     return [u for u in dict.fromkeys(value) if u != excluding]
 
+
 async def _invitee_profiles(rs: RoomServer, invites: list[str]) -> dict[str, dict[str, str]]:
     """The display name and avatar each invite event carries, as /invite's do (clients name a new
     DM after them); refuses, before anything is created, the invites /invite would refuse: users
