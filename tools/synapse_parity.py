@@ -22,20 +22,30 @@ secret registration on (the benchmark's settings do this; see docs/synapse-parit
     POCKETSERVER_DATA_DIR=$(mktemp -d) pocketserver serve --config bench/pocketserver-bench.toml &
     python3 tools/synapse_parity.py --synapse http://127.0.0.1:18008 --other http://127.0.0.1:18028
 
+or let it start and stop both itself (pocketserver from this checkout, with the Python that runs
+the tool): `.venv/bin/python tools/synapse_parity.py --start`.
+
 Each run needs fresh databases on both (it registers the same users). Only loopback URLs are
 accepted. Standard library only.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
+import os
+import shutil
+import subprocess
 import sys
+import tempfile
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
 C = "/_matrix/client/v3"
@@ -586,6 +596,39 @@ def check_loopback(url: str) -> None:
         raise SystemExit(f"refusing {url}: only loopback servers are compared")
 
 
+ROOT = Path(__file__).resolve().parents[1]
+SYNAPSE_SH = ROOT.parent / "shared" / "bench" / "synapse.sh"
+
+
+@contextlib.contextmanager
+def started_servers() -> Iterator[None]:
+    """A fresh Synapse (the benchmark's `synapse.sh`, port 18008) and a pocketserver of this
+    checkout on a new data directory (port 18028, the benchmark's settings), both stopped after."""
+    subprocess.run([str(SYNAPSE_SH), "start"], check=True, stdout=subprocess.DEVNULL)
+    data = tempfile.mkdtemp(prefix="parity-")
+    server = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config",
+                               str(ROOT / "bench" / "pocketserver-bench.toml")], cwd=ROOT,
+                              env={**os.environ, "POCKETSERVER_DATA_DIR": data},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        probe = Server("other", "http://127.0.0.1:18028", "")
+        for _ in range(200):
+            try:
+                if probe.call("GET", "/_matrix/client/versions")[0] == 200:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        else:
+            raise SystemExit("pocketserver did not answer on 127.0.0.1:18028")
+        yield
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        shutil.rmtree(data, ignore_errors=True)
+        subprocess.run([str(SYNAPSE_SH), "stop"], check=False, stdout=subprocess.DEVNULL)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--synapse", default="http://127.0.0.1:18008")
@@ -593,9 +636,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secret", default="hsbench-shared-secret", help="registration_shared_secret of both")
     p.add_argument("--json", help="write every difference here")
     p.add_argument("--all", action="store_true", help="print the explained differences too")
+    p.add_argument("--start", action="store_true",
+                   help="start both servers first (fresh databases, default ports), stop them after")
     args = p.parse_args(argv)
     for url in (args.synapse, args.other):
         check_loopback(url)
+    if args.start:
+        with started_servers():
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     synapse, other = Server("synapse", args.synapse, args.secret), Server("other", args.other, args.secret)
     set_up(synapse)
     set_up(other)
