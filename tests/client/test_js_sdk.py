@@ -145,3 +145,18 @@ async def test_the_js_sdk_takes_room_state_from_state_after(homeserver, http) ->
         await js.wait_for(lambda e: e["event"] == "timeline" and e.get("event_id") == last)
         state = await js.call("roomState", roomId=room_id)
         assert (state["name"], state["topic"], state["timelineEnd"]) == ("After", "set later", last)
+
+
+async def test_the_js_sdk_reads_the_membership_at_each_event(homeserver, http) -> None:
+    """matrix-js-sdk's getMembershipAtEvent (MSC4115, spec v1.11 `unsigned.membership`): what Element
+    reads to say an undecryptable message was sent before the user joined."""
+    async with js_and_nio(homeserver, http, "js-msc4115", "nio-msc4115") as (js, bob):
+        room_id = (await bob.room_create(name="Earlier")).room_id
+        before = (await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "before"})).event_id
+        await bob.room_invite(room_id, "@js-msc4115:test.local")
+        await js.call("join", roomId=room_id)
+        seen = await js.wait_for(lambda e: e["event"] == "timeline" and e.get("event_id") == before)
+        assert seen["membership"] == "leave"
+        after = (await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "after"})).event_id
+        seen = await js.wait_for(lambda e: e["event"] == "timeline" and e.get("event_id") == after)
+        assert seen["membership"] == "join"

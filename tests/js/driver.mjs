@@ -10,7 +10,8 @@ function watch(c) {
     if (toStartOfTimeline) return;
     out({ event: "timeline", room_id: room.roomId, type: event.getType(), sender: event.getSender(),
           event_id: event.getId(), body: event.getContent().body ?? null,
-          displayname: event.getContent().displayname ?? null });
+          displayname: event.getContent().displayname ?? null,
+          membership: event.getMembershipAtEvent() ?? null });
   });
   c.on(sdk.RoomMemberEvent.Typing, (event, member) => {
     out({ event: "typing", room_id: member.roomId, user_id: member.userId, typing: member.typing });
