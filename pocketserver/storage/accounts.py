@@ -112,11 +112,19 @@ async def deactivate_user(tx: Transaction, user_id: str) -> None:
 
 async def set_moderation(tx: Transaction, user_id: str, *, locked: bool | None = None,
                          suspended: bool | None = None) -> None:
-    """Lock or unlock, suspend or unsuspend an account (None: leave as it is)."""
+    """Lock or unlock, suspend or unsuspend an account (None: leave as it is). A lock wakes the
+    user's waiting /sync long-polls, which then answer M_USER_LOCKED at once."""
     if locked is not None:
         await tx.execute("UPDATE users SET locked = ? WHERE user_id = ?", (int(locked), user_id))
+        tx.changes.users.add(user_id)
     if suspended is not None:
         await tx.execute("UPDATE users SET suspended = ? WHERE user_id = ?", (int(suspended), user_id))
+
+
+def is_locked(db: Database, user_id: str) -> bool:
+    """Whether the account is locked (a primary-key look-up on the event loop's thread)."""
+    row = db.lookup("SELECT locked FROM users WHERE user_id = ?", (user_id,))
+    return bool(row and row[0])
 
 
 def get_token_owner(db: Database, token_hash: bytes) -> TokenOwner | None:

@@ -9,10 +9,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.errors import BadJson, InvalidParam, NotJson
+from pocketserver.errors import BadJson, InvalidParam, NotJson, UserLocked
 from pocketserver.rooms.client_event import apply_event_fields
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.storage import account_data as account_data_store
+from pocketserver.storage import accounts as account_store
 from pocketserver.storage import events as event_store
 from pocketserver.storage import filters as filter_store
 from pocketserver.storage import rooms as room_store
@@ -99,7 +100,9 @@ class SyncService:
                     return response
                 if waiter.user_woken:
                     # A change of the user's memberships wakes the user (set_local_membership, forget_room);
-                    # a wake for a room alone leaves them as read.
+                    # a wake for a room alone leaves them as read. So does a lock, which ends the poll.
+                    if account_store.is_locked(self._db, user_id):
+                        raise UserLocked()
                     memberships = None
             finally:
                 self._notifier.unregister(waiter)

@@ -6,6 +6,8 @@ Spec: client-server-api, "Account moderation" ("Account locking", "Account suspe
 """
 from __future__ import annotations
 
+import asyncio
+import time
 from urllib.parse import quote
 
 from nio import (AsyncClient, JoinError, LoginResponse, LogoutResponse, RoomLeaveResponse, RoomSendError,
@@ -105,6 +107,24 @@ async def test_a_locked_account_keeps_its_sessions_but_can_only_log_out(api) -> 
         200, {"locked": False})
     status, who = await api.call("GET", f"{V3}/account/whoami", token=alice["access_token"])
     assert (status, who["user_id"]) == (200, "@alice:test.local")
+
+
+async def test_a_lock_ends_a_waiting_long_poll(api) -> None:
+    """A /sync already waiting when the account is locked answers M_USER_LOCKED at once, not at
+    its timeout."""
+    admin, alice = await api.register("root"), await api.register("alice")
+    await make_admin(api, admin["user_id"])
+    a = alice["access_token"]
+    _, first = await api.call("GET", f"{V3}/sync", query={"timeout": "0"}, token=a)
+    poll = asyncio.create_task(api.call("GET", f"{V3}/sync", query={"since": first["next_batch"],
+                                                                    "timeout": "20000"}, token=a))
+    await asyncio.sleep(0.3)
+    assert not poll.done()
+    started = time.monotonic()
+    await api.call("PUT", lock_path("@alice:test.local"), {"locked": True}, token=admin["access_token"])
+    status, body = await asyncio.wait_for(poll, 10)
+    assert (status, body["errcode"], body["soft_logout"]) == (401, "M_USER_LOCKED", True)
+    assert time.monotonic() - started < 5
 
 
 async def test_a_suspended_account_reads_and_leaves_but_does_not_act(api) -> None:
