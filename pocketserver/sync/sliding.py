@@ -29,7 +29,7 @@ from pocketserver.sync.sliding_extensions import ExtensionScope, SlidingExtensio
 from pocketserver.sync.sliding_lists import (ListConfig, RoomConfig, RoomFacts, SlidingRequest, dm_rooms_from, is_dm,
                                              listed, load_room_facts, matches_filters, parse_request, select_ranges,
                                              sort_rooms, update_room_facts)
-from pocketserver.sync.sync import MAX_TIMEOUT_MS, SyncService
+from pocketserver.sync.sync import MAX_TIMEOUT_MS, SyncService, end_if_locked
 from pocketserver.sync.tokens import StreamToken
 
 MAX_CONNECTIONS = 256        # connections kept in memory (least recently used dropped first)
@@ -148,6 +148,8 @@ class SlidingSyncService:
                 remaining = deadline - time.monotonic()
                 if not empty or base is None or remaining <= 0 or not await self._notifier.wait(waiter, remaining):
                     break
+                if waiter.user_woken:
+                    end_if_locked(self._reader.db, user_id)
             finally:
                 self._notifier.unregister(waiter)
         return {"pos": self.connections.store(key, conn, state), **response}

@@ -101,8 +101,7 @@ class SyncService:
                 if waiter.user_woken:
                     # A change of the user's memberships wakes the user (set_local_membership, forget_room);
                     # a wake for a room alone leaves them as read. So does a lock, which ends the poll.
-                    if account_store.is_locked(self._db, user_id):
-                        raise UserLocked()
+                    end_if_locked(self._db, user_id)
                     memberships = None
             finally:
                 self._notifier.unregister(waiter)
@@ -277,6 +276,13 @@ class SyncService:
                                            latest_memberships=memberships)
         fields = sync_filter.get("event_fields")
         return [apply_event_fields(e, fields) for e in out] if fields else out
+
+
+def end_if_locked(db: Database, user_id: str) -> None:
+    """End a long-poll woken for its user with 401 M_USER_LOCKED if the account was locked
+    meanwhile (a lock wakes the user's polls). Spec: client-server-api, "Account locking"."""
+    if account_store.is_locked(db, user_id):
+        raise UserLocked()
 
 
 def _room_wanted(room_filter: Mapping[str, Any], room_id: str) -> bool:

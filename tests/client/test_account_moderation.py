@@ -110,21 +110,29 @@ async def test_a_locked_account_keeps_its_sessions_but_can_only_log_out(api) -> 
 
 
 async def test_a_lock_ends_a_waiting_long_poll(api) -> None:
-    """A /sync already waiting when the account is locked answers M_USER_LOCKED at once, not at
-    its timeout."""
-    admin, alice = await api.register("root"), await api.register("alice")
+    """A /sync or sliding-sync long-poll already waiting when the account is locked answers
+    M_USER_LOCKED at once, not at its timeout."""
+    admin = await api.register("root")
     await make_admin(api, admin["user_id"])
-    a = alice["access_token"]
-    _, first = await api.call("GET", f"{V3}/sync", query={"timeout": "0"}, token=a)
-    poll = asyncio.create_task(api.call("GET", f"{V3}/sync", query={"since": first["next_batch"],
-                                                                    "timeout": "20000"}, token=a))
-    await asyncio.sleep(0.3)
-    assert not poll.done()
-    started = time.monotonic()
-    await api.call("PUT", lock_path("@alice:test.local"), {"locked": True}, token=admin["access_token"])
-    status, body = await asyncio.wait_for(poll, 10)
-    assert (status, body["errcode"], body["soft_logout"]) == (401, "M_USER_LOCKED", True)
-    assert time.monotonic() - started < 5
+    sliding = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+    lists = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 1}}}
+    for name in ("alice", "bob"):
+        token = (await api.register(name))["access_token"]
+        if name == "alice":
+            _, first = await api.call("GET", f"{V3}/sync", query={"timeout": "0"}, token=token)
+            waiting = api.call("GET", f"{V3}/sync", query={"since": first["next_batch"], "timeout": "20000"},
+                               token=token)
+        else:
+            _, first = await api.call("POST", sliding, lists, token=token)
+            waiting = api.call("POST", sliding, lists, query={"pos": first["pos"], "timeout": "20000"}, token=token)
+        poll = asyncio.create_task(waiting)
+        await asyncio.sleep(0.3)
+        assert not poll.done(), name
+        started = time.monotonic()
+        await api.call("PUT", lock_path(f"@{name}:test.local"), {"locked": True}, token=admin["access_token"])
+        status, body = await asyncio.wait_for(poll, 10)
+        assert (status, body["errcode"], body["soft_logout"]) == (401, "M_USER_LOCKED", True), name
+        assert time.monotonic() - started < 5, name
 
 
 async def test_a_suspended_account_reads_and_leaves_but_does_not_act(api) -> None:
