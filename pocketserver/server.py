@@ -37,6 +37,7 @@ from pocketserver.roomserver.membership import Membership
 from pocketserver.roomserver.reads import RoomReader
 from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.search.indexer import SearchIndexer
+from pocketserver.storage import transaction_ids
 from pocketserver.storage.database import Database
 from pocketserver.storage.rooms import get_all_stream_positions
 from pocketserver.sync.notifier import Notifier
@@ -276,10 +277,24 @@ class Server:
             if isinstance(result, Exception):
                 log.error("writing %s failed", name, exc_info=result)
 
+    async def forget_old_transaction_ids(self, *, within: float = 0.0) -> int:
+        """Delete the transaction IDs older than a day (storage.transaction_ids), riding along in a
+        commit within `within` s; returns how many. A server with none that old writes nothing."""
+        now = int(time.time() * 1000)
+        if not await transaction_ids.has_old(self.db, now):
+            return 0
+        deleted = await self.db.write_along(lambda tx: transaction_ids.delete_old(tx, now), within=within)
+        log.debug("forgot %d transaction IDs older than a day", deleted)
+        return deleted
+
     async def _write_kept_in_memory_every_interval(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             await self.write_kept_in_memory(within=FLUSH_RIDE_WITHIN_S)
+            try:
+                await self.forget_old_transaction_ids(within=FLUSH_RIDE_WITHIN_S)
+            except Exception:
+                log.exception("forgetting old transaction IDs failed")
 
     def begin_stopping(self) -> None:
         """The process is stopping: end the long-polls, so the wait for requests in flight is short."""

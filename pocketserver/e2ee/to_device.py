@@ -22,8 +22,7 @@ MAX_MESSAGES_PER_SYNC = 100
 MAX_TYPE_BYTES = 255
 MAX_TXN_ID_BYTES = 255
 ALL_DEVICES = "*"
-# TODO: to_device_txns rows are kept until the sending device is deleted; they are tiny, and
-# Synapse-style expiry can come with a periodic cleanup task.
+# Transaction IDs are forgotten after a day (storage.transaction_ids), or with the sending device.
 
 
 def parse_messages(messages: Any, server_name: str) -> dict[str, dict[str, dict[str, Any]]]:
