@@ -296,17 +296,12 @@ class SlidingSyncService:
         changed_keys: list[StateKey] = []
         if new_events or timeline.events:
             state_ids = await self._state_ids(facts)
-            if new_events and timeline.limited:
-                # State changes that fell out of the limited timeline still reach the client.
-                before = await sections.state_at(self._reader, facts.room_id, sent.upto)
-                changed_keys = [k for k, v in state_ids.items() if before.get(k) != v and config.wants(k, ctx.user_id)]
+            changed_keys = await self._changed_state(ctx, sent, timeline, state_ids) if new_events else []
         lazy = frozenset()
         if config.lazy_members:
             lazy = frozenset(e.sender for e in timeline.events) - sent.lazy_members
             changed_keys += [("m.room.member", u) for u in lazy if ("m.room.member", u) in state_ids]
-        in_timeline = {e.event_id for e in timeline.events}
-        required = await _events_in_order(self._reader.cache, (state_ids[k] for k in changed_keys
-                                                                if state_ids[k] not in in_timeline))
+        required = await _events_in_order(self._reader.cache, (state_ids[k] for k in dict.fromkeys(changed_keys)))
         meta = dict(sent.meta)
         if new_events:
             meta.update(_room_meta(await self._meta_contents(facts, state_ids), ctx))
@@ -323,6 +318,35 @@ class SlidingSyncService:
             return None, replace(sent, upto=upto, config=config, meta=meta)
         await self._add_events(entry, ctx, timeline, required)
         return entry, SentRoom(facts.membership, upto, config, sent.lazy_members | lazy, meta)
+
+    async def _changed_state(self, ctx: "_RoomContext", sent: SentRoom, timeline: Timeline,
+                             state_ids: Mapping[StateKey, str]) -> list[StateKey]:
+        """The entries of current state that changed since the client last had the room and that it
+        asks for: in `required_state` even when the timeline carries them too, as MSC4186 says
+        ("Changes in the current state of the room") and Synapse does; clients of sliding sync
+        take the room's state from required_state, not from the timeline.
+
+        With lazy members, every membership change is sent when the timeline is whole ("All
+        membership updates since the last sync when limited is false"), and when it is not, the
+        changes of members the client was sent before.
+        """
+        config, user_id = ctx.config, ctx.user_id
+        if timeline.limited:
+            # Some changes fell out of the timeline: compare with the state the client had.
+            before = await sections.state_at(self._reader, ctx.facts.room_id, sent.upto)
+            return [k for k, v in state_ids.items() if before.get(k) != v and (
+                config.wants(k, user_id) or (config.lazy_members and k[0] == "m.room.member"
+                                             and k[1] in sent.lazy_members))]
+        # Every event since is in the timeline: its state events that are still current.
+        keys = []
+        for event in timeline.events:
+            if event.state_key is None or event.stream_ordering <= sent.upto:
+                continue
+            key = (event.type, event.state_key)
+            if state_ids.get(key) == event.event_id and (
+                    config.wants(key, user_id) or (config.lazy_members and event.type == "m.room.member")):
+                keys.append(key)
+        return keys
 
     async def _stripped_room(self, ctx: "_RoomContext") -> tuple[dict[str, Any], SentRoom]:
         """An invite or knock: stripped state, and the name, avatar and heroes it shows.

@@ -168,6 +168,61 @@ async def test_state_skipped_by_a_limited_timeline_still_arrives(api) -> None:
     assert "joined_count" not in entry        # unchanged meta is not sent again
 
 
+async def test_state_in_a_whole_timeline_is_in_required_state_too(api) -> None:
+    """MSC4186: required_state carries "changes in the current state of the room"; clients of
+    sliding sync (matrix-rust-sdk) take state from it, not from the timeline. Synapse sends them
+    in both."""
+    alice, bob, carol = [await api.register(n) for n in ("alice", "bob", "carol")]
+    a, b, c = alice["access_token"], bob["access_token"], carol["access_token"]
+    room = await create_room(api, a, preset="public_chat", name="Old")
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    body = {"room_subscriptions": {room: {"timeline_limit": 10,
+                                          "required_state": [["m.room.name", ""], ["m.room.member", "$LAZY"]]}}}
+    first = await ss(api, a, body)
+    status, _ = await api.call("PUT", f"{R}/{room}/state/m.room.name/", {"name": "New"}, token=a)
+    assert status == 200
+    status, _ = await api.call("PUT", f"/_matrix/client/v3/profile/{bob['user_id']}/displayname",
+                               {"displayname": "Bobby"}, token=b)
+    assert status == 200
+    await api.call("POST", f"{R}/{room}/join", {}, token=c)      # carol joins and says nothing
+    second = await ss(api, a, body, pos=first["pos"])
+    entry = second["rooms"][room]
+    assert entry["limited"] is False
+    in_timeline = {(e["type"], e["state_key"]) for e in entry["timeline"] if "state_key" in e}
+    state = {(e["type"], e["state_key"]): e["content"] for e in entry["required_state"]}
+    assert in_timeline == set(state)
+    assert state[("m.room.name", "")] == {"name": "New"}
+    # With lazy members, every membership change while the timeline is whole.
+    assert state[("m.room.member", bob["user_id"])]["displayname"] == "Bobby"
+    assert state[("m.room.member", carol["user_id"])]["membership"] == "join"
+
+    # A later sync with nothing new in state sends none.
+    await send(api, b, room, "plain", "p1")
+    again = await ss(api, a, body, pos=second["pos"])
+    assert bodies(again["rooms"][room]) == ["plain"]
+    assert [e["state_key"] for e in again["rooms"][room].get("required_state", [])] == []
+
+
+async def test_a_lazy_member_sent_before_is_updated_across_a_limited_timeline(api) -> None:
+    alice, bob = await api.register("alice"), await api.register("bob")
+    a, b = alice["access_token"], bob["access_token"]
+    room = await create_room(api, a, preset="public_chat")
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    await send(api, b, room, "hi from bob", "b1")
+    body = {"room_subscriptions": {room: {"timeline_limit": 1, "required_state": [["m.room.member", "$LAZY"]]}}}
+    first = await ss(api, a, body)
+    assert {e["state_key"] for e in first["rooms"][room]["required_state"]} == {bob["user_id"]}
+    status, _ = await api.call("PUT", f"/_matrix/client/v3/profile/{bob['user_id']}/displayname",
+                               {"displayname": "Bobby"}, token=b)
+    assert status == 200
+    for n in range(3):
+        await send(api, a, room, f"alice {n}", f"a{n}")
+    entry = (await ss(api, a, body, pos=first["pos"]))["rooms"][room]
+    assert entry["limited"] is True and bodies(entry) == ["alice 2"]
+    state = {e["state_key"]: e["content"] for e in entry["required_state"]}
+    assert state[bob["user_id"]]["displayname"] == "Bobby"
+
+
 async def test_subscriptions_heroes_invites_and_unread_counts(api) -> None:
     alice, bob = await api.register("alice"), await api.register("bob")
     a, b = alice["access_token"], bob["access_token"]
