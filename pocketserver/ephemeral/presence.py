@@ -281,7 +281,7 @@ class PresenceSource:
         reset = since is not None and since > ctx.now.presence
         # Bounded by the token's position: a change that took its position after it is sent by
         # the next /sync, not under a next_batch that comes before it.
-        if since is not None and not reset and ctx.now.presence <= since:
+        if since is not None and not reset and ctx.now.presence <= since and not ctx.newly_joined:
             return False
         if since is None or reset:
             users = {ctx.user_id} | await room_store.get_joined_users(self._db, ctx.joined_rooms)
@@ -290,9 +290,15 @@ class PresenceSource:
             states = [(u, s) for u, s in states
                       if 0 < s.stream_position <= ctx.now.presence and (reset or s.presence != OFFLINE)]
         else:
-            changed = sorted(self._presence.changed_since(since, ctx.now.presence))
+            changed = sorted(self._presence.changed_since(since, ctx.now.presence)) if ctx.now.presence > since else []
             sharing = await self._sharing(ctx, [u for u, _ in changed])
             states = [(u, s) for u, s in changed if u in sharing]
+            if ctx.newly_joined:
+                # The members of rooms just joined: their presence as it is now, as Synapse sends it,
+                # so a new DM shows its other user's presence before it next changes.
+                sent = {u for u, _ in states} | {ctx.user_id}
+                newcomers = await room_store.get_joined_users(self._db, ctx.newly_joined) - sent
+                states += [(u, self._presence.state(u)) for u in sorted(newcomers)]
         presence_filter = ctx.sync_filter.get("presence")
         now = self._presence.now()
         events = [{"type": "m.presence", "sender": u, "content": s.format(now)} for u, s in states

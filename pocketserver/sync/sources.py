@@ -24,6 +24,7 @@ class SyncContext(NamedTuple):
     joined_rooms: frozenset[str]       # every room the user is joined to now
     response: dict[str, Any]           # the response being built; sources add to it
     state_after: str | None = None     # the field a room's state goes in when not "state" (use_state_after)
+    newly_joined: frozenset[str] = frozenset()   # rooms joined since `since` (incremental syncs only)
 
     def joined_room_entry(self, room_id: str) -> dict[str, Any]:
         """The response entry of a joined room, created (with an empty timeline) if the room had no news."""

@@ -156,7 +156,9 @@ class SyncService:
         }
         empty = not any(rooms.values()) and not global_data
         joined_now = frozenset(r for r, (m, _, pos) in memberships.items() if m == "join" and pos <= now.events)
-        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined_now, response, state_after)
+        newly_joined = frozenset(r for r, (room_since, _) in joined.items() if room_since is None) if since else frozenset()
+        ctx = SyncContext(user_id, device_id, since, now, sync_filter, full_state, joined_now, response, state_after,
+                          newly_joined)
         for source in self._sources:
             if await source.add_to_sync(ctx):
                 empty = False

@@ -82,3 +82,24 @@ async def test_typing_receipts_presence_between_nio_clients(homeserver, http) ->
         assert (got.presence, got.status_msg) == ("unavailable", "brewing")
     finally:
         await asyncio.gather(alice.close(), bob.close())
+
+
+async def test_joining_a_room_brings_its_members_presence(homeserver, http) -> None:
+    """A new DM shows the other user's presence at once, before it next changes (Synapse sends the
+    presence of a newly joined room's members in the sync that carries the join)."""
+    alice = await login(homeserver, http, "eph-dm-alice")
+    bob = await login(homeserver, http, "eph-dm-bob")
+    try:
+        assert isinstance(await alice.set_presence("online", "at the allotment"), PresenceSetResponse)
+        await asyncio.gather(alice.sync(timeout=0, set_presence="offline"), bob.sync(timeout=0, set_presence="offline"))
+        created = await alice.room_create(is_direct=True, invite=[bob.user_id])
+        assert isinstance(created, RoomCreateResponse), created
+        await sync_until(bob, lambda s: created.room_id in s.rooms.invite)
+        assert isinstance(await bob.join(created.room_id), JoinResponse)
+        seen = await sync_until(bob, lambda s: created.room_id in s.rooms.join)
+        events = [e for e in seen.presence_events if isinstance(e, PresenceEvent) and e.user_id == alice.user_id]
+        assert [(e.presence, e.status_msg) for e in events] == [("online", "at the allotment")]
+        user = bob.rooms[created.room_id].users[alice.user_id]
+        assert (user.presence, user.status_msg) == ("online", "at the allotment")
+    finally:
+        await asyncio.gather(alice.close(), bob.close())
