@@ -3,11 +3,12 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~650 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~640 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
-users' data. For each request it compares the status and the `errcode`, and for two 200s the
-top-level keys of the JSON bodies.
+users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
+incremental /sync and sliding sync after others act. For each request it compares the status and
+the `errcode`, and for two 200s the key paths of the JSON bodies.
 
 Differences fall into three groups:
 - explained here (KNOWN): pocketserver answers otherwise on purpose, with the reason;
@@ -146,6 +147,7 @@ class Case(NamedTuple):
     body: Any = None
     tag: str = ""          # a '#...' suffix some KNOWN entries name
     strict: bool = False   # a value pocketserver refuses on purpose (the '#strict-values' group)
+    save: str = ""         # keep the answer's next_batch/pos/event_id/room_id as {save} for later cases
 
 
 class Server:
@@ -238,7 +240,15 @@ def set_up(srv: Server) -> None:
                    remoteuser="@someone:elsewhere.example", baduser="notauser")
     status, answer = srv.call("POST", "/_matrix/media/v3/upload?filename=a.txt", user="alice", raw=b"hello")
     srv.ids["media"] = answer["content_uri"].rsplit("/", 1)[1] if status == 200 else "none"
+    # For sync_cases: a room where bob is active, and alice on the device parity_keys.json signs for.
+    srv.ids["sy"] = room({"preset": "private_chat", "invite": [srv.ids["bob"]]})
+    srv.must("POST", C + f"/join/{srv.ids['sy']}", {}, "bob")
+    srv.tokens["alicedev"] = srv.must("POST", C + "/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "pw-alice",
+        "device_id": KEYS["device_id"]})["access_token"]
 
+
+KEYS: dict[str, Any] = json.loads(Path(__file__).with_name("parity_keys.json").read_text(encoding="utf-8"))
 
 ROOMS = ("pub", "priv", "banr", "unknownroom", "badroom", "remoteroom")
 # alice is joined to pub, priv and banr (and asks about rooms that do not exist); bob is banned
@@ -512,6 +522,49 @@ def other_cases() -> Iterator[Case]:
     yield Case(a, "POST", C + "/createRoom", {"initial_state": [{"type": "m.room.topic"}]}, "#initial-state-no-content")
 
 
+def sync_cases() -> Iterator[Case]:
+    """E2EE keys, then what a second device of alice's sees in incremental /sync and sliding sync
+    after others act: typing, receipts, account data, tags, a profile change, presence, to-device,
+    an invite to a DM, a redaction, cross-signing."""
+    a, b = "alicedev", "bob"
+    text = {"msgtype": "m.text", "body": "sync"}
+    lists = {"all": {"ranges": [[0, 20]], "timeline_limit": 5, "required_state": [["*", "*"]]}}
+    extensions = {e: {"enabled": True} for e in ("e2ee", "to_device", "account_data", "receipts", "typing")}
+    lazy = urllib.parse.quote('{"room":{"state":{"lazy_load_members":true},"timeline":{"limit":5}}}')
+    yield Case(a, "POST", C + "/keys/upload", {"device_keys": KEYS["device_keys"], "one_time_keys": KEYS["one_time_keys"],
+                                               "fallback_keys": KEYS["fallback_keys"]})
+    yield Case(a, "GET", C + "/sync?timeout=0", save="since")
+    yield Case(a, "POST", SLIDING, {"lists": lists, "extensions": extensions, "timeout": 0}, save="pos")
+    # The first cross-signing upload needs no UIA; then the self-signing key signs the device.
+    yield Case(a, "POST", C + "/keys/device_signing/upload", {k: KEYS[k] for k in (
+        "master_key", "self_signing_key", "user_signing_key")})
+    yield Case(a, "POST", C + "/keys/signatures/upload",
+               {"{alice}": {KEYS["device_id"]: KEYS["device_signed_by_self_signing_key"]}})
+    yield Case(a, "POST", C + "/keys/query", {"device_keys": {"{alice}": []}})
+    yield Case(b, "POST", C + "/keys/query", {"device_keys": {"{alice}": [KEYS["device_id"]]}})
+    for _ in range(4):   # two one-time keys, then the fallback key twice
+        yield Case(b, "POST", C + "/keys/claim", {"one_time_keys": {"{alice}": {KEYS["device_id"]: "signed_curve25519"}}})
+    yield Case(b, "PUT", C + "/sendToDevice/m.room.encrypted/$TXN", {"messages": {"{alice}": {KEYS["device_id"]: {
+        "algorithm": "m.olm.v1.curve25519-aes-sha2", "sender_key": "x", "ciphertext": {}}}}})
+    yield Case(b, "PUT", C + "/rooms/{sy}/send/m.room.message/$TXN", text, save="bobmsg")
+    yield Case(b, "POST", C + "/rooms/{sy}/receipt/m.read/{bobmsg}", {})
+    yield Case(b, "PUT", C + "/rooms/{sy}/typing/{bob}", {"typing": True, "timeout": 30000})
+    yield Case(a, "PUT", C + "/user/{alice}/rooms/{sy}/account_data/x.y", {"a": 1})
+    yield Case(a, "PUT", C + "/user/{alice}/account_data/x.z", {"a": 1})
+    yield Case(a, "PUT", C + "/user/{alice}/rooms/{sy}/tags/u.work", {"order": 0.5})
+    yield Case(b, "PUT", C + "/profile/{bob}/displayname", {"displayname": "Bob B."})
+    yield Case(b, "PUT", C + "/presence/{bob}/status", {"presence": "online", "status_msg": "here"})
+    yield Case("erin", "POST", C + "/createRoom", {"invite": ["{alice}"], "is_direct": True, "name": "DM"}, save="dm")
+    yield Case(b, "PUT", C + "/rooms/{sy}/send/m.room.message/$TXN", text, save="bobmsg2")
+    yield Case(b, "PUT", C + "/rooms/{sy}/redact/{bobmsg2}/$TXN", {})
+    yield Case(a, "GET", C + "/sync?since={since}&timeout=0", save="since2")
+    yield Case(a, "GET", C + "/sync?since={since}&timeout=0&filter=" + lazy)
+    yield Case(a, "POST", SLIDING + "?pos={pos}", {"lists": lists, "extensions": extensions, "timeout": 0})
+    yield Case(a, "GET", C + "/keys/changes?from={since}&to={since2}")
+    yield Case(a, "POST", C + "/join/{dm}", {})
+    yield Case(a, "GET", C + "/sync?since={since2}&timeout=0")
+
+
 def explanation(case: Case) -> str | None:
     """The KNOWN reason that covers `case`, if any."""
     generic = _generic(case.template)
@@ -535,7 +588,9 @@ def _generic(template: str) -> str:
     return template
 
 
-def compare(synapse: Server, other: Server, cases: list[Case]) -> list[dict[str, Any]]:
+def compare(synapse: Server, other: Server, cases: list[Case], dump: Path | None = None) -> list[dict[str, Any]]:
+    """Each case on both servers, in order; the differences. `dump`: a folder to write both
+    answers of every request to, as NNN-synapse.json and NNN-other.json."""
     rows = []
     for n, case in enumerate(cases):
         answers = []
@@ -543,10 +598,16 @@ def compare(synapse: Server, other: Server, cases: list[Case]) -> list[dict[str,
             path = srv.fill(case.template, n)
             body = None if case.body is None else json.loads(srv.fill(json.dumps(case.body), n))
             status, answer = srv.call(case.method, path, body, case.user)
+            if case.save and status == 200 and isinstance(answer, dict):
+                srv.ids[case.save] = next(answer[k] for k in ("next_batch", "pos", "event_id", "room_id")
+                                          if k in answer)
             errcode = answer.get("errcode") if isinstance(answer, dict) else None
             error = answer.get("error") if isinstance(answer, dict) else None
             keys = sorted(shape(answer)) if status == 200 and isinstance(answer, dict) else None
             answers.append({"status": status, "errcode": errcode, "error": error, "keys": keys})
+            if dump is not None:
+                (dump / f"{n:03d}-{srv.label}.json").write_text(json.dumps(
+                    {"request": [case.method, path, body], "status": status, "answer": answer}, indent=1))
         s, o = answers
         kind = None
         if (s["status"], s["errcode"]) != (o["status"], o["errcode"]):
@@ -635,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--other", default="http://127.0.0.1:18028")
     p.add_argument("--secret", default="hsbench-shared-secret", help="registration_shared_secret of both")
     p.add_argument("--json", help="write every difference here")
+    p.add_argument("--dump", help="write both answers of every request into this folder")
     p.add_argument("--all", action="store_true", help="print the explained differences too")
     p.add_argument("--start", action="store_true",
                    help="start both servers first (fresh databases, default ports), stop them after")
@@ -651,8 +713,12 @@ def _run(args: argparse.Namespace) -> int:
     synapse, other = Server("synapse", args.synapse, args.secret), Server("other", args.other, args.secret)
     set_up(synapse)
     set_up(other)
-    cases = [*room_cases(), *other_cases()]
-    rows = compare(synapse, other, cases)
+    cases = [*room_cases(), *other_cases(), *sync_cases()]
+    dump = None
+    if args.dump:
+        dump = Path(args.dump)
+        dump.mkdir(parents=True, exist_ok=True)
+    rows = compare(synapse, other, cases, dump)
     for row in rows:
         if row["kind"] == "unexplained" or args.all:
             s, o = row["synapse"], row["other"]

@@ -56,9 +56,32 @@ def test_every_case_fills_on_a_set_up_server() -> None:
     server.ids.update({k: f"!{k}:localhost" for k in ("pub", "priv", "banr", "unknownroom", "remoteroom",
                                                        "badroom")})
     server.ids.update(msg="$m", privmsg="$p", root="$r", rel="!rel:localhost", unknownevent="$u", nobody="@nobody:localhost",
-                      remoteuser="@r:elsewhere.example", baduser="notauser", media="abc")
-    cases = [*parity.room_cases(), *parity.other_cases()]
-    assert len(cases) > 500
+                      remoteuser="@r:elsewhere.example", baduser="notauser", media="abc", sy="!sy:localhost")
+    saved = {case.save for case in parity.sync_cases() if case.save}
+    assert saved == {"since", "pos", "bobmsg", "bobmsg2", "dm", "since2"}
+    server.ids.update({name: f"saved-{name}" for name in saved})
+    cases = [*parity.room_cases(), *parity.other_cases(), *parity.sync_cases()]
+    assert len(cases) > 600
     for n, case in enumerate(cases):
         path = server.fill(case.template, n)
         assert "{" not in path.split("?")[0], path
+
+
+def test_the_keys_file_is_what_the_generator_writes_and_its_signatures_hold() -> None:
+    """tools/parity_keys.json is signed once (the tool has no crypto); the server must accept it."""
+    from pocketserver.e2ee import verify_signed_json
+    _gen = importlib.util.spec_from_file_location("parity_keys", Path(parity.__file__).with_name("parity_keys.py"))
+    assert _gen is not None and _gen.loader is not None
+    generator = importlib.util.module_from_spec(_gen)
+    _gen.loader.exec_module(generator)
+    assert generator.OUT.read_text(encoding="utf-8") == generator.render()
+    keys, user, device = parity.KEYS, parity.KEYS["user_id"], parity.KEYS["device_id"]
+    device_key = keys["device_keys"]["keys"][f"ed25519:{device}"]
+    verify_signed_json(keys["device_keys"], user, f"ed25519:{device}", device_key)
+    for key in [*keys["one_time_keys"].values(), *keys["fallback_keys"].values()]:
+        verify_signed_json(key, user, f"ed25519:{device}", device_key)
+    [(master_id, master)] = keys["master_key"]["keys"].items()
+    for name in ("self_signing_key", "user_signing_key"):
+        verify_signed_json(keys[name], user, master_id, master)
+    [(ssk_id, ssk)] = keys["self_signing_key"]["keys"].items()
+    verify_signed_json(keys["device_signed_by_self_signing_key"], user, ssk_id, ssk)
