@@ -101,7 +101,8 @@ class RoomReader:
             if event.redacted_by and event.redacted_by in extras:
                 redaction = extras[event.redacted_by]
                 unsigned["redacted_because"] = format_client_event(redaction.json, event_id=redaction.event_id,
-                                                                   room_id=redaction.room_id)
+                                                                   room_id=redaction.room_id,
+                                                                   include_room_id=include_room_id)
             client_event = self._client_event(event, include_room_id)
             client_event["unsigned"] = unsigned
             out.append(client_event)

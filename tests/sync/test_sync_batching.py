@@ -105,6 +105,8 @@ async def test_redaction_reaches_events_a_sync_already_read(api) -> None:
               for e in again["rooms"]["join"][room][section]["events"]}
     assert events[message]["content"] == {}
     assert events[message]["unsigned"]["redacted_because"]["content"].get("reason") == "oops"
+    # /sync's events leave out room_id (ClientEventWithoutRoomID), the redaction inside them too.
+    assert "room_id" not in events[message] and "room_id" not in events[message]["unsigned"]["redacted_because"]
     _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=a)
     redactions = [e for e in incr["rooms"]["join"][room]["timeline"]["events"] if e["type"] == "m.room.redaction"]
     assert {e["redacts"] for e in redactions} == {message, topic_id}
