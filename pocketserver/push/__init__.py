@@ -201,7 +201,7 @@ class Push:
                                             only_highlight=only == "highlight")
         positions = await store.get_read_positions(self.db, user_id, {r.room_id for r in rows})
         stored = await event_store.get_events(self.db, [r.event_id for r in rows])
-        events = await self.reader.serialize(stored.values(), user_id, include_room_id=False)
+        events = await self.reader.serialize(stored.values(), user_id, include_room_id=False, bundle=False)
         by_id = {e["event_id"]: e for e in events}
         out = []
         for r in rows:

@@ -6,7 +6,7 @@ Spec: client-server-api, "Getting events for a room", "Room History Visibility".
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
 from pocketserver.errors import Forbidden, NotFound
@@ -73,10 +73,13 @@ class RoomReader:
 
     async def serialize(self, events: Iterable[StoredEvent], user_id: str | None, device_id: str | None = None,
                         *, include_room_id: bool = True,
-                        latest_memberships: Mapping[str, tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
+                        latest_memberships: Mapping[str, tuple[str, str, int]] | None = None,
+                        bundle: bool | Container[str] = True) -> list[dict[str, Any]]:
         """Client events with `unsigned` (age, transaction_id, prev_content, redacted_because, and
         the requester's membership at each event). `latest_memberships`: the user's latest
-        membership per room as /sync has read it (room -> (membership, event_id, stream_ordering))."""
+        membership per room as /sync has read it (room -> (membership, event_id, stream_ordering)).
+        `bundle`: which events get their children's bundled aggregations (all, none, or those whose
+        IDs it holds: /sync bundles only limited timelines' events)."""
         events = list(events)
         extra_ids = [e.replaces_state for e in events if e.replaces_state] + [e.redacted_by for e in events if e.redacted_by]
         extras = await self.cache.events(extra_ids) if extra_ids else {}
@@ -107,9 +110,16 @@ class RoomReader:
             client_event["unsigned"] = unsigned
             out.append(client_event)
         # Most events have no children: one look-up here then spares bundle_relations' read.
+        if bundle is False:
+            return out
+        if bundle is not True:
+            pairs = [(e, c) for e, c in zip(events, out) if e.event_id in bundle]
+            events, bundled = [e for e, _ in pairs], [c for _, c in pairs]
+        else:
+            bundled = out
         parents = [e.event_id for e in events if e.state_key is None]
         if len(parents) > MAX_CHILD_CHECK or (parents and event_store.has_children(self.db, parents)):
-            await bundle_relations(self, events, out, user_id, device_id, include_room_id=include_room_id)
+            await bundle_relations(self, events, bundled, user_id, device_id, include_room_id=include_room_id)
         return out
 
     async def memberships_at(self, user_id: str, events: list[StoredEvent], known: Mapping[str, StoredEvent],

@@ -372,9 +372,12 @@ class SlidingSyncService:
         """timeline, required_state, limited, prev_batch and num_live. Spec: MSC4186, "Room response"."""
         serialize = self._reader.serialize
         if required:
-            entry["required_state"] = await serialize(required, ctx.user_id, ctx.device_id, include_room_id=False)
+            entry["required_state"] = await serialize(required, ctx.user_id, ctx.device_id, include_room_id=False,
+                                                      bundle=False)
         if timeline.events:
-            entry["timeline"] = await serialize(timeline.events, ctx.user_id, ctx.device_id, include_room_id=False)
+            # Bundled aggregations as /v3/sync has them: when the timeline is limited (MSC4186).
+            entry["timeline"] = await serialize(timeline.events, ctx.user_id, ctx.device_id, include_room_id=False,
+                                                bundle=timeline.limited)
         entry["limited"] = timeline.limited
         entry["prev_batch"] = ctx.now.with_events(timeline.start_position).serialize()
         since = ctx.since.events if ctx.since is not None else None

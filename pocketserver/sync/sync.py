@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any
 
 from pocketserver.errors import BadJson, InvalidParam, NotJson, UserLocked
@@ -212,8 +212,11 @@ class SyncService:
         # One serialisation for every room: one read of prev_content and one of bundled relations,
         # each event once (a state_after section and its timeline share theirs).
         unique = list({e.event_id: e for r in plan for e in (*timelines[r].events, *states[r])}.values())
+        # Bundled aggregations only in limited timelines (spec: "Aggregations of child events"):
+        # in a whole one the client sees the children themselves.
+        bundle = {e.event_id for r in plan if timelines[r].limited for e in timelines[r].events}
         serialized = dict(zip((e.event_id for e in unique),
-                              await self._serialize(unique, user_id, device_id, sync_filter, memberships)))
+                              await self._serialize(unique, user_id, device_id, sync_filter, memberships, bundle)))
         entries: dict[str, dict[str, Any]] = {}
         for room_id in plan:
             timeline, state = timelines[room_id], states[room_id]
@@ -264,18 +267,21 @@ class SyncService:
         else:
             state = await sections.state_section(self._reader, user_id, room_id, timeline, since=since,
                                                  full=since is None, state_filter=state_filter)
-        return {"timeline": {"events": await self._serialize(timeline.events, user_id, device_id, sync_filter),
+        return {"timeline": {"events": await self._serialize(timeline.events, user_id, device_id, sync_filter,
+                                                             bundle=timeline.limited),
                              "limited": timeline.limited,
                              "prev_batch": StreamToken(events=timeline.start_position).serialize()},
-                state_after or "state": {"events": await self._serialize(state, user_id, device_id, sync_filter)},
+                state_after or "state": {"events": await self._serialize(state, user_id, device_id, sync_filter,
+                                                                         bundle=False)},
                 "account_data": {"events": []}}
 
     async def _serialize(self, events: list[StoredEvent], user_id: str, device_id: str, sync_filter: Mapping[str, Any],
-                         memberships: Mapping[str, tuple[str, str, int]] | None = None) -> list[dict[str, Any]]:
+                         memberships: Mapping[str, tuple[str, str, int]] | None = None,
+                         bundle: bool | Container[str] = True) -> list[dict[str, Any]]:
         if sync_filter.get("event_format") == "federation":
             return [dict(e.json, event_id=e.event_id) for e in events]
         out = await self._reader.serialize(events, user_id, device_id, include_room_id=False,
-                                           latest_memberships=memberships)
+                                           latest_memberships=memberships, bundle=bundle)
         fields = sync_filter.get("event_fields")
         return [apply_event_fields(e, fields) for e in out] if fields else out
 

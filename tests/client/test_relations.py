@@ -368,3 +368,42 @@ async def test_edit_tie_broken_by_event_id(api, monkeypatch) -> None:
     _, body = await api.call("GET", f"{R3}/{room}/event/{root}", token=a)
     # Spec: "the event with the lexicographically largest event_id is treated as more recent".
     assert body["unsigned"]["m.relations"]["m.replace"]["event_id"] == max(edits)
+
+
+async def test_sync_bundles_aggregations_only_in_limited_timelines(api) -> None:
+    """Spec, "Aggregations of child events": /sync bundles "when the relevant section has a
+    limited value of true"; in a whole timeline the client sees the children themselves (Synapse
+    does the same, and sliding sync follows /sync, MSC4186)."""
+    a, b = await api.tokens("alice", "bob")
+    room = await public_room_with(api, a, b)
+    root = await send(api, a, room, text("root"))
+    await send(api, b, room, thread(root, "reply"))
+    sync_filter = json.dumps({"room": {"timeline": {"limit": 2}}})
+    status, first = await api.call("GET", "/_matrix/client/v3/sync", query={"filter": sync_filter}, token=a)
+    assert status == 200
+    timeline = first["rooms"]["join"][room]["timeline"]
+    assert timeline["limited"] is True and timeline["events"][0]["event_id"] == root
+    assert timeline["events"][0]["unsigned"]["m.relations"]["m.thread"]["count"] == 1
+
+    root2 = await send(api, a, room, text("second root"))
+    await send(api, b, room, thread(root2, "second reply"))
+    status, incr = await api.call("GET", "/_matrix/client/v3/sync",
+                                  query={"since": first["next_batch"], "timeout": "0"}, token=a)
+    timeline = incr["rooms"]["join"][room]["timeline"]
+    assert timeline["limited"] is False and [e["event_id"] for e in timeline["events"]][0] == root2
+    assert "m.relations" not in timeline["events"][0]["unsigned"]
+
+    ss = "/_matrix/client/unstable/org.matrix.simplified_msc3575/sync"
+    body = {"room_subscriptions": {room: {"timeline_limit": 3, "required_state": []}}}
+    status, sliding = await api.call("POST", ss, body, token=a)
+    assert status == 200
+    entry = sliding["rooms"][room]
+    assert entry["limited"] is True and [e["content"]["body"] for e in entry["timeline"]] == [
+        "reply", "second root", "second reply"]
+    assert entry["timeline"][1]["unsigned"]["m.relations"]["m.thread"]["count"] == 1
+    root3 = await send(api, a, room, text("third root"))
+    await send(api, b, room, thread(root3, "third reply"))
+    status, more = await api.call("POST", ss, body, token=a, query={"pos": sliding["pos"]})
+    entry = more["rooms"][room]
+    assert entry["limited"] is False and entry["timeline"][0]["event_id"] == root3
+    assert "m.relations" not in entry["timeline"][0]["unsigned"]
