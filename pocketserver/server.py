@@ -21,6 +21,7 @@ from pocketserver.accounts.sessions import Sessions
 from pocketserver.accounts.uia import UserInteractiveAuth
 from pocketserver.config import Config
 from pocketserver.push import Push
+from pocketserver.push import counts as push_counts
 from pocketserver.e2ee.cross_signing import CrossSigning
 from pocketserver.e2ee.device_keys import DeviceKeys
 from pocketserver.e2ee.device_lists import DeviceLists
@@ -143,6 +144,7 @@ class Server:
         self.sync = SyncService(self.db, self.reader, self.notifier)
         self.push = Push(config, self.db, self.reader)
         self.roomserver.on_event_persisted = self.push.on_event_persisted  # type: ignore[method-assign]
+        self.roomserver.on_event_redacted = push_counts.on_redacted  # type: ignore[method-assign]
         self.device_keys = DeviceKeys(self.db, config.server_name)
         self.one_time_keys = OneTimeKeys(self.db, config.server_name)
         self.device_lists = DeviceLists(self.db)

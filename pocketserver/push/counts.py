@@ -48,6 +48,19 @@ async def on_left_room(tx: Transaction, user_id: str, room_id: str, stream_order
     await store.delete_unread(tx, user_id, room_id, None)
 
 
+async def on_redacted(tx: Transaction, room_id: str, stream_ordering: int) -> None:
+    """A redacted event notifies no more: it leaves /notifications and the unread counts of the
+    users it counted for, as Synapse does (a deleted message left a badge nobody could clear by
+    reading it)."""
+    forgotten = await store.delete_event_push_actions(tx, stream_ordering)
+    if forgotten is None:
+        return
+    thread_id, counted = forgotten
+    for user_id in counted:
+        await store.recount_unread(tx, user_id, room_id, thread_id)
+    tx.changes.users.update(counted)
+
+
 async def add_to_unread(tx: Transaction, room_id: str, thread_id: str, users: Sequence[tuple[str, bool]]) -> None:
     """Count one more unread notification for each (user, highlight) in the room's thread."""
     if users:

@@ -286,6 +286,9 @@ class RoomServer:
     async def on_event_persisted(self, tx: Transaction, room: RoomState, pdu: Pdu, stream_ordering: int) -> None:
         """Called in the write job after each event is stored; a no-op until push evaluation replaces it."""
 
+    async def on_event_redacted(self, tx: Transaction, room_id: str, stream_ordering: int) -> None:
+        """Called in the write job when a redaction applies to a stored event; push replaces it."""
+
     async def _apply_redaction(self, tx: Transaction, room: RoomState, redaction: Pdu) -> None:
         """Store the redacted form of the target when this redaction may apply to it.
 
@@ -302,6 +305,7 @@ class RoomServer:
             return
         redacted = redact(target.json, room.version)
         await event_store.set_redacted(tx, target_id, redacted, redaction.event_id)
+        await self.on_event_redacted(tx, room.room_id, target.stream_ordering)
         self.state_cache.forget_content(target_id)
         if target.state_key is not None:
             key = (target.type, target.state_key)

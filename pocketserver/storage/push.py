@@ -137,6 +137,20 @@ def _recipient(raw: str, user_id: str) -> tuple[list[Any], bool, bool] | None:
     return None
 
 
+async def delete_event_push_actions(tx: Transaction, stream_ordering: int) -> tuple[str, list[str]] | None:
+    """Forget who an event notified; returns its thread and the users it was counted for."""
+    row = await tx.fetchone("DELETE FROM push_event_actions WHERE stream_ordering = ? "
+                            "RETURNING thread_id, recipients_json", (stream_ordering,))
+    if row is None:
+        return None
+    value = json.loads(row[1])
+    if isinstance(value, dict):                      # a row from before the grouped form
+        counted = [u for u, mine in value.items() if mine.get("c")]
+    else:
+        counted = [u for _, _, c, users in value if c for u in users]
+    return row[0], counted
+
+
 async def add_unread(tx: Transaction, room_id: str, thread_id: str, users: Iterable[tuple[str, bool]]) -> None:
     """One more notification (and highlight) for each (user_id, highlight), in one statement."""
     await tx.executemany(

@@ -142,3 +142,25 @@ async def test_get_notifications(api) -> None:
         assert status == 400 and body["errcode"] == "M_INVALID_PARAM", query
     status, _ = await api.call("GET", NOTIFS)
     assert status == 401
+
+
+async def test_a_redacted_event_notifies_no_more(api) -> None:
+    """A deleted message leaves the unread counts and /notifications, as in Synapse: the badge it
+    left could not be cleared by reading, as nothing was left to read."""
+    a, b, room = await setup_room(api)
+    kept = await send(api, a, room, "1", {"msgtype": "m.text", "body": "kept"})
+    spam = await send(api, a, room, "2", {"msgtype": "m.text", "body": "spam", "m.mentions": {"user_ids": [BOB]}})
+    root = await send(api, a, room, "3", {"msgtype": "m.text", "body": "root"})
+    in_thread = await send(api, a, room, "4", {"msgtype": "m.text", "body": "threaded", "m.relates_to": {
+        "rel_type": "m.thread", "event_id": root}})
+    assert await unread(api, b, room, THREADS) == {"unread_notifications": counts(3, 1),
+                                                   "unread_thread_notifications": {root: counts(1)}}
+    for target, txn in ((spam, "r1"), (in_thread, "r2")):
+        status, _ = await api.call("PUT", f"{R}/{room}/redact/{target}/{txn}", {"reason": "spam"}, token=a)
+        assert status == 200
+    assert await unread(api, b, room, THREADS) == {"unread_notifications": counts(2)}
+    _, body = await api.call("GET", NOTIFS, token=b)
+    assert [n["event"]["event_id"] for n in body["notifications"]] == [root, kept]
+    # A later receipt counts from what is left.
+    await read_receipt(api, BOB, room, kept, None)
+    assert await unread(api, b, room) == {"unread_notifications": counts(1)}
