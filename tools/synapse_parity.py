@@ -562,7 +562,61 @@ def sync_cases() -> Iterator[Case]:
     yield Case(a, "POST", SLIDING + "?pos={pos}", {"lists": lists, "extensions": extensions, "timeout": 0})
     yield Case(a, "GET", C + "/keys/changes?from={since}&to={since2}")
     yield Case(a, "POST", C + "/join/{dm}", {})
-    yield Case(a, "GET", C + "/sync?since={since2}&timeout=0")
+    yield Case(a, "GET", C + "/sync?since={since2}&timeout=0", save="since3")
+
+
+def flow_cases() -> Iterator[Case]:
+    """Threads, mentions and unread counts; relations, threads and lazy-loaded members in
+    /messages and /context; a space and its hierarchy; a knock and its acceptance."""
+    a, b = "alicedev", "bob"
+    text = lambda body, **extra: {"msgtype": "m.text", "body": body, **extra}  # noqa: E731
+    threads = urllib.parse.quote('{"room":{"timeline":{"unread_thread_notifications":true}}}')
+    lazy = urllib.parse.quote('{"lazy_load_members":true}')
+    yield Case(b, "GET", C + "/sync?timeout=0", save="bobsince")
+    yield Case(b, "PUT", C + "/rooms/{sy}/send/m.room.message/$TXN", text("thread root"), save="troot")
+    yield Case(b, "PUT", C + "/rooms/{sy}/send/m.room.message/$TXN", text(
+        "in the thread", **{"m.relates_to": {"rel_type": "m.thread", "event_id": "{troot}", "is_falling_back": True,
+                                             "m.in_reply_to": {"event_id": "{troot}"}}}), save="treply")
+    yield Case(b, "PUT", C + "/rooms/{sy}/send/m.room.message/$TXN", text(
+        "alice, look", **{"m.mentions": {"user_ids": ["{alice}"]}}), save="mention")
+    yield Case(b, "PUT", C + "/rooms/{sy}/send/m.reaction/$TXN", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": "{treply}", "key": "👍"}})
+    yield Case(a, "GET", C + "/sync?since={since3}&timeout=0&filter=" + threads, save="since4")
+    yield Case(a, "GET", C + "/notifications")
+    yield Case(a, "GET", C + "/notifications?only=highlight")
+    yield Case(a, "GET", C + "/notifications?limit=1")
+    yield Case(a, "GET", C + "/rooms/{sy}/event/{troot}")
+    yield Case(a, "GET", V1 + "/rooms/{sy}/relations/{troot}?recurse=true")
+    yield Case(a, "GET", V1 + "/rooms/{sy}/relations/{troot}/m.thread?limit=1")
+    yield Case(a, "GET", V1 + "/rooms/{sy}/threads")
+    yield Case(a, "GET", C + "/rooms/{sy}/messages?dir=b&limit=3&filter=" + lazy)
+    yield Case(a, "GET", C + "/rooms/{sy}/messages?dir=f&limit=3")
+    yield Case(a, "GET", C + "/rooms/{sy}/context/{treply}?limit=2&filter=" + lazy)
+    yield Case(a, "POST", C + "/rooms/{sy}/receipt/m.read/{treply}", {"thread_id": "{troot}"})
+    yield Case(a, "POST", C + "/rooms/{sy}/receipt/m.read.private/{mention}", {})
+    yield Case(a, "GET", C + "/sync?since={since4}&timeout=0&filter=" + threads)
+    # A space with the room as its child.
+    yield Case("alice", "POST", C + "/createRoom", {"creation_content": {"type": "m.space"}, "name": "Space",
+                                                    "preset": "public_chat"}, save="space")
+    yield Case("alice", "PUT", C + "/rooms/{space}/state/m.space.child/{sy}", {"via": ["localhost"], "order": "a"})
+    yield Case("alice", "PUT", C + "/rooms/{sy}/state/m.space.parent/{space}", {"via": ["localhost"], "canonical": True})
+    yield Case("alice", "GET", V1 + "/rooms/{space}/hierarchy")
+    yield Case("alice", "GET", V1 + "/rooms/{space}/hierarchy?max_depth=0")
+    yield Case("alice", "GET", V1 + "/rooms/{space}/hierarchy?limit=1")
+    yield Case("erin", "GET", V1 + "/rooms/{space}/hierarchy")
+    yield Case("alice", "GET", V1 + "/room_summary/{space}")
+    yield Case("erin", "GET", V1 + "/room_summary/{sy}")
+    # A knock, seen by the room and the knocker, then accepted with an invite.
+    yield Case("erin", "POST", C + "/createRoom", {"initial_state": [{"type": "m.room.join_rules", "state_key": "",
+                                                                      "content": {"join_rule": "knock"}}],
+                                                   "name": "Knock here"}, save="kr")
+    yield Case("erin", "GET", C + "/sync?timeout=0", save="erinsince")
+    yield Case(b, "POST", C + "/knock/{kr}", {"reason": "let me in"})
+    yield Case(b, "GET", C + "/sync?since={bobsince}&timeout=0", save="bobsince2")
+    yield Case("erin", "GET", C + "/sync?since={erinsince}&timeout=0")
+    yield Case("erin", "POST", C + "/rooms/{kr}/invite", {"user_id": "{bob}"})
+    yield Case(b, "GET", C + "/sync?since={bobsince2}&timeout=0")
+    yield Case(b, "GET", V1 + "/room_summary/{kr}")
 
 
 def explanation(case: Case) -> str | None:
@@ -713,7 +767,7 @@ def _run(args: argparse.Namespace) -> int:
     synapse, other = Server("synapse", args.synapse, args.secret), Server("other", args.other, args.secret)
     set_up(synapse)
     set_up(other)
-    cases = [*room_cases(), *other_cases(), *sync_cases()]
+    cases = [*room_cases(), *other_cases(), *sync_cases(), *flow_cases()]
     dump = None
     if args.dump:
         dump = Path(args.dump)
