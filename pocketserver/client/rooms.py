@@ -5,6 +5,7 @@ Spec: client-server-api, "Rooms", "Events", "Getting events for a room".
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from quart import Blueprint, request
 
@@ -14,6 +15,7 @@ from pocketserver.roomserver import sending
 from pocketserver.roomserver.creation import create_room as create_room_service
 from pocketserver.server import current_server
 from pocketserver.storage import rooms as room_store
+from pocketserver.storage.events import StoredEvent
 from pocketserver.sync.filters import check_room_event_filter, event_matches
 
 bp = Blueprint("rooms", __name__)
@@ -131,6 +133,18 @@ def _filter_arg() -> dict | None:
     return check_room_event_filter(value)
 
 
+# The RoomEventFilter keys that leave events out of a /messages page.
+SELECTING_KEYS = frozenset({"types", "not_types", "senders", "not_senders", "rooms", "not_rooms", "contains_url"})
+
+
+def _selector(event_filter: dict | None, room_id: str) -> Callable[[StoredEvent], bool] | None:
+    """The filter's test of an event, or None when it selects every event (lazy_load_members alone)."""
+    if not event_filter or SELECTING_KEYS.isdisjoint(event_filter):
+        return None
+    return lambda e: event_matches(event_filter, event_type=e.type, sender=e.sender, room_id=room_id,
+                                   content=e.json.get("content", {}))
+
+
 @bp.get(f"{ROOM}/messages")
 async def get_room_events(room_id: str) -> dict:
     """operationId getRoomEvents. Spec: "GET /_matrix/client/v3/rooms/{roomId}/messages"."""
@@ -145,9 +159,7 @@ async def get_room_events(room_id: str) -> dict:
         limit = min(limit, event_filter["limit"])
     events, start, end = await server.reader.messages(
         requester.user_id, room_id, from_token=request.args.get("from"), to_token=request.args.get("to"),
-        direction=direction, limit=limit)
-    events = [e for e in events if event_matches(event_filter, event_type=e.type, sender=e.sender,
-                                                 content=e.json.get("content", {}))]
+        direction=direction, limit=limit, keep=_selector(event_filter, room_id))
     body: dict = {"start": start.serialize(),
                   "chunk": await server.reader.serialize(events, requester.user_id, requester.device_id)}
     if end is not None:

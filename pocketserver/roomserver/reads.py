@@ -6,7 +6,7 @@ Spec: client-server-api, "Getting events for a room", "Room History Visibility".
 from __future__ import annotations
 
 import time
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from typing import Any
 
 from pocketserver.errors import Forbidden, NotFound
@@ -21,6 +21,8 @@ from pocketserver.storage.events import StoredEvent
 from pocketserver.sync.tokens import StreamToken
 
 MAX_PAGE = 1000
+FILTER_BATCH = 100        # events read at a time while filling a filtered /messages page
+MAX_FILTER_SCAN = 5000    # events one filtered /messages request reads at most
 MAX_CHILD_CHECK = 200      # parents checked for children by one synchronous look-up (has_children)
 MAX_CLIENT_EVENTS = 1024   # formatted ClientEvents kept (first in, first out), as many as StateCache's events
 MAX_MEMBERSHIP_WALK = 50   # member events of one user walked back for unsigned.membership
@@ -235,9 +237,13 @@ class RoomReader:
         raise NotFound("Event not found")
 
     async def messages(self, user_id: str, room_id: str, *, from_token: str | None, to_token: str | None,
-                       direction: str, limit: int) -> tuple[list[StoredEvent], StreamToken, StreamToken | None]:
+                       direction: str, limit: int, keep: Callable[[StoredEvent], bool] | None = None,
+                       ) -> tuple[list[StoredEvent], StreamToken, StreamToken | None]:
         """One page of room history with the tokens around it.
 
+        `keep`: a filter (the request's RoomEventFilter). The page is then filled with up to
+        `limit` events that pass it, reading on through history (at most MAX_FILTER_SCAN events),
+        as Synapse does, rather than answering pages that a rare event type leaves empty.
         Spec: client-server-api, "GET /_matrix/client/v3/rooms/{roomId}/messages".
         """
         read_limit = await self.require_reader(user_id, room_id)
@@ -245,19 +251,44 @@ class RoomReader:
         newest = await event_store.max_stream_ordering(self.db)
         start = StreamToken.parse(from_token) if from_token else StreamToken(events=0 if direction == "f" else newest)
         ceiling = newest if read_limit is None else min(newest, read_limit)
-        if direction == "b":
-            upto = min(start.events, ceiling)
-            floor = StreamToken.parse(to_token).events if to_token else 0
-            events = await event_store.get_room_events(self.db, room_id, after=floor, upto=upto, limit=limit,
-                                                       backwards=True)
-            end = start.with_events(events[-1].stream_ordering - 1) if len(events) == limit and events else None
+        backwards = direction == "b"
+        if limit == 0:
+            keep = None
+        if backwards:
+            low, high = (StreamToken.parse(to_token).events if to_token else 0), min(start.events, ceiling)
         else:
-            top = min(StreamToken.parse(to_token).events if to_token else ceiling, ceiling)
-            events = await event_store.get_room_events(self.db, room_id, after=start.events, upto=top, limit=limit,
-                                                       backwards=False)
-            end = start.with_events(events[-1].stream_ordering) if events else None
-        visible = await self.visible(user_id, events)
-        return visible, start, end
+            low, high = start.events, min(StreamToken.parse(to_token).events if to_token else ceiling, ceiling)
+        batch_size = limit if keep is None else max(limit, FILTER_BATCH)
+        out: list[StoredEvent] = []
+        scanned = 0
+        while True:
+            batch = await event_store.get_room_events(self.db, room_id, after=low, upto=high, limit=batch_size,
+                                                      backwards=backwards)
+            scanned += len(batch)
+            visible = await self.visible(user_id, batch)
+            if keep is None:
+                out = visible
+            else:
+                shown = {e.event_id for e in visible}
+                for n, event in enumerate(batch):
+                    if event.event_id in shown and keep(event):
+                        out.append(event)
+                        if len(out) == limit:
+                            batch = batch[:n + 1]          # the page ends here; the rest is for the next
+                            break
+            last = batch[-1].stream_ordering if batch else None
+            more = last is not None and (len(batch) == batch_size or len(out) == limit)
+            if keep is None or len(out) >= limit or not more or scanned >= MAX_FILTER_SCAN:
+                break
+            if backwards:
+                high = last - 1
+            else:
+                low = last
+        if backwards:
+            end = start.with_events(last - 1) if more and last is not None else None
+        else:
+            end = start.with_events(last) if last is not None else None
+        return out, start, end
 
     async def events_after(self, user_id: str, room_id: str, after: int, limit: int) -> tuple[list[StoredEvent], int]:
         """The room's events after stream position `after` that the user may see, oldest first, and
