@@ -145,6 +145,7 @@ class Server:
         self.push = Push(config, self.db, self.reader)
         self.roomserver.on_event_persisted = self.push.on_event_persisted  # type: ignore[method-assign]
         self.roomserver.on_event_redacted = push_counts.on_redacted  # type: ignore[method-assign]
+        self.roomserver.on_joined_successor = self._carry_user_settings  # type: ignore[method-assign]
         self.device_keys = DeviceKeys(self.db, config.server_name)
         self.one_time_keys = OneTimeKeys(self.db, config.server_name)
         self.device_lists = DeviceLists(self.db)
@@ -167,6 +168,11 @@ class Server:
         self.announcer: Announcer | None = None
         self.last_request_at = time.perf_counter()   # set by request_started()
         self._requests_since_release = asyncio.Event()
+
+    async def _carry_user_settings(self, tx: Any, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """A user joined an upgraded room's successor (roomserver.upgrade.carry_user_settings)."""
+        from pocketserver.roomserver.upgrade import carry_user_settings
+        await carry_user_settings(self.push.rules, tx, user_id, old_room_id, new_room_id)
 
     # Services that few requests use are built, and their modules imported, on first use: each
     # module left out of start-up saves its import (~0.5 ms per frozen dataclass it defines).

@@ -53,6 +53,7 @@ class Push:
         await self.pushers.load()
         assert self.db.writer is not None
         self.db.writer.add_listener(self.pushers.on_commit)
+        self.db.writer.add_listener(self.rules.after_commit)
 
     async def close(self) -> None:
         await self.pushers.close()

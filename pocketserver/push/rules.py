@@ -100,6 +100,7 @@ class PushRules:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._cache: dict[str, RuleSet] = {}
+        self._stale: set[str] = set()     # changed by a job not yet known to be committed
 
     async def get_ruleset(self, user_id: str) -> RuleSet:
         cached = self._cache.get(user_id)
@@ -220,6 +221,49 @@ class PushRules:
 
         await self._write(user_id, job)
 
+    async def copy_room_rules(self, tx: Transaction, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """Inside a write job: the user's enabled rules for the old room, again for its successor (a
+        room rule, and override or underride rules matching its room_id), each placed just before
+        the rule it copies. A rule the user already has is left alone. As Synapse does on a room
+        upgrade; spec: client-server-api, "Room Upgrades" ("notifications, tags, etc.")."""
+        own = await store.get_user_rules(tx, user_id)
+        have = {(r.kind, r.rule_id) for r in own}
+        copies: dict[tuple[str, str], tuple[str, list[Any] | None]] = {}   # (kind, original) -> (new id, conditions)
+        for rule in own:
+            if not rule.enabled:
+                continue
+            if rule.kind == "room" and rule.rule_id == old_room_id:
+                copies[(rule.kind, rule.rule_id)] = (new_room_id, None)
+            elif rule.kind in ("override", "underride") and any(_names_room(c, old_room_id) for c in rule.conditions or ()):
+                new_id = rule.rule_id.replace(old_room_id, new_room_id)
+                conditions = [dict(c, pattern=new_room_id) if _names_room(c, old_room_id) else c
+                              for c in rule.conditions or ()]
+                if new_id != rule.rule_id:
+                    copies[(rule.kind, rule.rule_id)] = (new_id, conditions)
+        copies = {k: v for k, v in copies.items() if (k[0], v[0]) not in have}
+        if not copies:
+            return
+        for kind in sorted({k for k, _ in copies}):
+            order: list[str] = []
+            for rule in (r for r in own if r.kind == kind):
+                if (kind, rule.rule_id) in copies:
+                    new_id, conditions = copies[(kind, rule.rule_id)]
+                    await store.upsert_rule(tx, user_id, kind, new_id, 0, conditions, rule.pattern, list(rule.actions))
+                    order.append(new_id)
+                order.append(rule.rule_id)
+            if len(order) <= MAX_RULES_PER_KIND:
+                await store.set_rule_priorities(tx, user_id, kind, order)
+        await self._publish(tx, user_id)
+        self._stale.add(user_id)
+
+    def after_commit(self, changes: Any) -> None:
+        """Writer listener: drop rulesets changed inside other services' write jobs once committed
+        (a read between the job's own drop and its commit may have cached the old rules)."""
+        if self._stale:
+            for user_id in self._stale:
+                self._cache.pop(user_id, None)
+            self._stale.clear()
+
     async def _require(self, user_id: str, kind: str, rule_id: str) -> bool:
         """Raise NotFound unless the rule exists; True when it is a server-default rule."""
         rule = (await self.get_ruleset(user_id)).find(kind, rule_id)
@@ -240,6 +284,12 @@ class PushRules:
             await self.db.write(job)
         finally:
             self._cache.pop(user_id, None)
+
+
+def _names_room(condition: Any, room_id: str) -> bool:
+    """Whether a condition is an event_match of the room ID (how clients write per-room rules)."""
+    return isinstance(condition, Mapping) and condition.get("kind") == "event_match" \
+        and condition.get("key") == "room_id" and condition.get("pattern") == room_id
 
 
 def _check_rule_id(rule_id: str) -> None:

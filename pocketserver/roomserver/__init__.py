@@ -226,6 +226,11 @@ class RoomServer:
                         await record_membership_change(tx, room_id, pdu.state_key, str(membership))
                         await room_store.set_local_membership(tx, pdu.state_key, room_id, str(membership),
                                                               pdu.event_id, position)
+                        predecessor = working.create.content.get("predecessor")
+                        if membership == "join" and isinstance(predecessor, Mapping) and (
+                                previous is None or previous.content.get("membership") != "join") \
+                                and isinstance(predecessor.get("room_id"), str):
+                            await self.on_joined_successor(tx, pdu.state_key, predecessor["room_id"], room_id)
                     if pdu.type == "m.room.member":
                         tx.changes.users.add(pdu.state_key)
                 relates = pdu.content.get("m.relates_to")
@@ -288,6 +293,10 @@ class RoomServer:
 
     async def on_event_redacted(self, tx: Transaction, room_id: str, stream_ordering: int) -> None:
         """Called in the write job when a redaction applies to a stored event; push replaces it."""
+
+    async def on_joined_successor(self, tx: Transaction, user_id: str, old_room_id: str, new_room_id: str) -> None:
+        """Called in the write job when a local user joins a room that replaced another (its create
+        event names a predecessor); the server replaces it with upgrade.carry_user_settings."""
 
     async def _apply_redaction(self, tx: Transaction, room: RoomState, redaction: Pdu) -> None:
         """Store the redacted form of the target when this redaction may apply to it.

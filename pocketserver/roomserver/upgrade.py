@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pocketserver.errors import BadJson, Forbidden
 from pocketserver.rooms.auth_rules import AuthRuleViolation, auth_state_for, check_auth_rules
@@ -17,13 +17,19 @@ from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS, RoomVersion
 from pocketserver.roomserver import EventSpec, RoomServer, now_ms
 from pocketserver.roomserver.creation import UnsupportedRoomVersion, default_power_levels, parse_user_ids
 from pocketserver.roomserver.room_state import RoomState
+from pocketserver.storage import account_data
 from pocketserver.storage import rooms as room_store
+from pocketserver.storage.account_data import tags_of
 from pocketserver.storage.writer import Transaction
+
+if TYPE_CHECKING:
+    from pocketserver.push.rules import PushRules
 
 # Spec: "Room Upgrades", step 3 (the recommended transferable state); power levels are handled apart.
 TRANSFERABLE_STATE = ("m.room.server_acl", "m.room.encryption", "m.room.name", "m.room.avatar", "m.room.topic",
                       "m.room.guest_access", "m.room.history_visibility", "m.room.join_rules")
 TOMBSTONE_BODY = "This room has been replaced"
+TAG_TYPE, DIRECT_TYPE = "m.tag", "m.direct"
 MAX_ADDITIONAL_CREATORS = 100
 
 
@@ -101,6 +107,26 @@ async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_versi
         _, final_old = await rs.persist(old, old_built, extra=unpublish)
         rs.remember(final_old)
         return create.room_id
+
+
+async def carry_user_settings(rules: PushRules, tx: Transaction, user_id: str, old_room_id: str,
+                              new_room_id: str) -> None:
+    """A local user joined the room that replaced `old_room_id`: their tags on the old room, its
+    place in their `m.direct` and their push rules for it go with them, unless the new room has its
+    own already. Spec: client-server-api, "Room Upgrades" ("When a user joins the new room, the
+    server should automatically transfer/replicate some of the user's personalized settings such
+    as notifications, tags, etc."); the same three Synapse carries over.
+    """
+    tags = tags_of(await account_data.get_account_data_tx(tx, user_id, old_room_id, TAG_TYPE))
+    if tags and not tags_of(await account_data.get_account_data_tx(tx, user_id, new_room_id, TAG_TYPE)):
+        await account_data.set_account_data(tx, user_id, new_room_id, TAG_TYPE, {"tags": tags})
+    direct = await account_data.get_account_data_tx(tx, user_id, account_data.GLOBAL, DIRECT_TYPE)
+    if isinstance(direct, dict):
+        changed = {other: [*rooms, new_room_id] for other, rooms in direct.items()
+                   if isinstance(rooms, list) and old_room_id in rooms and new_room_id not in rooms}
+        if changed:
+            await account_data.set_account_data(tx, user_id, account_data.GLOBAL, DIRECT_TYPE, {**direct, **changed})
+    await rules.copy_room_rules(tx, user_id, old_room_id, new_room_id)
 
 
 def _tombstone_spec(replacement_room: str) -> EventSpec:

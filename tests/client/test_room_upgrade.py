@@ -158,3 +158,61 @@ async def test_upgrade_refusals(api) -> None:
     # Nothing changed in the room after the refusals.
     state = await state_map(api, room, a)
     assert ("m.room.tombstone", "") not in state
+
+
+async def test_joining_the_new_room_carries_tags_dm_and_push_rules(api) -> None:
+    """Spec, "Room Upgrades": "When a user joins the new room, the server should automatically
+    transfer/replicate some of the user's personalized settings such as notifications, tags, etc."
+    As Synapse: the old room's tags, its place in m.direct and the push rules naming it."""
+    a, b = await api.tokens("alice", "bob")
+    alice, bob = "@alice:test.local", "@bob:test.local"
+    status, body = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat", "is_direct": True,
+                                                              "invite": [bob]}, token=a)
+    old = body["room_id"]
+    await api.call("POST", f"{R}/{old}/join", {}, token=b)
+    calls = [
+        (a, "PUT", f"{V3}/user/{alice}/rooms/{old}/tags/m.favourite", {"order": 0.25}),
+        (a, "PUT", f"{V3}/user/{alice}/account_data/m.direct", {bob: [old, "!other:test.local"]}),
+        (a, "PUT", f"{V3}/pushrules/global/room/{old}", {"actions": ["dont_notify"]}),   # "mentions only"
+        (b, "PUT", f"{V3}/pushrules/global/override/{old}", {                              # "mute"
+            "actions": [], "conditions": [{"kind": "event_match", "key": "room_id", "pattern": old}]}),
+        (b, "PUT", f"{V3}/user/{bob}/rooms/{old}/tags/u.family", {}),
+    ]
+    for token, method, path, content in calls:
+        status, resp = await api.call(method, path, content, token=token)
+        assert status == 200, (path, resp)
+
+    status, body = await api.call("POST", f"{R}/{old}/upgrade", {"new_version": "11"}, token=a)
+    assert status == 200, body
+    new = body["replacement_room"]
+    # The upgrader joins the new room as it is made.
+    status, tags = await api.call("GET", f"{V3}/user/{alice}/rooms/{new}/tags", token=a)
+    assert tags == {"tags": {"m.favourite": {"order": 0.25}}}
+    _, direct = await api.call("GET", f"{V3}/user/{alice}/account_data/m.direct", token=a)
+    assert direct == {bob: [old, "!other:test.local", new]}
+    status, rule = await api.call("GET", f"{V3}/pushrules/global/room/{new}", token=a)
+    _, original = await api.call("GET", f"{V3}/pushrules/global/room/{old}", token=a)
+    assert status == 200 and rule == {**original, "rule_id": new} and rule["enabled"] is True
+    # Bob's come with him when he joins (he could not before: not in the new room).
+    status, tags = await api.call("GET", f"{V3}/user/{bob}/rooms/{new}/tags", token=b)
+    assert status == 403 or tags == {"tags": {}}
+    status, _ = await api.call("POST", f"{R}/{new}/join", {}, token=b)
+    assert status == 200
+    _, tags = await api.call("GET", f"{V3}/user/{bob}/rooms/{new}/tags", token=b)
+    assert tags == {"tags": {"u.family": {}}}
+    status, rule = await api.call("GET", f"{V3}/pushrules/global/override/{new}", token=b)
+    assert status == 200 and rule["conditions"] == [{"kind": "event_match", "key": "room_id", "pattern": new}]
+    _, rules = await api.call("GET", f"{V3}/pushrules/", token=b)
+    ids = [r["rule_id"] for r in rules["global"]["override"]]
+    assert ids.index(new) + 1 == ids.index(old)                    # just before the rule it copies
+    # And they work: bob's mute keeps alice's message in the new room from counting for him.
+    status, _ = await api.call("PUT", f"{R}/{new}/send/m.room.message/t1", {"msgtype": "m.text", "body": "hi"},
+                               token=a)
+    assert status == 200
+    _, sync = await api.call("GET", f"{V3}/sync", token=b)
+    assert sync["rooms"]["join"][new]["unread_notifications"]["notification_count"] == 0
+    # A later rejoin does not bring back what the user has changed since.
+    await api.call("DELETE", f"{V3}/user/{bob}/rooms/{new}/tags/u.family", token=b)
+    await api.call("PUT", f"/_matrix/client/v3/profile/{bob}/displayname", {"displayname": "Bobby"}, token=b)
+    _, tags = await api.call("GET", f"{V3}/user/{bob}/rooms/{new}/tags", token=b)
+    assert tags == {"tags": {}}
