@@ -147,7 +147,7 @@ class Case(NamedTuple):
     body: Any = None
     tag: str = ""          # a '#...' suffix some KNOWN entries name
     strict: bool = False   # a value pocketserver refuses on purpose (the '#strict-values' group)
-    save: str = ""         # keep the answer's next_batch/pos/event_id/room_id as {save} for later cases
+    save: str = ""         # keep the answer's next_batch/pos/event_id/room_id/... as {save} for later cases
 
 
 class Server:
@@ -617,6 +617,66 @@ def flow_cases() -> Iterator[Case]:
     yield Case("erin", "POST", C + "/rooms/{kr}/invite", {"user_id": "{bob}"})
     yield Case(b, "GET", C + "/sync?since={bobsince2}&timeout=0")
     yield Case(b, "GET", V1 + "/room_summary/{kr}")
+    yield from backup_cases()
+    yield from later_cases()
+
+
+def backup_cases() -> Iterator[Case]:
+    """Server-side key backup (the auth_data is opaque to servers: neither checks its signatures)."""
+    a = "alicedev"
+    algorithm = "m.megolm_backup.v1.curve25519-aes-sha2"
+    key = lambda count: {"first_message_index": 1, "forwarded_count": count, "is_verified": False,  # noqa: E731
+                         "session_data": {"ephemeral": "e", "ciphertext": "c", "mac": "m"}}
+    keys = C + "/room_keys/keys"
+    yield Case(a, "POST", C + "/room_keys/version", {"algorithm": algorithm, "auth_data": {"public_key": "pk1"}},
+               save="backup")
+    yield Case(a, "GET", C + "/room_keys/version")
+    yield Case(a, "PUT", keys + "/{sy}/sess1?version={backup}", key(1))
+    yield Case(a, "PUT", keys + "?version={backup}", {"rooms": {"{sy}": {"sessions": {"sess2": key(0)}}}})
+    yield Case(a, "PUT", keys + "/{sy}/sess1?version={backup}", key(5))      # a worse key: kept as it was
+    yield Case(a, "GET", keys + "?version={backup}")
+    yield Case(a, "GET", keys + "/{sy}?version={backup}")
+    yield Case(a, "GET", keys + "/{sy}/sess1?version={backup}")
+    yield Case(a, "GET", keys + "/{sy}/nope?version={backup}")
+    yield Case(a, "GET", C + "/room_keys/version/{backup}")
+    yield Case(a, "PUT", keys + "?version=999", {"rooms": {}})
+    yield Case(a, "DELETE", keys + "/{sy}/sess1?version={backup}")
+    yield Case(a, "PUT", C + "/room_keys/version/{backup}", {"algorithm": algorithm, "auth_data": {"public_key": "pk2"},
+                                                             "version": "{backup}"})
+    yield Case(a, "POST", C + "/room_keys/version", {"algorithm": algorithm, "auth_data": {"public_key": "pk3"}},
+               save="backup2")
+    yield Case(a, "PUT", keys + "/{sy}/sess3?version={backup}", key(0))      # the old version
+    yield Case(a, "DELETE", C + "/room_keys/version/{backup}")
+    yield Case(a, "GET", C + "/room_keys/version/{backup}")
+    yield Case(a, "GET", C + "/room_keys/version")
+
+
+def later_cases() -> Iterator[Case]:
+    """Read markers and an ignored user seen in /sync, filtered /messages, then the room upgraded
+    and followed."""
+    a, b = "alicedev", "bob"
+    # Initial syncs repeated later in the run differ in their query: Synapse answers the same request
+    # from a cache for two minutes (SYNC_RESPONSE_CACHE_MS), token and all.
+    yield Case(a, "GET", C + "/sync?timeout=0&filter=%7B%7D", save="since5")
+    yield Case(a, "POST", C + "/rooms/{sy}/read_markers", {"m.fully_read": "{troot}", "m.read": "{troot}"})
+    yield Case(a, "PUT", C + "/user/{alice}/account_data/m.ignored_user_list", {"ignored_users": {"{erin}": {}}})
+    yield Case("erin", "PUT", C + "/rooms/{dm}/send/m.room.message/$TXN", {"msgtype": "m.text", "body": "ignored"})
+    yield Case(a, "GET", C + "/sync?since={since5}&timeout=0", save="since6")
+    yield Case(a, "GET", C + "/rooms/{dm}/messages?dir=b&limit=3")
+    yield Case(a, "GET", C + "/rooms/{sy}/messages?dir=b&filter=" + urllib.parse.quote(json.dumps(
+        {"types": ["m.room.message"], "not_senders": ["@alice:localhost"], "contains_url": False, "limit": 2})))
+    yield Case(a, "GET", C + "/rooms/{sy}/messages?dir=b&filter=" + urllib.parse.quote(json.dumps(
+        {"not_types": ["m.room.*"], "limit": 3})))
+    yield Case(b, "GET", C + "/sync?timeout=0&filter=%7B%7D", save="bobsince3")
+    yield Case("alice", "POST", C + "/rooms/{sy}/upgrade", {"new_version": "11"}, save="newroom")
+    yield Case(b, "GET", C + "/sync?since={bobsince3}&timeout=0")
+    yield Case(b, "POST", C + "/join/{newroom}", {})
+    yield Case(b, "GET", C + "/rooms/{newroom}/state/m.room.create/")
+    yield Case(b, "GET", C + "/rooms/{newroom}/state")
+    yield Case(b, "GET", C + "/rooms/{sy}/state/m.room.tombstone/")
+    yield Case(b, "GET", C + "/rooms/{sy}/state/m.room.power_levels/")
+    yield Case(b, "GET", V1 + "/room_summary/{newroom}")
+    yield Case(a, "GET", C + "/sync?since={since6}&timeout=0")
 
 
 def explanation(case: Case) -> str | None:
@@ -653,8 +713,8 @@ def compare(synapse: Server, other: Server, cases: list[Case], dump: Path | None
             body = None if case.body is None else json.loads(srv.fill(json.dumps(case.body), n))
             status, answer = srv.call(case.method, path, body, case.user)
             if case.save and status == 200 and isinstance(answer, dict):
-                srv.ids[case.save] = next(answer[k] for k in ("next_batch", "pos", "event_id", "room_id")
-                                          if k in answer)
+                srv.ids[case.save] = next(answer[k] for k in ("next_batch", "pos", "event_id", "room_id",
+                                                              "replacement_room", "version") if k in answer)
             errcode = answer.get("errcode") if isinstance(answer, dict) else None
             error = answer.get("error") if isinstance(answer, dict) else None
             keys = sorted(shape(answer)) if status == 200 and isinstance(answer, dict) else None
