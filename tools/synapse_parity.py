@@ -3,7 +3,7 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~710 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~730 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
 users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
@@ -56,6 +56,8 @@ USERS = ("alice", "bob", "carol", "dave", "erin")
 
 _NOT_HERE = "invite/kick/unban in a room this server does not have: 404 'not on this server' (Synapse 403/404)"
 _BAD_ROOM_ID = "a room ID of bad grammar: 400"
+_PUBLISH = ("a member who may send the room's m.room.canonical_alias may publish it in the server's own directory "
+            "(Synapse's default room_list_publication_rules let only server admins)")
 # (user, method, path template) -> why pocketserver answers otherwise. Templates are the cases'
 # own, with {room} standing for any room placeholder.
 KNOWN: dict[tuple[str | None, str, str], str] = {
@@ -124,6 +126,8 @@ KNOWN: dict[tuple[str | None, str, str], str] = {
     ("alice", "PUT", C + "/rooms/{pub}/typing/{bob}"):
         "another user's typing: 403 M_FORBIDDEN (Synapse 400 M_FORBIDDEN)",
     (None, "POST", C + "/login"): "a login without a password: M_BAD_JSON (Synapse M_INVALID_PARAM)",
+    ("alice", "PUT", C + "/directory/list/room/{space}"): _PUBLISH,
+    ("erin", "PUT", C + "/directory/list/room/{kr}"): _PUBLISH,
 }
 # Which cases the '#...' groups above cover, by (method, template, user) tests on the case.
 GROUPS = {
@@ -246,6 +250,10 @@ def set_up(srv: Server) -> None:
     srv.tokens["alicedev"] = srv.must("POST", C + "/login", {
         "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "pw-alice",
         "device_id": KEYS["device_id"]})["access_token"]
+    for name, user, device in (("alice2", "alice", "PARITY2"), ("erin2", "erin", "ERIN2")):   # for device_cases
+        srv.tokens[name] = srv.must("POST", C + "/login", {
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": user}, "password": f"pw-{user}",
+            "device_id": device, "initial_device_display_name": "second"})["access_token"]
 
 
 KEYS: dict[str, Any] = json.loads(Path(__file__).with_name("parity_keys.json").read_text(encoding="utf-8"))
@@ -618,7 +626,35 @@ def flow_cases() -> Iterator[Case]:
     yield Case(b, "GET", C + "/sync?since={bobsince2}&timeout=0")
     yield Case(b, "GET", V1 + "/room_summary/{kr}")
     yield from backup_cases()
+    yield from device_cases()
     yield from later_cases()
+
+
+def device_cases() -> Iterator[Case]:
+    """Devices: renamed, deleted through UIA, logged out; what others' syncs and the tokens say;
+    the public room directory paged and searched."""
+    a = "alicedev"
+    auth = {"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"},
+            "password": "pw-alice", "session": "{uia}"}
+    yield Case("bob", "GET", C + "/sync?timeout=0&filter=%7B%22room%22%3A%7B%22rooms%22%3A%5B%5D%7D%7D",
+               save="bobdev")
+    yield Case(a, "GET", C + "/devices")
+    yield Case(a, "PUT", C + "/devices/PARITY2", {"display_name": "old phone"})
+    yield Case(a, "GET", C + "/devices/PARITY2")
+    yield Case(a, "DELETE", C + "/devices/PARITY2", {}, save="uia")
+    yield Case(a, "DELETE", C + "/devices/PARITY2", {"auth": {**auth, "password": "wrong"}})
+    yield Case(a, "DELETE", C + "/devices/PARITY2", {"auth": auth})
+    yield Case("alice2", "GET", C + "/account/whoami")
+    yield Case(a, "GET", C + "/devices/PARITY2")
+    yield Case("erin2", "POST", C + "/logout", {})
+    yield Case("erin2", "GET", C + "/account/whoami")
+    yield Case("bob", "GET", C + "/sync?since={bobdev}&timeout=0")
+    yield Case("bob", "POST", C + "/keys/query", {"device_keys": {"{alice}": []}})
+    yield Case("alice", "PUT", C + "/directory/list/room/{space}", {"visibility": "public"})
+    yield Case("erin", "PUT", C + "/directory/list/room/{kr}", {"visibility": "public"})
+    yield Case("bob", "GET", C + "/publicRooms?limit=1")   # (Synapse lets only admins publish: nothing to page)
+    yield Case("bob", "POST", C + "/publicRooms", {"filter": {"generic_search_term": "pub"}, "limit": 5})
+    yield Case("bob", "POST", C + "/user_directory/search", {"search_term": "ali", "limit": 1})
 
 
 def backup_cases() -> Iterator[Case]:
@@ -712,9 +748,13 @@ def compare(synapse: Server, other: Server, cases: list[Case], dump: Path | None
             path = srv.fill(case.template, n)
             body = None if case.body is None else json.loads(srv.fill(json.dumps(case.body), n))
             status, answer = srv.call(case.method, path, body, case.user)
-            if case.save and status == 200 and isinstance(answer, dict):
-                srv.ids[case.save] = next(answer[k] for k in ("next_batch", "pos", "event_id", "room_id",
-                                                              "replacement_room", "version") if k in answer)
+            if case.save and status == 401 and isinstance(answer, dict) and "session" in answer:
+                srv.ids[case.save] = answer["session"]          # a UIA session, for the next stage
+            elif case.save and status == 200 and isinstance(answer, dict):
+                value = next((answer[k] for k in ("next_batch", "pos", "event_id", "room_id", "replacement_room",
+                                                  "version") if k in answer), None)
+                if value is not None:
+                    srv.ids[case.save] = value
             errcode = answer.get("errcode") if isinstance(answer, dict) else None
             error = answer.get("error") if isinstance(answer, dict) else None
             keys = sorted(shape(answer)) if status == 200 and isinstance(answer, dict) else None
