@@ -3,7 +3,7 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~730 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~740 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
 users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
@@ -97,7 +97,7 @@ KNOWN: dict[tuple[str | None, str, str], str] = {
     ("alice", "DELETE", C + "/devices/NOPE"):
         "deleting a device that does not exist: 404 at once (Synapse asks for UIA first, 401)",
     ("alice", "GET", C + "/user/{alice}/filter/abc"): "a filter ID that is not a number is not found: 404",
-    ("alice", "*", "#strict-values"):
+    ("*", "*", "#strict-values"):
         "values of the wrong type or range are refused, 400 (Synapse accepts them: is_direct 'yes', "
         "visibility 'bogus', limit -1, membership 'bogus', typing 'yes', presence.limit -1, "
         "keys/claim without one_time_keys)",
@@ -628,6 +628,36 @@ def flow_cases() -> Iterator[Case]:
     yield from backup_cases()
     yield from device_cases()
     yield from later_cases()
+    yield from sliding_cases()
+
+
+def sliding_cases() -> Iterator[Case]:
+    """Sliding sync as Element X drives it: filtered lists (DMs, invites, spaces, favourites), a
+    subscription whose timeline limit grows, extensions scoped to lists and rooms."""
+    a, b = "alicedev", "bob"
+    state = [["m.room.member", "$LAZY"], ["m.room.member", "$ME"], ["m.room.name", ""], ["m.room.create", ""],
+             ["m.room.encryption", ""], ["m.room.avatar", ""], ["m.room.canonical_alias", ""]]
+    lists = {name: {"ranges": [[0, 9]], "timeline_limit": 1, "required_state": state, "filters": filters}
+             for name, filters in (("dms", {"is_dm": True}), ("invites", {"is_invite": True}),
+                                   ("spaces", {"room_types": ["m.space"]}), ("favs", {"tags": ["m.favourite"]}),
+                                   ("rooms", {"not_room_types": ["m.space"], "is_invite": False}))}
+    extensions = {"to_device": {"enabled": True}, "e2ee": {"enabled": True},
+                  "account_data": {"enabled": True, "lists": ["dms"], "rooms": ["{newroom}"]},
+                  "receipts": {"enabled": True, "rooms": ["{newroom}"]}, "typing": {"enabled": True, "lists": ["rooms"]}}
+    body = {"conn_id": "ex", "lists": lists, "extensions": extensions, "timeout": 0}
+    yield Case(a, "POST", SLIDING, body, save="expos")
+    yield Case(b, "PUT", C + "/rooms/{newroom}/typing/{bob}", {"typing": True, "timeout": 30000})
+    yield Case("alice", "PUT", C + "/rooms/{newroom}/send/m.room.message/$TXN", {"msgtype": "m.text", "body": "new"},
+               save="newmsg")
+    yield Case("alice", "POST", C + "/rooms/{newroom}/receipt/m.read/{newmsg}", {})
+    yield Case("alice", "PUT", C + "/user/{alice}/rooms/{newroom}/tags/m.favourite", {"order": 0.5})
+    yield Case(a, "POST", SLIDING + "?pos={expos}", body, save="expos2")
+    grown = {**body, "room_subscriptions": {"{newroom}": {"timeline_limit": 10, "required_state": [["*", "*"]]}}}
+    yield Case(a, "POST", SLIDING + "?pos={expos2}", grown, save="expos3")
+    yield Case(a, "POST", SLIDING + "?pos={expos3}", grown)
+    yield Case(a, "POST", SLIDING + "?pos=garbage", body)
+    yield Case(a, "POST", SLIDING, {"conn_id": "ex", "lists": {"x": {"ranges": [[5, 1]], "timeline_limit": 1,
+                                                                    "required_state": []}}}, strict=True)
 
 
 def device_cases() -> Iterator[Case]:
