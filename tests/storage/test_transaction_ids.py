@@ -98,3 +98,14 @@ async def test_the_server_forgets_them_in_the_background(make_api: Any, monkeypa
             break
         await asyncio.sleep(0.05)
     assert (await api.server.db.fetchone(count))[0] == 0
+
+
+async def test_a_pass_deletes_a_bounded_number(api: Any) -> None:
+    """A database that kept every transaction ID is pruned over several passes, not one long one."""
+    now = 10 * transaction_ids.KEEP_MS
+    rows = [("@a:hs", "D", f"t{n}", f"${n}", 0) for n in range(25)]
+    await api.server.db.write(lambda tx: tx.executemany(
+        "INSERT INTO transaction_ids (user_id, device_id, txn_id, event_id, created_ts) VALUES (?, ?, ?, ?, ?)",
+        rows))
+    deleted = [await api.server.db.write(lambda tx: transaction_ids.delete_old(tx, now, most=10)) for _ in range(4)]
+    assert deleted == [10, 10, 5, 0]
