@@ -169,10 +169,11 @@ class Server:
         self.last_request_at = time.perf_counter()   # set by request_started()
         self._requests_since_release = asyncio.Event()
 
-    async def _carry_user_settings(self, tx: Any, user_id: str, old_room_id: str, new_room_id: str) -> None:
+    async def _carry_user_settings(self, tx: Any, user_id: str, old_room_id: str, new_room_id: str,
+                                   new_room_creator: str) -> None:
         """A user joined an upgraded room's successor (roomserver.upgrade.carry_user_settings)."""
         from pocketserver.roomserver.upgrade import carry_user_settings
-        await carry_user_settings(self.push.rules, tx, user_id, old_room_id, new_room_id)
+        await carry_user_settings(self.push.rules, tx, user_id, old_room_id, new_room_id, new_room_creator)
 
     # Services that few requests use are built, and their modules imported, on first use: each
     # module left out of start-up saves its import (~0.5 ms per frozen dataclass it defines).

@@ -230,7 +230,8 @@ class RoomServer:
                         if membership == "join" and isinstance(predecessor, Mapping) and (
                                 previous is None or previous.content.get("membership") != "join") \
                                 and isinstance(predecessor.get("room_id"), str):
-                            await self.on_joined_successor(tx, pdu.state_key, predecessor["room_id"], room_id)
+                            await self.on_joined_successor(tx, pdu.state_key, predecessor["room_id"], room_id,
+                                                           working.create.sender)
                     if pdu.type == "m.room.member":
                         tx.changes.users.add(pdu.state_key)
                 relates = pdu.content.get("m.relates_to")
@@ -294,7 +295,8 @@ class RoomServer:
     async def on_event_redacted(self, tx: Transaction, room_id: str, stream_ordering: int) -> None:
         """Called in the write job when a redaction applies to a stored event; push replaces it."""
 
-    async def on_joined_successor(self, tx: Transaction, user_id: str, old_room_id: str, new_room_id: str) -> None:
+    async def on_joined_successor(self, tx: Transaction, user_id: str, old_room_id: str, new_room_id: str,
+                                  new_room_creator: str) -> None:
         """Called in the write job when a local user joins a room that replaced another (its create
         event names a predecessor); the server replaces it with upgrade.carry_user_settings."""
 

@@ -18,6 +18,7 @@ from pocketserver.roomserver import EventSpec, RoomServer, now_ms
 from pocketserver.roomserver.creation import UnsupportedRoomVersion, default_power_levels, parse_user_ids
 from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import account_data
+from pocketserver.storage import events as event_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.account_data import tags_of
 from pocketserver.storage.writer import Transaction
@@ -110,13 +111,20 @@ async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_versi
 
 
 async def carry_user_settings(rules: PushRules, tx: Transaction, user_id: str, old_room_id: str,
-                              new_room_id: str) -> None:
+                              new_room_id: str, new_room_creator: str) -> None:
     """A local user joined the room that replaced `old_room_id`: their tags on the old room, its
     place in their `m.direct` and their push rules for it go with them, unless the new room has its
     own already. Spec: client-server-api, "Room Upgrades" ("When a user joins the new room, the
     server should automatically transfer/replicate some of the user's personalized settings such
     as notifications, tags, etc."); the same three Synapse carries over.
+
+    Anyone may name any room as the predecessor of a room they create. So, unlike Synapse, the
+    settings of a user other than the new room's creator move only if the old room's tombstone,
+    sent by someone with the power to in that room, names the new room: otherwise inviting a user
+    into a room that claims to replace their DM with their mother would list it as that DM.
     """
+    if user_id != new_room_creator and await _replacement_of(tx, old_room_id) != new_room_id:
+        return
     tags = tags_of(await account_data.get_account_data_tx(tx, user_id, old_room_id, TAG_TYPE))
     if tags and not tags_of(await account_data.get_account_data_tx(tx, user_id, new_room_id, TAG_TYPE)):
         await account_data.set_account_data(tx, user_id, new_room_id, TAG_TYPE, {"tags": tags})
@@ -127,6 +135,15 @@ async def carry_user_settings(rules: PushRules, tx: Transaction, user_id: str, o
         if changed:
             await account_data.set_account_data(tx, user_id, account_data.GLOBAL, DIRECT_TYPE, {**direct, **changed})
     await rules.copy_room_rules(tx, user_id, old_room_id, new_room_id)
+
+
+async def _replacement_of(tx: Transaction, room_id: str) -> str | None:
+    """The room the current m.room.tombstone of `room_id` names, if any (read inside a write job)."""
+    row = await tx.fetchone("SELECT event_id FROM current_state WHERE room_id = ? AND type = 'm.room.tombstone' "
+                            "AND state_key = ''", (room_id,))
+    event = await event_store.get_event_tx(tx, row[0]) if row else None
+    replacement = event.json.get("content", {}).get("replacement_room") if event is not None else None
+    return replacement if isinstance(replacement, str) else None
 
 
 def _tombstone_spec(replacement_room: str) -> EventSpec:

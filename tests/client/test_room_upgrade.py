@@ -216,3 +216,29 @@ async def test_joining_the_new_room_carries_tags_dm_and_push_rules(api) -> None:
     await api.call("PUT", f"/_matrix/client/v3/profile/{bob}/displayname", {"displayname": "Bobby"}, token=b)
     _, tags = await api.call("GET", f"{V3}/user/{bob}/rooms/{new}/tags", token=b)
     assert tags == {"tags": {}}
+
+
+async def test_a_room_only_claiming_a_predecessor_gets_no_ones_settings(api) -> None:
+    """Anyone can name any room as the predecessor of a room they create. A member's settings move
+    only when the old room's tombstone names the new room (Synapse copies them on the claim alone):
+    otherwise mallory's room, claiming to replace alice's DM with bob, would be listed as that DM."""
+    a, m = await api.tokens("alice", "mallory")
+    await api.register("bob")
+    alice, bob = "@alice:test.local", "@bob:test.local"
+    _, body = await api.call("POST", f"{V3}/createRoom", {"is_direct": True, "invite": [bob]}, token=a)
+    dm = body["room_id"]
+    for method, path, content in [("PUT", f"{V3}/user/{alice}/account_data/m.direct", {bob: [dm]}),
+                                  ("PUT", f"{V3}/user/{alice}/rooms/{dm}/tags/m.favourite", {}),
+                                  ("PUT", f"{V3}/pushrules/global/room/{dm}", {"actions": ["notify"]})]:
+        assert (await api.call(method, path, content, token=a))[0] == 200
+    status, body = await api.call("POST", f"{V3}/createRoom", {
+        "preset": "public_chat", "creation_content": {"predecessor": {"room_id": dm}}, "invite": [alice]}, token=m)
+    assert status == 200, body
+    fake = body["room_id"]
+    assert (await api.call("POST", f"{R}/{fake}/join", {}, token=a))[0] == 200
+    _, direct = await api.call("GET", f"{V3}/user/{alice}/account_data/m.direct", token=a)
+    assert direct == {bob: [dm]}
+    _, tags = await api.call("GET", f"{V3}/user/{alice}/rooms/{fake}/tags", token=a)
+    assert tags == {"tags": {}}
+    status, _ = await api.call("GET", f"{V3}/pushrules/global/room/{fake}", token=a)
+    assert status == 404
