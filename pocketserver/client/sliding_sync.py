@@ -27,6 +27,6 @@ async def sliding_sync() -> dict:
     if set_presence not in ("online", "offline", "unavailable"):
         raise InvalidParam("set_presence must be online, offline or unavailable")
     body = await json_object_body(empty_ok=True)
-    await server.presence.user_syncing(requester.user_id, set_presence, timeout)
+    await server.presence.user_syncing(requester.user_id, set_presence, timeout, requester.device_id)
     return await server.sliding_sync.sliding_sync(requester.user_id, requester.device_id,
                                                   pos=request.args.get("pos"), timeout_ms=timeout, body=body)

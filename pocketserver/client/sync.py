@@ -44,7 +44,7 @@ async def sync() -> dict:
     set_presence = request.args.get("set_presence", "online")
     if set_presence not in ("online", "offline", "unavailable"):
         raise InvalidParam("set_presence must be online, offline or unavailable")
-    await server.presence.user_syncing(requester.user_id, set_presence, timeout)
+    await server.presence.user_syncing(requester.user_id, set_presence, timeout, requester.device_id)
     return await server.sync.sync(requester.user_id, requester.device_id, since=request.args.get("since"),
                                   filter_value=request.args.get("filter"), full_state=full_state == "true",
                                   timeout_ms=timeout, state_after=state_after)

@@ -11,7 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pocketserver.errors import Forbidden, InvalidParam, MissingParam
@@ -57,6 +57,8 @@ class UserPresence:
     currently_active: bool = False
     sync_until_ts: int = 0         # when the user's latest /sync long-poll ends (0: never synced)
     stream_position: int = 0
+    by_sync: bool = False          # unavailable because a sync asked for it (set_presence=unavailable)
+    asked: dict[str, tuple[str, int]] = field(default_factory=dict)   # device -> (set_presence, poll end)
 
     def format(self, now: int) -> dict[str, Any]:
         """The m.presence content (and GET /presence response), shaped as Synapse does."""
@@ -103,7 +105,7 @@ class PresenceService:
         state = self._states.setdefault(user_id, UserPresence())
         old = (state.presence, state.status_msg)
         # As in Synapse, a PUT without status_msg clears it.
-        state.presence, state.status_msg = presence, status_msg
+        state.presence, state.status_msg, state.by_sync = presence, status_msg, False
         was_active = state.currently_active
         if presence == ONLINE:
             state.last_active_ts, state.currently_active = now, True
@@ -122,9 +124,16 @@ class PresenceService:
             raise Forbidden("You are not allowed to see their presence")
         return self.state(user_id).format(self._clock())
 
-    async def user_syncing(self, user_id: str, set_presence: str, timeout_ms: int) -> None:
+    async def user_syncing(self, user_id: str, set_presence: str, timeout_ms: int,
+                           device_id: str | None = None) -> None:
         """A /sync started: keep the user online (or unavailable) while it and the next ones run.
 
+        What each device's syncs ask for is kept while they run: the user is online while any
+        device asks for it, so a laptop left idle (its syncs asking `unavailable`) does not make
+        the user away while they use their phone, and the laptop's syncs do not flip them back
+        every time (Synapse combines devices the same way). An `unavailable` set by a sync ends
+        when a device asks for `online` again; one set by the idle timer or by the user
+        (PUT /presence) ends with activity, as a sync is not activity here.
         Spec: client-server-api, "GET /_matrix/client/v3/sync" (set_presence). `offline` leaves
         presence alone, as in Synapse.
         """
@@ -132,12 +141,20 @@ class PresenceService:
             return
         now = self._clock()
         state = self._states.setdefault(user_id, UserPresence())
-        state.sync_until_ts = max(state.sync_until_ts, now + max(0, min(timeout_ms, MAX_SYNC_TIMEOUT_MS)))
-        if set_presence == ONLINE and state.presence == OFFLINE:
-            state.presence, state.last_active_ts, state.currently_active = ONLINE, now, True
+        until = now + max(0, min(timeout_ms, MAX_SYNC_TIMEOUT_MS))
+        state.sync_until_ts = max(state.sync_until_ts, until)
+        if device_id is not None:
+            state.asked[device_id] = (set_presence, until)
+            if len(state.asked) > 1:      # devices that stopped syncing no longer count
+                state.asked = {d: a for d, a in state.asked.items() if now - a[1] <= SYNC_ONLINE_TIMEOUT_MS}
+            wants_online = any(asked == ONLINE for asked, _ in state.asked.values())
+        else:
+            wants_online = set_presence == ONLINE
+        if wants_online and (state.presence == OFFLINE or (state.presence == UNAVAILABLE and state.by_sync)):
+            state.presence, state.last_active_ts, state.currently_active, state.by_sync = ONLINE, now, True, False
             await self._changed(user_id, state)
-        elif set_presence == UNAVAILABLE and state.presence != UNAVAILABLE:
-            state.presence, state.currently_active = UNAVAILABLE, False
+        elif not wants_online and state.presence != UNAVAILABLE:
+            state.presence, state.currently_active, state.by_sync = UNAVAILABLE, False, True
             await self._changed(user_id, state)
 
     async def bump_active(self, user_id: str) -> None:
@@ -145,7 +162,7 @@ class PresenceService:
         now = self._clock()
         state = self._states.setdefault(user_id, UserPresence())
         was = (state.presence, state.currently_active)
-        state.last_active_ts = now
+        state.last_active_ts, state.by_sync = now, False
         if state.presence == UNAVAILABLE:
             state.presence = ONLINE
         state.currently_active = state.presence == ONLINE
@@ -164,9 +181,10 @@ class PresenceService:
             if state.currently_active and now - state.last_active_ts > LAST_ACTIVE_GRANULARITY_MS:
                 state.currently_active = False
             if state.presence == ONLINE and now - state.last_active_ts > IDLE_TIMER_MS:
-                state.presence = UNAVAILABLE
+                state.presence, state.by_sync = UNAVAILABLE, False
             if now - max(state.sync_until_ts, state.last_active_ts) > SYNC_ONLINE_TIMEOUT_MS:
-                state.presence, state.currently_active = OFFLINE, False
+                state.presence, state.currently_active, state.by_sync = OFFLINE, False, False
+                state.asked.clear()
             if (state.presence, state.currently_active) != before:
                 await self._changed(user_id, state)
 

@@ -222,3 +222,47 @@ async def test_a_sync_during_a_change_sends_it_once(api, monkeypatch) -> None:
     sent = [e["content"]["presence"] for body in (during, after, again)
             for e in body.get("presence", {}).get("events", []) if e["sender"] == ALICE]
     assert sent == ["unavailable"]
+
+
+async def test_presence_follows_the_most_present_device(api) -> None:
+    """A laptop left idle (its syncs asking `unavailable`) does not make the user away while their
+    phone syncs asking `online`, nor flip them back at each of its syncs; once the phone stops,
+    the laptop's wish holds. One device alone may come back online by asking, as the spec's
+    set_presence says ("automatically marked as online when it uses this API")."""
+    _, laptop, b = await shared_room(api)
+    status, login = await api.call("POST", "/_matrix/client/v3/login", {
+        "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}, "password": "pw"})
+    assert status == 200, login
+    phone = login["access_token"]
+    presence = api.server.presence
+    clock = [presence.now()]
+    presence._clock = lambda: clock[0]
+
+    await api.call("GET", SYNC, query={"set_presence": "unavailable", "timeout": "0"}, token=laptop)
+    assert presence.state(ALICE).presence == "unavailable"
+    await api.call("GET", SYNC, query={"timeout": "0"}, token=phone)          # set_presence: online
+    assert presence.state(ALICE).presence == "online"
+    clock[0] += 10_000
+    await api.call("GET", SYNC, query={"set_presence": "unavailable", "timeout": "0"}, token=laptop)
+    assert presence.state(ALICE).presence == "online"                         # the phone still counts
+    clock[0] += SYNC_ONLINE_TIMEOUT_MS + 1_000                                # the phone stopped syncing
+    await api.call("GET", SYNC, query={"set_presence": "unavailable", "timeout": "0"}, token=laptop)
+    assert presence.state(ALICE).presence == "unavailable"
+    # The laptop's user is back: its own sync asks for online.
+    await api.call("GET", SYNC, query={"timeout": "0"}, token=laptop)
+    assert presence.state(ALICE).presence == "online"
+
+    # Idle by the timer (no activity for 5 minutes) is not undone by a sync: syncing is not activity.
+    state = presence.state(ALICE)
+    later = state.last_active_ts + IDLE_TIMER_MS + 1
+    clock[0] = later
+    state.sync_until_ts = later
+    await presence.handle_timeouts(later)
+    assert presence.state(ALICE).presence == "unavailable"
+    await api.call("GET", SYNC, query={"timeout": "0"}, token=phone)
+    assert presence.state(ALICE).presence == "unavailable"
+    # Nor is an explicit "away".
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "online"}, token=phone)
+    await api.call("PUT", f"{P}/{ALICE}/status", {"presence": "unavailable"}, token=phone)
+    await api.call("GET", SYNC, query={"timeout": "0"}, token=phone)
+    assert presence.state(ALICE).presence == "unavailable"
