@@ -66,6 +66,7 @@ class RoomServer:
         self.state_cache = StateCache(db)
         self._pending_txns: dict[tuple[str, ...], asyncio.Future[list[Persisted]]] = {}
         self._inflight: dict[str, int] = {}     # room_id -> queued jobs not yet committed
+        self._latest_job: dict[str, asyncio.Future[Any]] = {}   # room_id -> its last queued job, while any is
         self.limits = RoomLimits(config)
 
     def lock(self, room_id: str) -> asyncio.Lock:
@@ -181,6 +182,13 @@ class RoomServer:
         future, head = self.enqueue(room, pdus, txn=txn, new_room=new_room, extra=extra)
         return await future, head
 
+    async def settled(self, room_id: str) -> None:
+        """Wait until every event queued for the room so far is committed (or failed): a check that
+        reads the database then sees them. Jobs commit in order, so the last one is enough."""
+        latest = self._latest_job.get(room_id)
+        if latest is not None and not latest.done():
+            await asyncio.wait([latest])
+
     def pending_txn(self, txn: tuple[str, ...]) -> "asyncio.Future[list[Persisted]] | None":
         """The queued, not yet committed send with this (user, device, txn_id), if any."""
         return self._pending_txns.get(txn)
@@ -264,6 +272,7 @@ class RoomServer:
 
         future = self.db.enqueue(job)
         self._inflight[room_id] = self._inflight.get(room_id, 0) + 1
+        self._latest_job[room_id] = future
         if txn is not None:
             self._pending_txns[txn] = future
 
@@ -277,6 +286,7 @@ class RoomServer:
                 self._inflight[room_id] = left
             else:
                 self._inflight.pop(room_id, None)
+                self._latest_job.pop(room_id, None)
             if txn is not None and self._pending_txns.get(txn) is f:
                 del self._pending_txns[txn]
             if f.cancelled() or f.exception() is not None:

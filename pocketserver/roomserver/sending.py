@@ -15,6 +15,7 @@ from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer, check_client_content
 from pocketserver.roomserver.room_state import RoomState
 from pocketserver.storage import events as event_store
+from pocketserver.storage import relations as relation_store
 from pocketserver.storage import rooms as room_store
 
 MAX_TYPE_BYTES = 255
@@ -31,12 +32,38 @@ def _check_type(event_type: str) -> None:
         raise TooLarge("Event type must be at most 255 bytes")
 
 
+class DuplicateAnnotation(MatrixError):
+    errcode, status = "M_DUPLICATE_ANNOTATION", 400
+
+
 async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str, event_type: str,
                      content: Mapping[str, Any], txn_id: str) -> str:
-    """Send a message event once per (device, txn_id); a retry returns the first event ID."""
+    """Send a message event once per (device, txn_id); a retry returns the first event ID.
+
+    A second annotation (a reaction) of the same type and key on an event by the same user is
+    refused while the first is not redacted. Spec: client-server-api, "Avoiding duplicate annotations".
+    """
     _check_type(event_type)
     return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content),
+                            _no_duplicate_annotation(rs, user_id, room_id, event_type, content),
                             scope=f"send/{room_id}/{event_type}")
+
+
+def _no_duplicate_annotation(rs: RoomServer, user_id: str, room_id: str, event_type: str,
+                             content: Mapping[str, Any]) -> Any:
+    """For an annotation: the check, under the room's lock, that refuses it if the user has sent
+    the same one already; None for other events."""
+    relation = content.get("m.relates_to")
+    if not (isinstance(relation, Mapping) and relation.get("rel_type") == "m.annotation"
+            and isinstance(relation.get("event_id"), str) and isinstance(relation.get("key"), str)):
+        return None
+    parent, key = relation["event_id"], relation["key"]
+
+    async def check(room: RoomState) -> None:
+        await rs.settled(room_id)     # the same reaction sent a moment ago may not be committed yet
+        if await relation_store.has_annotation(rs.db, room_id, parent, user_id, event_type, key):
+            raise DuplicateAnnotation("Can't send same reaction twice")
+    return check
 
 
 async def _send_once(rs: RoomServer, user_id: str, device_id: str, room_id: str, txn_id: str,

@@ -7,6 +7,7 @@ Spec: client-server-api, "Forming relationships between events".
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -107,3 +108,18 @@ async def get_events_by_timestamp(db: Database, room_id: str, origin_server_ts: 
     sql = GET_EVENTS_BY_TS_FORWARDS if forwards else GET_EVENTS_BY_TS_BACKWARDS
     rows = await db.fetchall(sql, (room_id, origin_server_ts, upto, limit, offset))
     return _rows(rows)
+
+
+async def has_annotation(db: Database, room_id: str, parent_id: str, sender: str, event_type: str, key: str) -> bool:
+    """Whether `sender` has an annotation of `event_type` and `key` on the event that is not redacted.
+
+    Spec: client-server-api, "Avoiding duplicate annotations".
+    """
+    rows = await db.fetchall(
+        "SELECT json FROM events WHERE relates_to = ? AND rel_type = 'm.annotation' AND room_id = ? "
+        "AND sender = ? AND type = ? AND redacted_by IS NULL", (parent_id, room_id, sender, event_type))
+    for (raw,) in rows:
+        relation = json.loads(raw).get("content", {}).get("m.relates_to")
+        if isinstance(relation, dict) and relation.get("key") == key:
+            return True
+    return False

@@ -407,3 +407,29 @@ async def test_sync_bundles_aggregations_only_in_limited_timelines(api) -> None:
     entry = more["rooms"][room]
     assert entry["limited"] is False and entry["timeline"][0]["event_id"] == root3
     assert "m.relations" not in entry["timeline"][0]["unsigned"]
+
+
+async def test_a_duplicate_annotation_is_refused(api) -> None:
+    """Spec, "Avoiding duplicate annotations": a second annotation with the same type and key on
+    the same event from the same user is 400 M_DUPLICATE_ANNOTATION, unless the first is redacted;
+    two sent at once do not both get through."""
+    import asyncio
+    a, b = await api.tokens("alice", "bob")
+    room = await public_room_with(api, a, b)
+    target = await send(api, a, room, text("lunch?"))
+    like = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "👍"}}
+    first = await send(api, b, room, like, "m.reaction")
+    status, err = await api.call("PUT", f"{R3}/{room}/send/m.reaction/again", like, token=b)
+    assert (status, err["errcode"]) == (400, "M_DUPLICATE_ANNOTATION")
+    await send(api, a, room, like, "m.reaction")                              # another user
+    await send(api, b, room, {"m.relates_to": {**like["m.relates_to"], "key": "🍕"}}, "m.reaction")
+    status, _ = await api.call("PUT", f"{R3}/{room}/redact/{first}/r1", {}, token=b)
+    assert status == 200
+    await send(api, b, room, like, "m.reaction")                              # the first is gone
+    cake = {"m.relates_to": {"rel_type": "m.annotation", "event_id": target, "key": "🎂"}}
+    results = await asyncio.gather(*(api.call("PUT", f"{R3}/{room}/send/m.reaction/cake{n}", cake, token=b)
+                                     for n in range(3)))
+    assert sorted(status for status, _ in results) == [200, 400, 400]
+    _, page = await relations(api, a, room, f"{target}/m.annotation")
+    keys = sorted((e["sender"], e["content"]["m.relates_to"]["key"]) for e in page["chunk"])
+    assert keys == sorted([(ALICE, "👍"), (BOB, "👍"), (BOB, "🍕"), (BOB, "🎂")])
