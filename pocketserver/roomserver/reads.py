@@ -50,13 +50,17 @@ class RoomReader:
         return [e for e in visible if e.sender not in ignored or e.state_key is not None] if ignored else visible
 
     async def membership_window(self, user_id: str, room_id: str) -> tuple[str | None, int | None]:
-        """The user's membership and, if they left, the stream position up to which they may read."""
+        """The user's membership and, if they left, the stream position up to which they may read.
+
+        A room the user left and then forgot has no window: "After this API is called, however, a
+        user will no longer be able to retrieve history for this room" (spec: client-server-api,
+        "POST /_matrix/client/v3/rooms/{roomId}/forget")."""
         room = await self.rs.require_room(room_id, user_id)
         membership = room.membership(user_id)
         if membership == "join":
             return membership, None
         local = await room_store.get_local_membership(self.db, user_id, room_id)
-        if local is not None and local[0] in ("leave", "ban"):
+        if local is not None and local[0] in ("leave", "ban") and not local[3]:
             return local[0], local[2]
         return membership, None
 

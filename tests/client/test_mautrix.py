@@ -156,10 +156,17 @@ async def test_rooms_membership_state_and_history(login: Login) -> None:
     await alice.unban_user(room, carol.mxid)
     await carol.join_room_by_id(room)
     await carol.leave_room(room)
+    page = await carol.get_messages(room, PaginationDirection.BACKWARD, limit=3)   # what she saw, up to leaving
+    assert page.events and page.events[0].type == EventType.ROOM_MEMBER
     await carol.forget_room(room)
     assert room not in await carol.get_joined_rooms()
     with pytest.raises(MForbidden):
         await carol.send_text(room, "still here?")
+    # Spec, forget: "a user will no longer be able to retrieve history for this room".
+    with pytest.raises(MForbidden):
+        await carol.get_messages(room, PaginationDirection.BACKWARD, limit=3)
+    with pytest.raises(MForbidden):
+        await carol.get_state(room)
 
 
 async def test_directory_and_user_search(login: Login) -> None:
