@@ -629,6 +629,7 @@ def flow_cases() -> Iterator[Case]:
     yield from device_cases()
     yield from later_cases()
     yield from sliding_cases()
+    yield from membership_cases()
 
 
 def sliding_cases() -> Iterator[Case]:
@@ -715,6 +716,68 @@ def backup_cases() -> Iterator[Case]:
     yield Case(a, "DELETE", C + "/room_keys/version/{backup}")
     yield Case(a, "GET", C + "/room_keys/version/{backup}")
     yield Case(a, "GET", C + "/room_keys/version")
+
+
+def membership_cases() -> Iterator[Case]:
+    """Invites rejected and rescinded, a knock refused, a ban over an invite, a restricted room
+    joined through its space, reactions twice, edits of edits, a redacted edit and a redacted
+    state event, an @room mention by someone without the power for it."""
+    text = {"msgtype": "m.text", "body": "x"}
+    yield Case("erin", "POST", C + "/createRoom", {"preset": "private_chat", "name": "Erin's"}, save="er")
+    yield Case("erin", "POST", C + "/rooms/{er}/invite", {"user_id": "{carol}"})
+    yield Case("carol", "POST", C + "/rooms/{er}/leave", {})                        # rejects
+    yield Case("carol", "POST", C + "/rooms/{er}/leave", {})                        # again
+    yield Case("erin", "POST", C + "/rooms/{er}/invite", {"user_id": "{dave}"})
+    yield Case("erin", "POST", C + "/rooms/{er}/kick", {"user_id": "{dave}", "reason": "oops"})   # rescinds
+    yield Case("dave", "POST", C + "/join/{er}", {})
+    yield Case("erin", "POST", C + "/rooms/{er}/invite", {"user_id": "{dave}"})
+    yield Case("erin", "POST", C + "/rooms/{er}/ban", {"user_id": "{dave}"})
+    yield Case("dave", "POST", C + "/join/{er}", {})
+    yield Case("erin", "POST", C + "/rooms/{er}/invite", {"user_id": "{dave}"})
+    yield Case("erin", "PUT", C + "/rooms/{er}/state/m.room.join_rules", {"join_rule": "knock"})
+    yield Case("carol", "POST", C + "/knock/{er}", {"reason": "please"})
+    yield Case("carol", "POST", C + "/knock/{er}", {"reason": "again"})
+    yield Case("erin", "POST", C + "/rooms/{er}/kick", {"user_id": "{carol}"})           # refuses the knock
+    yield Case("carol", "GET", C + "/rooms/{er}/state")
+    # A room restricted to the members of a space.
+    yield Case("alice", "POST", C + "/createRoom", {"preset": "public_chat", "name": "Sp2",
+                                                    "creation_content": {"type": "m.space"}}, save="sp2")
+    yield Case("alice", "POST", C + "/createRoom", {"name": "Restricted", "initial_state": [
+        {"type": "m.room.join_rules", "state_key": "",
+         "content": {"join_rule": "restricted", "allow": [{"type": "m.room_membership", "room_id": "{sp2}"}]}}]},
+               save="rr")
+    yield Case("alice", "PUT", C + "/rooms/{sp2}/state/m.space.child/{rr}", {"via": ["localhost"]})
+    yield Case("carol", "POST", C + "/join/{rr}", {})                               # not in the space
+    yield Case("carol", "POST", C + "/join/{sp2}", {})
+    yield Case("carol", "POST", C + "/join/{rr}", {})
+    yield Case("carol", "GET", C + "/rooms/{rr}/state/m.room.member/{carol}")
+    yield Case("carol", "GET", V1 + "/rooms/{sp2}/hierarchy")
+    # Reactions, edits and redactions in it.
+    yield Case("alice", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", text, save="rmsg")
+    reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "{rmsg}", "key": "🎉"}}
+    yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.reaction/$TXN", reaction)
+    yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.reaction/$TXN", reaction)    # the same again
+    edit = lambda body: {"msgtype": "m.text", "body": f"* {body}", "m.new_content": {"msgtype": "m.text", "body": body},  # noqa: E731
+                         "m.relates_to": {"rel_type": "m.replace", "event_id": "{rmsg}"}}
+    yield Case("alice", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", edit("first"), save="edit1")
+    yield Case("alice", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", edit("second"), save="edit2")
+    yield Case("alice", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", {
+        **edit("edit of an edit"), "m.relates_to": {"rel_type": "m.replace", "event_id": "{edit1}"}})
+    yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", edit("not mine"))
+    yield Case("alice", "GET", C + "/rooms/{rr}/event/{rmsg}")
+    yield Case("alice", "PUT", C + "/rooms/{rr}/redact/{edit2}/$TXN", {})
+    yield Case("alice", "GET", C + "/rooms/{rr}/event/{rmsg}")
+    yield Case("alice", "GET", V1 + "/rooms/{rr}/relations/{rmsg}/m.annotation")
+    yield Case("alice", "PUT", C + "/rooms/{rr}/state/m.room.topic", {"topic": "soon gone"}, save="topic")
+    yield Case("alice", "PUT", C + "/rooms/{rr}/redact/{topic}/$TXN", {"reason": "no"})
+    yield Case("alice", "GET", C + "/rooms/{rr}/state/m.room.topic/")
+    yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", {
+        "msgtype": "m.text", "body": "@room hello", "m.mentions": {"room": True}})
+    yield Case("alice", "GET", C + "/notifications?limit=1")
+    yield Case("carol", "POST", C + "/rooms/{rr}/forget", {})
+    yield Case("carol", "POST", C + "/rooms/{rr}/leave", {})
+    yield Case("carol", "POST", C + "/rooms/{rr}/forget", {})
+    yield Case("carol", "GET", C + "/rooms/{rr}/messages?dir=b&limit=2")
 
 
 def later_cases() -> Iterator[Case]:
