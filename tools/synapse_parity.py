@@ -3,7 +3,7 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~740 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~780 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
 users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
