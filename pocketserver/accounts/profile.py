@@ -49,7 +49,7 @@ class Profiles:
             # Remote profiles need federation, which is not enabled.
             raise NotFound("Profile not found")
         user = await store.get_user(self._db, user_id)
-        if user is None:
+        if user is None or user.deactivated:     # a deactivated account has no profile, as in Synapse
             raise NotFound("Profile not found")
         return user_id
 

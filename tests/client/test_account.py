@@ -138,6 +138,11 @@ async def test_deactivation_leaves_rooms(api) -> None:
     _, members = await api.call("GET", f"/_matrix/client/v3/rooms/{room['room_id']}/joined_members",
                                 token=other["access_token"])
     assert set(members["joined"]) == {"@stayer:test.local"}
+    # A deactivated account has no profile any more (Synapse answers 404 too).
+    for path in ("", "/displayname"):
+        status, body = await api.call("GET", f"/_matrix/client/v3/profile/@leaver:test.local{path}",
+                                      token=other["access_token"])
+        assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), path
 
 
 async def test_last_seen_is_kept_in_memory_and_written_at_stop(app_factory) -> None:
