@@ -3,7 +3,7 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~780 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~830 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
 users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
@@ -136,7 +136,8 @@ GROUPS = {
                                                                              or "/relations/" in c.template),
     "#departed-reads": lambda c: c.user == "dave" and "{pub}" in c.template and (
         "timestamp_to_event" in c.template or "members?membership=join" in c.template),
-    "#profile-others": lambda c: c.template.startswith((C + "/profile/", C + "/presence/")) and c.user == "alice",
+    "#profile-others": lambda c: c.template.startswith((C + "/profile/", C + "/presence/")) and c.user == "alice" and (
+        c.method != "GET" or "{remoteuser}" in c.template or "{baduser}" in c.template or "{nobody}" in c.template),
     "#filters-of-bad-ids": lambda c: "/filter" in c.template and "{baduser}" in c.template,
     "#strict-values": lambda c: c.strict,
     "#no-email": lambda c: "3pid" in c.template or "email" in c.template,
@@ -630,6 +631,7 @@ def flow_cases() -> Iterator[Case]:
     yield from later_cases()
     yield from sliding_cases()
     yield from membership_cases()
+    yield from misc_cases()
 
 
 def sliding_cases() -> Iterator[Case]:
@@ -778,6 +780,82 @@ def membership_cases() -> Iterator[Case]:
     yield Case("carol", "POST", C + "/rooms/{rr}/leave", {})
     yield Case("carol", "POST", C + "/rooms/{rr}/forget", {})
     yield Case("carol", "GET", C + "/rooms/{rr}/messages?dir=b&limit=2")
+
+
+def misc_cases() -> Iterator[Case]:
+    """Private receipts, aliases, power levels, member lists, search and sync filters; then a
+    password change and an account deactivated, as the others see it."""
+    def q(text: str) -> str:                # placeholders stay unquoted, to be filled in
+        return urllib.parse.quote(text, safe="{}")
+    yield Case("carol", "POST", C + "/join/{sp2}", {})
+    yield Case("alice", "PUT", C + "/rooms/{sp2}/send/m.room.message/$TXN", {"msgtype": "m.text", "body": "find me"},
+               save="spmsg")
+    yield Case("carol", "GET", C + "/sync?timeout=0&filter=%7B%22room%22%3A%7B%22rooms%22%3A%5B%5D%7D%7D",
+               save="carolsince")
+    yield Case("carol", "POST", C + "/rooms/{sp2}/receipt/m.read.private/{spmsg}", {})
+    yield Case("alice", "GET", C + "/sync?timeout=0&filter=" + q('{"room":{"rooms":["{sp2}"],"timeline":{"limit":1}}}'))
+    yield Case("carol", "GET", C + "/sync?since={carolsince}&timeout=0")
+    # Aliases.
+    yield Case("alice", "PUT", C + "/directory/room/%23sp2:localhost", {"room_id": "{sp2}"})
+    yield Case("alice", "PUT", C + "/directory/room/%23sp2:localhost", {"room_id": "{sp2}"})       # taken
+    yield Case("alice", "PUT", C + "/directory/room/%23sp2b:localhost", {"room_id": "{sp2}"})
+    yield Case("alice", "PUT", C + "/rooms/{sp2}/state/m.room.canonical_alias",
+               {"alias": "#sp2:localhost", "alt_aliases": ["#sp2b:localhost"]})
+    yield Case("alice", "GET", C + "/rooms/{sp2}/aliases")
+    yield Case("carol", "DELETE", C + "/directory/room/%23sp2b:localhost")                        # not hers
+    yield Case("alice", "DELETE", C + "/directory/room/%23sp2b:localhost")
+    yield Case("alice", "GET", C + "/rooms/{sp2}/state/m.room.canonical_alias/")
+    yield Case("carol", "GET", C + "/directory/room/%23sp2:localhost")
+    # Power levels.
+    yield Case("alice", "PUT", C + "/rooms/{sp2}/state/m.room.power_levels",
+               {"users": {"{alice}": 100, "{carol}": 50}, "users_default": 0, "events_default": 0, "state_default": 50,
+                "ban": 50, "kick": 50, "redact": 50, "invite": 0, "events": {"m.room.power_levels": 100}})
+    yield Case("carol", "PUT", C + "/rooms/{sp2}/state/m.room.power_levels",
+               {"users": {"{alice}": 100, "{carol}": 100}})                                      # above her own
+    yield Case("carol", "POST", C + "/rooms/{sp2}/kick", {"user_id": "{alice}"})                  # a higher level
+    yield Case("carol", "PUT", C + "/rooms/{sp2}/state/m.room.topic", {"topic": "by carol"})
+    # Member lists.
+    yield Case("carol", "GET", C + "/rooms/{sp2}/members?not_membership=leave")
+    yield Case("carol", "GET", C + "/rooms/{sp2}/members?membership=join&not_membership=join")
+    yield Case("carol", "GET", C + "/rooms/{sp2}/members?at={carolsince}")
+    yield Case("carol", "GET", C + "/rooms/{sp2}/joined_members")
+    # Search.
+    yield Case("carol", "POST", C + "/search", {"search_categories": {"room_events": {
+        "search_term": "find", "filter": {"rooms": ["{sp2}"], "limit": 1}, "include_state": True,
+        "event_context": {"before_limit": 1, "after_limit": 1, "include_profile": True}}}})
+    yield Case("carol", "POST", C + "/search", {"search_categories": {"room_events": {
+        "search_term": "find", "keys": ["content.body"], "order_by": "rank"}}})
+    yield Case("carol", "POST", C + "/search", {"search_categories": {"room_events": {
+        "search_term": "find", "keys": ["content.name"]}}})
+    # Sync filters.
+    for flt in ('{"room":{"timeline":{"types":["m.room.message"],"limit":2}}}',
+                '{"room":{"timeline":{"not_types":["m.room.*"]},"state":{"types":["m.room.name"]}}}',
+                '{"room":{"not_rooms":["{sp2}"],"ephemeral":{"not_types":["m.receipt"]}}}',
+                '{"account_data":{"types":["m.push_rules"]},"presence":{"not_senders":["{alice}"]}}',
+                '{"event_fields":["type","content.body","sender"]}', '{"event_format":"federation"}'):
+        yield Case("carol", "GET", C + "/sync?timeout=0&filter=" + q(flt))
+    # A password change (other devices logged out), then an account deactivated.
+    yield Case("dave", "POST", C + "/account/password", {"new_password": "pw-dave2", "logout_devices": True},
+               save="uia2")
+    yield Case("dave", "POST", C + "/account/password", {"new_password": "pw-dave2", "logout_devices": True,
+                                                        "auth": {"type": "m.login.password", "session": "{uia2}",
+                                                                 "identifier": {"type": "m.id.user", "user": "dave"},
+                                                                 "password": "pw-dave"}})
+    yield Case("dave", "GET", C + "/account/whoami")
+    yield Case(None, "POST", C + "/login", {"type": "m.login.password", "identifier": {"type": "m.id.user",
+                                                                                      "user": "dave"},
+                                           "password": "pw-dave"})
+    yield Case("carol", "GET", C + "/sync?timeout=0&filter=%7B%22room%22%3A%7B%22rooms%22%3A%5B%22{sp2}%22%5D%7D%7D",
+               save="carolsince2")
+    yield Case("carol", "POST", C + "/account/deactivate", {}, save="uia3")
+    yield Case("carol", "POST", C + "/account/deactivate", {"erase": True, "auth": {
+        "type": "m.login.password", "session": "{uia3}", "identifier": {"type": "m.id.user", "user": "carol"},
+        "password": "pw-carol"}})
+    yield Case("carol", "GET", C + "/account/whoami")
+    yield Case("alice", "GET", C + "/profile/{carol}")
+    yield Case("alice", "GET", C + "/rooms/{sp2}/state/m.room.member/{carol}")
+    yield Case("alice", "GET", C + "/rooms/{sp2}/joined_members")
+    yield Case(None, "GET", C + "/register/available?username=carol")
 
 
 def later_cases() -> Iterator[Case]:
