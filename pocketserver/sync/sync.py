@@ -120,6 +120,8 @@ class SyncService:
             if room_id:
                 room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
         joined: dict[str, tuple[int | None, bool]] = {}      # room_id -> (since, full state)
+        removed = await self._removed_from(user_id, memberships, now.events) \
+            if since is None and not room_filter.get("include_leave") else frozenset()
         for room_id, (membership, event_id, member_pos) in memberships.items():
             if not _room_wanted(room_filter, room_id) or member_pos > now.events:
                 continue
@@ -136,7 +138,8 @@ class SyncService:
                     continue    # "Invites to new rooms by ignored users will not be sent to the client."
                 rooms[membership][room_id] = {key: {"events": state}}
             elif membership in ("leave", "ban") and (
-                    (since is not None and newly) or (since is None and room_filter.get("include_leave"))):
+                    (since is not None and newly) or (since is None and room_filter.get("include_leave"))
+                    or room_id in removed):
                 rooms["leave"][room_id] = await self._left_room(user_id, device_id, room_id, since_pos if since else None,
                                                                 member_pos, room_filter, sync_filter, state_after)
         for room_id, entry in (await self._joined_rooms(user_id, device_id, joined, now.events, room_filter,
@@ -164,6 +167,19 @@ class SyncService:
                 empty = False
         response["rooms"] = {k: v for k, v in response["rooms"].items() if v}
         return response, empty
+
+    async def _removed_from(self, user_id: str, memberships: Mapping[str, tuple[str, str, int]],
+                            upto: int) -> frozenset[str]:
+        """The rooms the user was kicked or banned from (not left of their own accord): an initial
+        sync lists them even without `include_leave`, as Synapse does ("always send down rooms we
+        were banned from or kicked from"), so a client signed in afresh learns it was removed."""
+        banned = {r for r, (m, _, pos) in memberships.items() if m == "ban" and pos <= upto}
+        left = {event_id: r for r, (m, event_id, pos) in memberships.items() if m == "leave" and pos <= upto}
+        if left:
+            events = await self._reader.cache.events(left)
+            banned |= {room_id for event_id, room_id in left.items()
+                       if event_id in events and events[event_id].sender != user_id}
+        return frozenset(banned)
 
     async def _account_data(self, user_id: str, since: StreamToken | None, now: StreamToken) -> list[tuple[str, str, Any]]:
         return await account_data_store.get_account_data_since(self._db, user_id, since.account_data if since else 0,

@@ -177,3 +177,28 @@ async def test_room_summary_counts_and_heroes(api) -> None:
     await api.call("POST", f"{R}/{room}/join", {}, token=tokens["bob"])
     await api.call("POST", f"{R}/{room}/leave", {}, token=tokens["bob"])
     assert (await entry(a))["summary"]["m.heroes"] == ["@bob:test.local"]
+
+
+async def test_initial_sync_lists_rooms_the_user_was_removed_from(api) -> None:
+    """Without include_leave an initial sync still lists the rooms the user was kicked or banned
+    from (Synapse: "always send down rooms we were banned from or kicked from"), so a client
+    signed in afresh learns it was removed; rooms left of one's own accord stay out."""
+    a = (await api.register("alice"))["access_token"]
+    b = (await api.register("bob"))["access_token"]
+    rooms = []
+    for name in ("kicked", "banned", "left"):
+        _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat", "name": name},
+                                 token=a)
+        rooms.append(body["room_id"])
+        assert (await api.call("POST", f"{R}/{body['room_id']}/join", {}, token=b))[0] == 200
+    kicked, banned, left = rooms
+    assert (await api.call("POST", f"{R}/{kicked}/kick", {"user_id": "@bob:test.local"}, token=a))[0] == 200
+    assert (await api.call("POST", f"{R}/{banned}/ban", {"user_id": "@bob:test.local"}, token=a))[0] == 200
+    assert (await api.call("POST", f"{R}/{left}/leave", {}, token=b))[0] == 200
+    status, body = await api.call("GET", SYNC, token=b)
+    assert status == 200
+    assert set(body["rooms"].get("leave", {})) == {kicked, banned}
+    last = body["rooms"]["leave"][kicked]["timeline"]["events"][-1]
+    assert (last["type"], last["content"]["membership"], last["sender"]) == ("m.room.member", "leave", "@alice:test.local")
+    status, body = await api.call("GET", SYNC, token=b, query={"filter": json.dumps({"room": {"include_leave": True}})})
+    assert set(body["rooms"]["leave"]) == {kicked, banned, left}
