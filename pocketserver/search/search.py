@@ -109,7 +109,7 @@ class Search:
                 item["context"] = await self._context(user_id, device_id, event, context)
             results.append(item)
         out: dict[str, Any] = {"count": count, "highlights": words, "results": results}
-        if len(hits) == limit:
+        if len(hits) == limit and offset + limit < count:    # more matches than this page reached
             out["next_batch"] = str(offset + limit)
         if include_state:
             out["state"] = {}

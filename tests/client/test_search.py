@@ -60,6 +60,16 @@ async def test_context_groups_pagination(api) -> None:
                                   token=token, query={"next_batch": found["next_batch"]})
     assert [r["result"]["content"]["body"] for r in more["search_categories"]["room_events"]["results"]] == \
         ["soup number 2", "soup number 1"]
+    status, last = await api.call("POST", SEARCH, query("soup", order_by="recent", filter={"limit": 2}),
+                                  token=token, query={"next_batch": more["search_categories"]["room_events"]["next_batch"]})
+    found = last["search_categories"]["room_events"]
+    assert [r["result"]["content"]["body"] for r in found["results"]] == ["soup number 0"]
+    assert "next_batch" not in found
+    # A full last page says there is no more (count 5, offset 4 + limit 1).
+    status, exact = await api.call("POST", SEARCH, query("soup", order_by="recent", filter={"limit": 1}),
+                                   token=token, query={"next_batch": "4"})
+    assert len(exact["search_categories"]["room_events"]["results"]) == 1
+    assert "next_batch" not in exact["search_categories"]["room_events"]
 
 
 async def test_search_respects_membership_visibility_and_redaction(api) -> None:
