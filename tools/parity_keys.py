@@ -3,8 +3,9 @@
 
 The parity tool has only the standard library, so it cannot sign. Its user alice logs in on both
 servers as the same device (`PARITYDEV`), so one set of keys, signed here once from fixed seeds,
-serves both: device keys, two one-time keys, a fallback key, the three cross-signing keys, and the
-self-signing key's signature of the device. Run with the project's venv after changing a seed:
+serves both: device keys, two one-time keys, a fallback key, the three cross-signing keys, the
+self-signing key's signature of the device, and bob's cross-signing keys with his signature of
+alice's master key. Run with the project's venv after changing a seed:
 
     .venv/bin/python tools/parity_keys.py
 """
@@ -19,6 +20,7 @@ from pocketserver.rooms.hashing import encode_unpadded_base64
 from pocketserver.rooms.signing import SigningKey, sign_json
 
 USER_ID = "@alice:localhost"
+BOB_ID = "@bob:localhost"
 DEVICE_ID = "PARITYDEV"
 OUT = Path(__file__).with_name("parity_keys.json")
 
@@ -61,9 +63,21 @@ def build() -> dict[str, Any]:
     # The self-signing key's signature of the device, as POST /keys/signatures/upload takes it.
     unsigned_device = {k: v for k, v in device_keys.items() if k != "signatures"}
     signed_device = sign_json(unsigned_device, USER_ID, self_signing)
+    # Bob's cross-signing keys, and his user-signing key's signature of alice's master key (how
+    # one user verifies another).
+    bob_keys = {usage: _key(f"parity-bob-{usage}", "") for usage in ("master", "self_signing", "user_signing")}
+    bob_keys = {usage: SigningKey(f"ed25519:{_public(k)}", k.nacl_key) for usage, k in bob_keys.items()}
+    bob_cross = {usage: {"user_id": BOB_ID, "usage": [usage], "keys": {k.key_id: _public(k)}}
+                 for usage, k in bob_keys.items()}
+    bob_cross["self_signing"] = sign_json(bob_cross["self_signing"], BOB_ID, bob_keys["master"])
+    bob_cross["user_signing"] = sign_json(bob_cross["user_signing"], BOB_ID, bob_keys["master"])
+    alice_master_signed_by_bob = sign_json(master_key, BOB_ID, bob_keys["user_signing"])
     return {"user_id": USER_ID, "device_id": DEVICE_ID, "device_keys": device_keys, "one_time_keys": one_time,
             "fallback_keys": fallback, "master_key": master_key, "self_signing_key": self_signing_key,
-            "user_signing_key": user_signing_key, "device_signed_by_self_signing_key": signed_device}
+            "user_signing_key": user_signing_key, "device_signed_by_self_signing_key": signed_device,
+            "bob_master_key": bob_cross["master"], "bob_self_signing_key": bob_cross["self_signing"],
+            "bob_user_signing_key": bob_cross["user_signing"],
+            "alice_master_signed_by_bob": alice_master_signed_by_bob}
 
 
 def render() -> str:

@@ -553,6 +553,16 @@ def sync_cases() -> Iterator[Case]:
                {"{alice}": {KEYS["device_id"]: KEYS["device_signed_by_self_signing_key"]}})
     yield Case(a, "POST", C + "/keys/query", {"device_keys": {"{alice}": []}})
     yield Case(b, "POST", C + "/keys/query", {"device_keys": {"{alice}": [KEYS["device_id"]]}})
+    # Bob verifies alice: his user-signing key signs her master key. Only he sees that signature.
+    yield Case(b, "POST", C + "/keys/device_signing/upload", {"master_key": KEYS["bob_master_key"],
+                                                             "self_signing_key": KEYS["bob_self_signing_key"],
+                                                             "user_signing_key": KEYS["bob_user_signing_key"]})
+    [(master_id, master_public)] = KEYS["master_key"]["keys"].items()
+    yield Case(b, "POST", C + "/keys/signatures/upload",
+               {"{alice}": {master_public: KEYS["alice_master_signed_by_bob"]}})
+    yield Case(b, "POST", C + "/keys/query", {"device_keys": {"{alice}": [], "{bob}": []}})
+    yield Case(a, "POST", C + "/keys/query", {"device_keys": {"{alice}": [], "{bob}": []}})
+    yield Case("erin", "POST", C + "/keys/query", {"device_keys": {"{alice}": [], "{bob}": []}})
     for _ in range(4):   # two one-time keys, then the fallback key twice
         yield Case(b, "POST", C + "/keys/claim", {"one_time_keys": {"{alice}": {KEYS["device_id"]: "signed_curve25519"}}})
     yield Case(b, "PUT", C + "/sendToDevice/m.room.encrypted/$TXN", {"messages": {"{alice}": {KEYS["device_id"]: {

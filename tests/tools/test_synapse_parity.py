@@ -86,3 +86,8 @@ def test_the_keys_file_is_what_the_generator_writes_and_its_signatures_hold() ->
         verify_signed_json(keys[name], user, master_id, master)
     [(ssk_id, ssk)] = keys["self_signing_key"]["keys"].items()
     verify_signed_json(keys["device_signed_by_self_signing_key"], user, ssk_id, ssk)
+    bob = keys["bob_master_key"]["user_id"]
+    [(bob_master_id, bob_master)] = keys["bob_master_key"]["keys"].items()
+    verify_signed_json(keys["bob_user_signing_key"], bob, bob_master_id, bob_master)
+    [(bob_usk_id, bob_usk)] = keys["bob_user_signing_key"]["keys"].items()
+    verify_signed_json(keys["alice_master_signed_by_bob"], bob, bob_usk_id, bob_usk)
