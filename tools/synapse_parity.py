@@ -3,7 +3,7 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~850 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~870 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
 users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
@@ -39,6 +39,7 @@ import ipaddress
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,6 +47,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple
 
@@ -155,6 +157,8 @@ class Case(NamedTuple):
     tag: str = ""          # a '#...' suffix some KNOWN entries name
     strict: bool = False   # a value pocketserver refuses on purpose (the '#strict-values' group)
     save: str = ""         # keep the answer's next_batch/pos/event_id/room_id/... as {save} for later cases
+    raw: bytes | None = None   # a body sent as it is (an upload), with raw_type as its Content-Type
+    raw_type: str = "application/octet-stream"
 
 
 class Server:
@@ -167,11 +171,11 @@ class Server:
         self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))   # never a proxy
 
     def call(self, method: str, path: str, body: Any = None, user: str | None = None,
-             raw: bytes | None = None) -> tuple[int, Any]:
+             raw: bytes | None = None, raw_type: str = "application/octet-stream") -> tuple[int, Any]:
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", raw_type if raw is not None else "application/json")
         if user is not None:
             req.add_header("Authorization", f"Bearer {self.tokens[user]}")
         try:
@@ -645,6 +649,7 @@ def flow_cases() -> Iterator[Case]:
     yield from membership_cases()
     yield from misc_cases()
     yield from push_cases()
+    yield from media_cases()
 
 
 def sliding_cases() -> Iterator[Case]:
@@ -871,6 +876,40 @@ def misc_cases() -> Iterator[Case]:
     yield Case(None, "GET", C + "/register/available?username=carol")
 
 
+def _png(width: int, height: int) -> bytes:
+    """A small RGB PNG, made with the standard library (zlib)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    raw = b"".join(b"\x00" + b"".join(bytes((x * 7 % 256, y * 5 % 256, 90)) for x in range(width)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def media_cases() -> Iterator[Case]:
+    """Uploads, thumbnails of several sizes and methods, an upload to an ID created first, media
+    config; only statuses and JSON are compared (headers were compared by hand)."""
+    a = "alice"
+    png = _png(320, 240)
+    yield Case(a, "POST", "/_matrix/media/v3/upload?filename=photo.png", raw=png, raw_type="image/png", save="png")
+    yield Case(a, "POST", "/_matrix/media/v3/upload", raw=b"", raw_type="text/plain")
+    yield Case(a, "POST", "/_matrix/media/v3/upload?filename=bad.png", raw=b"not a png", raw_type="image/png",
+               save="badpng")
+    for query in ("width=32&height=32", "width=32&height=32&method=crop", "width=640&height=480&method=scale",
+                  "width=1&height=1", "width=32", "width=32&height=32&animated=true"):
+        yield Case(a, "GET", V1 + f"/media/thumbnail/localhost/{{png}}?{query}")
+    for query in ("width=0&height=32", "width=32&height=32&method=bogus"):      # refused here: 400
+        yield Case(a, "GET", V1 + f"/media/thumbnail/localhost/{{png}}?{query}", strict=True)
+    yield Case(a, "GET", V1 + "/media/thumbnail/localhost/{badpng}?width=32&height=32")
+    yield Case(a, "GET", V1 + "/media/download/localhost/{png}/other-name.png")
+    yield Case(a, "POST", "/_matrix/media/v1/create", {}, save="created")
+    yield Case(a, "GET", V1 + "/media/download/localhost/{created}?timeout_ms=0")
+    yield Case("bob", "PUT", "/_matrix/media/v3/upload/localhost/{created}", raw=b"hi", raw_type="text/plain")
+    yield Case(a, "PUT", "/_matrix/media/v3/upload/localhost/{created}", raw=b"hi", raw_type="text/plain")
+    yield Case(a, "PUT", "/_matrix/media/v3/upload/localhost/{created}", raw=b"again", raw_type="text/plain")
+    yield Case(a, "GET", V1 + "/media/download/localhost/{created}")
+    yield Case(a, "PUT", "/_matrix/media/v3/upload/localhost/nonexistent", raw=b"x", raw_type="text/plain")
+
+
 def push_cases() -> Iterator[Case]:
     """What push rules make of messages: a keyword, the display name without m.mentions, a
     member-count condition, a muted sender; unread counts and /notifications after each."""
@@ -962,12 +1001,14 @@ def compare(synapse: Server, other: Server, cases: list[Case], dump: Path | None
         for srv in (synapse, other):
             path = srv.fill(case.template, n)
             body = None if case.body is None else json.loads(srv.fill(json.dumps(case.body), n))
-            status, answer = srv.call(case.method, path, body, case.user)
+            status, answer = srv.call(case.method, path, body, case.user, case.raw, case.raw_type)
             if case.save and status == 401 and isinstance(answer, dict) and "session" in answer:
                 srv.ids[case.save] = answer["session"]          # a UIA session, for the next stage
             elif case.save and status == 200 and isinstance(answer, dict):
                 value = next((answer[k] for k in ("next_batch", "pos", "event_id", "room_id", "replacement_room",
-                                                  "version") if k in answer), None)
+                                                  "version", "content_uri") if k in answer), None)
+                if isinstance(value, str) and value.startswith("mxc://"):
+                    value = value.rsplit("/", 1)[1]            # the media ID
                 if value is not None:
                     srv.ids[case.save] = value
             errcode = answer.get("errcode") if isinstance(answer, dict) else None
