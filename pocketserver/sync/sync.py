@@ -120,7 +120,7 @@ class SyncService:
             if room_id:
                 room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
         joined: dict[str, tuple[int | None, bool]] = {}      # room_id -> (since, full state)
-        removed = await self._removed_from(user_id, memberships, now.events) \
+        removed = await self._removed_from(user_id, memberships, now.events, room_filter) \
             if since is None and not room_filter.get("include_leave") else frozenset()
         for room_id, (membership, event_id, member_pos) in memberships.items():
             if not _room_wanted(room_filter, room_id) or member_pos > now.events:
@@ -169,17 +169,18 @@ class SyncService:
         return response, empty
 
     async def _removed_from(self, user_id: str, memberships: Mapping[str, tuple[str, str, int]],
-                            upto: int) -> frozenset[str]:
+                            upto: int, room_filter: Mapping[str, Any]) -> frozenset[str]:
         """The rooms the user was kicked or banned from (not left of their own accord): an initial
         sync lists them even without `include_leave`, as Synapse does ("always send down rooms we
         were banned from or kicked from"), so a client signed in afresh learns it was removed."""
-        banned = {r for r, (m, _, pos) in memberships.items() if m == "ban" and pos <= upto}
-        left = {event_id: r for r, (m, event_id, pos) in memberships.items() if m == "leave" and pos <= upto}
-        if left:
+        wanted = {r: v for r, v in memberships.items() if v[2] <= upto and _room_wanted(room_filter, r)}
+        removed = {r for r, (m, _, _) in wanted.items() if m == "ban"}
+        left = {event_id: r for r, (m, event_id, _) in wanted.items() if m == "leave"}
+        if left:    # whether someone else sent the leave: a kick, a withdrawn invite, a refused knock
             events = await self._reader.cache.events(left)
-            banned |= {room_id for event_id, room_id in left.items()
-                       if event_id in events and events[event_id].sender != user_id}
-        return frozenset(banned)
+            removed |= {room_id for event_id, room_id in left.items()
+                        if event_id in events and events[event_id].sender != user_id}
+        return frozenset(removed)
 
     async def _account_data(self, user_id: str, since: StreamToken | None, now: StreamToken) -> list[tuple[str, str, Any]]:
         return await account_data_store.get_account_data_since(self._db, user_id, since.account_data if since else 0,
