@@ -177,12 +177,22 @@ async def get_event_context(room_id: str, event_id: str) -> dict:
     """operationId getEventContext. Spec: "GET /_matrix/client/v3/rooms/{roomId}/context/{eventId}"."""
     server = current_server()
     requester = await server.auth.require_user(request, allow_guest=True)
+    event_filter = _filter_arg()
     ctx = await server.reader.context(requester.user_id, room_id, event_id, int_arg("limit", 10, 0, 1000))
+    # The filter applies to events_before, events_after and state, not to the event itself (after
+    # the limit, which the spec allows); lazy_load_members keeps the members who sent what is returned.
+    keep = _selector(event_filter, room_id)
+    before = [e for e in ctx["events_before"] if keep is None or keep(e)]
+    after = [e for e in ctx["events_after"] if keep is None or keep(e)]
+    state = [e for e in ctx["state"] if keep is None or keep(e)]
+    if event_filter and event_filter.get("lazy_load_members"):
+        senders = {e.sender for e in (ctx["event"], *before, *after)}
+        state = [e for e in state if e.type != "m.room.member" or e.state_key in senders]
     ser = server.reader.serialize
     return {"event": (await ser([ctx["event"]], requester.user_id, requester.device_id))[0],
-            "events_before": await ser(ctx["events_before"], requester.user_id, requester.device_id),
-            "events_after": await ser(ctx["events_after"], requester.user_id, requester.device_id),
-            "state": await ser(ctx["state"], requester.user_id, requester.device_id),
+            "events_before": await ser(before, requester.user_id, requester.device_id),
+            "events_after": await ser(after, requester.user_id, requester.device_id),
+            "state": await ser(state, requester.user_id, requester.device_id),
             "start": ctx["start"].serialize(), "end": ctx["end"].serialize()}
 
 

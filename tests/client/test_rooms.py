@@ -218,6 +218,41 @@ async def test_a_filtered_page_is_filled_from_further_back(api) -> None:
     assert [e["content"]["body"] for e in page["chunk"]] == ["29", "28", "27", "26"]
 
 
+async def test_context_applies_its_filter(api) -> None:
+    """Spec, GET /context: the filter applies to events_before, events_after and state, not to the
+    event itself; with lazy_load_members the state holds the members who sent what is returned."""
+    alice, bob, carol = await users(api, "alice", "bob", "carol")
+    a, b, c = alice["access_token"], bob["access_token"], carol["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat"}, token=a)
+    room = body["room_id"]
+    for token in (b, c):
+        await api.call("POST", f"{R}/{room}/join", {}, token=token)
+    sent = []
+    for n, token in enumerate((b, a, b)):
+        _, resp = await api.call("PUT", f"{R}/{room}/send/m.room.message/{n}",
+                                 {"msgtype": "m.text", "body": f"m{n}"}, token=token)
+        sent.append(resp["event_id"])
+        await api.call("PUT", f"{R}/{room}/send/m.reaction/r{n}", {"m.relates_to": {
+            "rel_type": "m.annotation", "event_id": resp["event_id"], "key": str(n)}}, token=a)
+    only_messages = json.dumps({"types": ["m.room.message"], "lazy_load_members": True})
+    status, ctx = await api.call("GET", f"{R}/{room}/context/{sent[1]}",
+                                 query={"limit": "10", "filter": only_messages}, token=a)
+    assert status == 200, ctx
+    assert [e["content"]["body"] for e in ctx["events_before"]] == ["m0"]
+    assert [e["content"]["body"] for e in ctx["events_after"]] == ["m2"]
+    members = {e["state_key"] for e in ctx["state"] if e["type"] == "m.room.member"}
+    assert members == set()          # the state filter's types leave member events out
+    lazy = json.dumps({"lazy_load_members": True})
+    _, ctx = await api.call("GET", f"{R}/{room}/context/{sent[1]}", query={"limit": "2", "filter": lazy}, token=a)
+    members = {e["state_key"] for e in ctx["state"] if e["type"] == "m.room.member"}
+    assert members == {e["sender"] for e in (ctx["event"], *ctx["events_before"], *ctx["events_after"])}
+    assert "@carol:test.local" not in members
+    _, plain = await api.call("GET", f"{R}/{room}/context/{sent[1]}", query={"limit": "2"}, token=a)
+    assert "@carol:test.local" in {e["state_key"] for e in plain["state"] if e["type"] == "m.room.member"}
+    status, err = await api.call("GET", f"{R}/{room}/context/{sent[1]}", query={"filter": "{bad"}, token=a)
+    assert (status, err["errcode"]) == (400, "M_NOT_JSON")
+
+
 async def test_bad_room_requests(api) -> None:
     (alice,) = await users(api, "alice")
     a = alice["access_token"]
