@@ -3,7 +3,7 @@
 
 Where the spec leaves an answer open, clients are written against Synapse, so its status codes
 and errcodes are the ones to match (the project brief). This tool finds where the two differ.
-Both servers get the same users and rooms (set up through the API alone), then ~870 requests:
+Both servers get the same users and rooms (set up through the API alone), then ~890 requests:
 every room endpoint as a member, an invitee, a user who left, a banned user, a stranger, and
 for rooms that do not exist or IDs of bad grammar; bodies with missing or mistyped fields; other
 users' data; then E2EE keys (signed once, in parity_keys.json) and what a second device sees in
@@ -650,6 +650,7 @@ def flow_cases() -> Iterator[Case]:
     yield from misc_cases()
     yield from push_cases()
     yield from media_cases()
+    yield from paging_cases()
 
 
 def sliding_cases() -> Iterator[Case]:
@@ -910,6 +911,34 @@ def media_cases() -> Iterator[Case]:
     yield Case(a, "PUT", "/_matrix/media/v3/upload/localhost/nonexistent", raw=b"x", raw_type="text/plain")
 
 
+def paging_cases() -> Iterator[Case]:
+    """Threads and relations paged, both ways; /messages and /context at the edges."""
+    a, b = "alice", "bob"
+    yield Case(a, "POST", C + "/createRoom", {"preset": "public_chat"}, save="tr")
+    yield Case(b, "POST", C + "/join/{tr}", {})
+    for n in range(3):
+        yield Case(a, "PUT", C + "/rooms/{tr}/send/m.room.message/$TXN", {"msgtype": "m.text", "body": f"root {n}"},
+                   save=f"tr{n}")
+        yield Case(b, "PUT", C + "/rooms/{tr}/send/m.room.message/$TXN", {
+            "msgtype": "m.text", "body": f"reply {n}", "m.relates_to": {"rel_type": "m.thread", "event_id": f"{{tr{n}}}"}})
+    yield Case(b, "PUT", C + "/rooms/{tr}/send/m.room.message/$TXN", {
+        "msgtype": "m.text", "body": "reply 0 again", "m.relates_to": {"rel_type": "m.thread", "event_id": "{tr0}"}})
+    yield Case(a, "GET", V1 + "/rooms/{tr}/threads?limit=1", save="thr")
+    yield Case(a, "GET", V1 + "/rooms/{tr}/threads?limit=1&from={thr}", save="thr2")
+    yield Case(a, "GET", V1 + "/rooms/{tr}/threads?limit=5&include=participated")
+    yield Case(b, "GET", V1 + "/rooms/{tr}/threads?limit=5&include=participated")
+    yield Case(a, "GET", V1 + "/rooms/{tr}/relations/{tr0}?limit=1", save="rel1")
+    yield Case(a, "GET", V1 + "/rooms/{tr}/relations/{tr0}?limit=1&from={rel1}")
+    yield Case(a, "GET", V1 + "/rooms/{tr}/relations/{tr0}?dir=f&limit=5")
+    yield Case(a, "GET", V1 + "/rooms/{tr}/relations/{tr0}/m.thread/m.room.message?dir=f")
+    yield Case(a, "GET", C + "/rooms/{tr}/messages?dir=f&limit=2", save="fwd")
+    yield Case(a, "GET", C + "/rooms/{tr}/messages?dir=f&limit=2&from={fwd}")
+    yield Case(a, "GET", C + "/rooms/{tr}/messages?dir=b&limit=0")
+    yield Case(a, "GET", C + "/rooms/{tr}/context/{tr2}?limit=0")
+    yield Case(a, "GET", C + "/rooms/{tr}/context/{tr0}?limit=3&filter=" + urllib.parse.quote(
+        '{"types":["m.room.message"]}'))
+
+
 def push_cases() -> Iterator[Case]:
     """What push rules make of messages: a keyword, the display name without m.mentions, a
     member-count condition, a muted sender; unread counts and /notifications after each."""
@@ -1006,7 +1035,7 @@ def compare(synapse: Server, other: Server, cases: list[Case], dump: Path | None
                 srv.ids[case.save] = answer["session"]          # a UIA session, for the next stage
             elif case.save and status == 200 and isinstance(answer, dict):
                 value = next((answer[k] for k in ("next_batch", "pos", "event_id", "room_id", "replacement_room",
-                                                  "version", "content_uri") if k in answer), None)
+                                                  "version", "content_uri", "end") if k in answer), None)
                 if isinstance(value, str) and value.startswith("mxc://"):
                     value = value.rsplit("/", 1)[1]            # the media ID
                 if value is not None:
