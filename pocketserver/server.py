@@ -304,6 +304,10 @@ class Server:
                 await self.forget_old_transaction_ids(within=FLUSH_RIDE_WITHIN_S)
             except Exception:
                 log.exception("forgetting old transaction IDs failed")
+            try:
+                await self.push.forget_old_notifications(within=FLUSH_RIDE_WITHIN_S)
+            except Exception:
+                log.exception("forgetting old notifications failed")
 
     def begin_stopping(self) -> None:
         """The process is stopping: end the long-polls, so the wait for requests in flight is short."""

@@ -48,6 +48,7 @@ class Push:
         # A user ID no event can name (see EventEvaluation), with its default rules.
         self._template_user = f"@pocketserver-nobody-{secrets.token_hex(16)}:invalid"
         self._template_rules = build_ruleset(self._template_user, [], {}).rules
+        self._notifications_looked_upto = 0   # rows up to here were looked at by forget_old_notifications
 
     async def start(self) -> None:
         await self.pushers.load()
@@ -57,6 +58,22 @@ class Push:
 
     async def close(self) -> None:
         await self.pushers.close()
+
+    async def forget_old_notifications(self, *, now: int | None = None, within: float = 0.0) -> int:
+        """Delete the notifications older than a week that highlighted nobody (storage.push,
+        KEEP_NOTIFICATIONS_MS), riding along in a commit within `within` s; returns how many.
+
+        Each pass goes on from where the last one stopped (the mentions it kept are not read
+        again); with nothing old it reads one row and writes nothing.
+        """
+        doomed, upto = await store.old_notifications(self.db, self._notifications_looked_upto,
+                                                     now_ms() if now is None else now)
+        deleted = 0
+        if doomed:
+            deleted = await self.db.write_along(lambda tx: store.delete_notifications(tx, doomed), within=within)
+            log.debug("forgot %d notifications older than a week", deleted)
+        self._notifications_looked_upto = upto
+        return deleted
 
     async def on_event_persisted(self, tx: Transaction, room: RoomState, pdu: Pdu, stream_ordering: int) -> None:
         """Evaluate each local recipient's rules for a just-stored event (inside its write job).

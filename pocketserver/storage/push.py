@@ -280,6 +280,59 @@ async def get_push_actions(db: Reads, user_id: str, *, before: int | None, limit
     return out
 
 
+# --- forgetting old notifications --------------------------------------------------------------------
+# A notifying event's row (one per message in a room of several members, with every recipient's ID)
+# is needed for /notifications and for recounting what is unread after a receipt; kept for ever it
+# would grow the database by about half as much as the messages do. As Synapse does, rows that
+# highlighted nobody go after a while (Synapse keeps them a day; here a week) and mentions stay for
+# `/notifications?only=highlight`. Unread counts live in push_unread and are not touched.
+KEEP_NOTIFICATIONS_MS = 7 * 24 * 3600 * 1000
+MAX_FORGET = 5000          # rows one pass looks at (and so deletes) at most
+_FORGET_BATCH = 500
+
+
+def _highlights_anyone(raw: str) -> bool:
+    value = json.loads(raw)
+    if isinstance(value, dict):                      # a row from before the grouped form
+        return any(mine.get("h") for mine in value.values())
+    return any(highlight for _, highlight, _, _ in value)
+
+
+async def old_notifications(db: Reads, after: int, now_ms: int, *, most: int = MAX_FORGET) -> tuple[list[int], int]:
+    """(stream orderings of rows older than KEEP_NOTIFICATIONS_MS that highlighted nobody, the
+    stream ordering looked at up to), reading the rows after `after` in order until a younger one.
+
+    With nothing old after `after` this reads one row. A row out of time order only holds back
+    the old ones behind it until it is old too.
+    """
+    cutoff = now_ms - KEEP_NOTIFICATIONS_MS
+    doomed: list[int] = []
+    upto, looked = after, 0
+    while looked < most:
+        rows = await db.fetchall("SELECT stream_ordering, ts, recipients_json FROM push_event_actions "
+                                 "WHERE stream_ordering > ? ORDER BY stream_ordering LIMIT ?",
+                                 (upto, 1 if looked == 0 else min(_FORGET_BATCH, most - looked)))
+        for position, ts, raw in rows:
+            if ts >= cutoff:
+                return doomed, upto
+            upto = int(position)
+            if not _highlights_anyone(raw):
+                doomed.append(upto)
+        if not rows:
+            break
+        looked += len(rows)
+    return doomed, upto
+
+
+async def delete_notifications(tx: Transaction, stream_orderings: Sequence[int]) -> int:
+    """Inside a write job: delete these push_event_actions rows; returns how many there were."""
+    deleted = 0
+    for chunk, marks in in_chunks(stream_orderings):
+        cur = await tx.execute(f"DELETE FROM push_event_actions WHERE stream_ordering IN ({marks})", chunk)
+        deleted += cur.rowcount
+    return deleted
+
+
 async def get_read_positions(db: Reads, user_id: str, room_ids: Iterable[str]) -> dict[tuple[str, str], int]:
     """(room_id, thread_key) -> read position, for the given rooms."""
     ids = list(dict.fromkeys(room_ids))
