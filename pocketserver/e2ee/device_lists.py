@@ -43,7 +43,7 @@ async def record_observation(tx: Transaction, observer: str, subjects: Iterable[
 
 async def record_membership_change(tx: Transaction, room_id: str, user_id: str, membership: str) -> None:
     """Inside the persist job, before the local membership is stored: note users who start or stop
-    sharing `room_id` with `user_id` because of this membership.
+    sharing a room with `user_id` because of this membership of `room_id`.
 
     Must run after the room's current state holds the new membership.
     """
@@ -51,7 +51,11 @@ async def record_membership_change(tx: Transaction, room_id: str, user_id: str, 
     joined_now = membership == "join"
     if (previous == "join") == joined_now:
         return
+    # Who shares another room with the user tracks their devices already, and keeps doing so:
+    # a row per such pair made a join cost rows in proportion to the room's size for nothing.
     others = await store.get_joined_members_tx(tx, room_id) - {user_id}
+    if others:
+        others -= await store.get_users_sharing_other_rooms_tx(tx, user_id, room_id)
     if not others:
         return
     kind = CHANGED if joined_now else LEFT

@@ -18,6 +18,8 @@ TO_DEVICE_STREAM = "to_device"
 _USERS_SHARING_ROOMS = """SELECT DISTINCT other.user_id FROM local_membership mine
 JOIN local_membership other ON other.room_id = mine.room_id AND other.membership = 'join'
 WHERE mine.user_id = ? AND mine.membership = 'join'"""
+# Every local user who shares a joined room other than the second ? with the first ?.
+_USERS_SHARING_OTHER_ROOMS = _USERS_SHARING_ROOMS + " AND mine.room_id != ?"
 _JOINED_MEMBERS = """SELECT state_key FROM current_state
 WHERE room_id = ? AND type = 'm.room.member' AND membership = 'join'"""
 _CHANGED_USERS = """SELECT DISTINCT user_id FROM device_list_changes WHERE position > ? AND position <= ?"""
@@ -31,6 +33,10 @@ async def get_users_sharing_rooms(db: Database, user_id: str) -> set[str]:
 
 async def get_users_sharing_rooms_tx(tx: Transaction, user_id: str) -> set[str]:
     return {r[0] for r in await tx.fetchall(_USERS_SHARING_ROOMS, (user_id,))} | {user_id}
+
+
+async def get_users_sharing_other_rooms_tx(tx: Transaction, user_id: str, room_id: str) -> set[str]:
+    return {r[0] for r in await tx.fetchall(_USERS_SHARING_OTHER_ROOMS, (user_id, room_id))}
 
 
 async def get_joined_members_tx(tx: Transaction, room_id: str) -> set[str]:

@@ -278,6 +278,41 @@ async def test_device_lists_follow_keys_and_shared_rooms(api) -> None:
     assert bob.user_id not in fifth["device_lists"]["changed"]
 
 
+async def test_a_second_shared_room_is_no_device_list_change(api) -> None:
+    """Users who already share a room track each other: sharing or leaving one more room tells
+    neither of them anything, and stores nothing for the pair; a newcomer is still reported."""
+    alice = await new_device(api, "alice")
+    bob = await new_device(api, "bob", seed=2)
+    carol = await new_device(api, "carol", seed=3)
+    first_room = await share_room(api, alice, bob)
+    _, start = await api.call("GET", SYNC, token=alice.token)
+    _, bob_start = await api.call("GET", SYNC, token=bob.token)
+    rows = "SELECT COUNT(*) FROM device_list_observations"
+    before = (await api.server.db.fetchone(rows))[0]
+
+    second_room = await share_room(api, alice, bob)
+    synced = await sync_since(api, alice, start["next_batch"])
+    assert synced["device_lists"] == {"changed": [], "left": []}
+    assert (await sync_since(api, bob, bob_start["next_batch"]))["device_lists"] == {"changed": [], "left": []}
+    assert (await api.server.db.fetchone(rows))[0] == before
+
+    # carol joins the second room: she is new to both of them, and they to her.
+    status, body = await api.call("POST", f"{R}/{second_room}/join", {}, token=carol.token)
+    assert status == 200, body
+    synced = await sync_since(api, alice, synced["next_batch"])
+    assert synced["device_lists"] == {"changed": [carol.user_id], "left": []}
+    _, carol_view = await api.call("GET", SYNC, token=carol.token)
+    # bob leaves the second room: alice still shares the first with him; carol shares none now.
+    await api.call("POST", f"{R}/{second_room}/leave", {}, token=bob.token)
+    synced = await sync_since(api, alice, synced["next_batch"])
+    assert synced["device_lists"] == {"changed": [], "left": []}
+    carol_after = await sync_since(api, carol, carol_view["next_batch"])
+    assert carol_after["device_lists"] == {"changed": [], "left": [bob.user_id]}
+    # ... and leaving the last shared room is a "left" again.
+    await api.call("POST", f"{R}/{first_room}/leave", {}, token=bob.token)
+    assert (await sync_since(api, alice, synced["next_batch"]))["device_lists"] == {"changed": [], "left": [bob.user_id]}
+
+
 async def test_device_list_change_wakes_long_poll(api) -> None:
     alice = await new_device(api, "alice")
     bob = await new_device(api, "bob", seed=2)
