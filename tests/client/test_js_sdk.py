@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from nio import AsyncClient, LoginResponse, RoomMessageText
 
@@ -14,15 +15,18 @@ from tests.js_client import JsClient
 
 
 @contextlib.asynccontextmanager
-async def js_and_nio(homeserver, http, js_user: str, nio_user: str) -> AsyncIterator[tuple[JsClient, AsyncClient]]:
-    """A logged-in js-sdk client and a logged-in nio client, each a fresh user; closed afterwards."""
+async def js_and_nio(homeserver, http, js_user: str, nio_user: str,
+                     **login: Any) -> AsyncIterator[tuple[JsClient, AsyncClient]]:
+    """A logged-in js-sdk client (`login`: more options of its login command) and a logged-in nio
+    client, each a fresh user; closed afterwards."""
     await homeserver.register_shared_secret(http, js_user, js_user + "-pw")
     await homeserver.register_shared_secret(http, nio_user, nio_user + "-pw")
     js = await JsClient.start()
     nio = AsyncClient(homeserver.base_url, nio_user)
     try:
-        login = await js.call("login", baseUrl=homeserver.base_url, user=js_user, password=js_user + "-pw")
-        assert login["user_id"] == f"@{js_user}:test.local"
+        logged_in = await js.call("login", baseUrl=homeserver.base_url, user=js_user, password=js_user + "-pw",
+                                  **login)
+        assert logged_in["user_id"] == f"@{js_user}:test.local"
         assert isinstance(await nio.login(nio_user + "-pw"), LoginResponse)
         yield js, nio
     finally:
@@ -127,6 +131,61 @@ async def test_relations_through_the_js_sdk(homeserver, http) -> None:
                                                                       (reply.event_id, "m.thread")}
         threads = (await js.call("relations", roomId=room_id, eventId=root.event_id, relType="m.thread"))["events"]
         assert [e["event_id"] for e in threads] == [reply.event_id]
+
+
+async def test_threads_as_element_web_shows_them(homeserver, http) -> None:
+    """With thread support on, as Element Web runs it: nio's thread replies land in the js-sdk's
+    thread (not the main timeline) with a per-thread unread count; the js-sdk replies in the thread;
+    a new session lists the thread through the thread list API (all threads, and the ones the user
+    took part in), with its reply count and latest reply from the bundled aggregation.
+    Spec: client-server-api, "Threading", "Threaded read receipts", "GET /rooms/{roomId}/threads"."""
+    async with js_and_nio(homeserver, http, "js-trip", "nio-trip", threadSupport=True) as (js, bob):
+        room_id = await js_room_with(js, bob, "Trip")
+        root = (await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "where to?"})).event_id
+        for body in ("the coast", "the hills"):
+            sent = await bob.room_send(room_id, "m.room.message", {
+                "msgtype": "m.text", "body": body,
+                "m.relates_to": {"rel_type": "m.thread", "event_id": root, "is_falling_back": True,
+                                 "m.in_reply_to": {"event_id": root}}})
+            assert getattr(sent, "event_id", None), sent
+
+        async def threads(client: JsClient, latest: str, length: int | None, unread: int, **args: Any) -> dict[str, Any]:
+            """The js-sdk's view of the room's threads, once its thread shows `latest`, `length`
+            replies (any, if None) and `unread` (the SDK takes each from a different part of a sync)."""
+            for _ in range(100):
+                seen = await client.call("threads", roomId=room_id, **args)
+                if seen["threads"] and (seen["threads"][0]["latest"], seen["threads"][0]["unread"]) == (latest, unread) \
+                        and length in (None, seen["threads"][0]["length"]):
+                    return seen
+                await asyncio.sleep(0.1)
+            raise AssertionError(f"the thread never showed {latest!r} as reply {length} with {unread} unread: {seen}")
+
+        seen = await threads(js, "the hills", 2, 2)
+        assert seen["threads"] == [{"id": root, "length": 2, "latest": "the hills", "unread": 2}]
+        assert seen["main"] == ["where to?"]       # the replies are in the thread, not the main timeline
+
+        # Replying in the thread reads it: the thread's count goes to zero, and nio sees a thread reply.
+        # (The sending session's own reply count is not checked: the SDK fetches the root again when
+        # its local echo appears and sets the count from that answer even when it comes back after
+        # the reply's own sync, which a server that answers the sync within milliseconds makes
+        # possible; the new session below reads the count the server computes.)
+        reply = (await js.call("sendThreaded", roomId=room_id, threadId=root, body="the coast!"))["event_id"]
+        await threads(js, "the coast!", None, 0)
+        got = await bob.sync(timeout=0)
+        replies = [e for e in got.rooms.join[room_id].timeline.events if e.event_id == reply]
+        assert replies and replies[0].source["content"]["m.relates_to"]["rel_type"] == "m.thread"
+        assert replies[0].source["content"]["m.relates_to"]["event_id"] == root
+
+        # A new session of the same user, as Element after signing in: the thread list API.
+        again = await JsClient.start()
+        try:
+            await again.call("login", baseUrl=homeserver.base_url, user="js-trip", password="js-trip-pw",
+                             threadSupport=True)
+            seen = await threads(again, "the coast!", 3, 0, fetch=True)
+            assert seen["all"] == [root] and seen["mine"] == [root]
+            assert [t["id"] for t in seen["threads"]] == [root]
+        finally:
+            await again.close()
 
 
 async def test_the_js_sdk_takes_room_state_from_state_after(homeserver, http) -> None:

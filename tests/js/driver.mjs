@@ -34,11 +34,12 @@ function watch(c) {
 }
 
 const handlers = {
-  async login({ baseUrl, user, password }) {
+  async login({ baseUrl, user, password, threadSupport }) {
     const resp = await passwordLogin(sdk, baseUrl, user, password);
     client = sdk.createClient({ baseUrl, accessToken: resp.access_token, userId: resp.user_id, deviceId: resp.device_id });
     watch(client);
-    await client.startClient({ initialSyncLimit: 20 });
+    // threadSupport: as Element Web runs it (thread timelines, per-thread unread counts, the thread list).
+    await client.startClient({ initialSyncLimit: 20, threadSupport: !!threadSupport });
     await waitPrepared(sdk, client);
     return { user_id: resp.user_id, device_id: resp.device_id };
   },
@@ -50,6 +51,26 @@ const handlers = {
   async send({ roomId, body }) {
     const r = await client.sendTextMessage(roomId, body);
     return { event_id: r.event_id };
+  },
+  async sendThreaded({ roomId, threadId, body }) {
+    const r = await client.sendMessage(roomId, threadId, { msgtype: "m.text", body });
+    return { event_id: r.event_id };
+  },
+  // The room's threads as Element's thread panel shows them (all threads, and "my threads"); `fetch`
+  // first asks the thread list API.
+  async threads({ roomId, fetch }) {
+    const room = client.getRoom(roomId);
+    if (!room) throw new Error("no such room");
+    if (fetch) {                      // as Element's thread panel does when it opens
+      await room.createThreadsTimelineSets();
+      await room.fetchRoomThreads();
+    }
+    const roots = (i) => room.threadsTimelineSets[i]?.getLiveTimeline().getEvents().map((e) => e.getId()) ?? null;
+    const threads = room.getThreads().map((t) => ({
+      id: t.id, length: t.length, latest: t.replyToEvent?.getContent().body ?? null,
+      unread: room.getThreadUnreadNotificationCount(t.id, "total") }));
+    const main = room.getLiveTimeline().getEvents().map((e) => e.getContent().body ?? null).filter((b) => b);
+    return { all: roots(0), mine: roots(1), threads, main };
   },
   async setDisplayName({ name }) { await client.setDisplayName(name); return {}; },
   async typing({ roomId, typing }) { await client.sendTyping(roomId, typing, 30000); return {}; },
