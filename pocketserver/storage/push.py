@@ -285,7 +285,8 @@ async def get_push_actions(db: Reads, user_id: str, *, before: int | None, limit
 # is needed for /notifications and for recounting what is unread after a receipt; kept for ever it
 # would grow the database by about half as much as the messages do. As Synapse does, rows that
 # highlighted nobody go after a while (Synapse keeps them a day; here a week) and mentions stay for
-# `/notifications?only=highlight`. Unread counts live in push_unread and are not touched.
+# `/notifications?only=highlight`. Unread counts live in push_unread and are not touched; only a
+# receipt that lands among unread messages older than that recounts without them.
 KEEP_NOTIFICATIONS_MS = 7 * 24 * 3600 * 1000
 MAX_FORGET = 5000          # rows one pass looks at (and so deletes) at most
 _FORGET_BATCH = 500
