@@ -236,3 +236,57 @@ async def test_rust_crypto_backup_and_restore_on_a_new_device(homeserver, http) 
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_a_new_device_verified_with_emoji_by_the_first(homeserver, http) -> None:
+    """Element's "Verify with another device": the new device asks, the first accepts, both show the
+    same seven emoji and the user confirms on both; everything goes over to-device messages. The
+    first device then signs the new one with the self-signing key, and hands it the cross-signing
+    private keys over an Olm-encrypted secret request: the new device ends up cross-signed and
+    holding the keys, as after a recovery-key verification.
+    Spec: client-server-api, "Device verification" ("Short Authentication String (SAS) verification"),
+    "Sharing keys between devices" (secrets), "Cross-signing"."""
+    await homeserver.register_shared_secret(http, "jsc-carol", "jsc-carol-pw")
+    user = "@jsc-carol:test.local"
+    clients: list[CryptoClient] = []
+    try:
+        first = await start_crypto_client()
+        clients.append(first)
+        f1 = await first.call("login", timeout=60, baseUrl=homeserver.base_url, user="jsc-carol", password="jsc-carol-pw")
+        cs = await first.call("bootstrapCrossSigning", reset=False)
+        assert cs["ready"], cs
+        await until(first, "crossSigningStatus", lambda cs: cs["ready"] and cs["device_cross_signed"])
+
+        second = await start_crypto_client()
+        clients.append(second)
+        s1 = await second.call("login", timeout=60, baseUrl=homeserver.base_url, user="jsc-carol", password="jsc-carol-pw")
+        assert not (await second.call("crossSigningStatus"))["device_cross_signed"]
+        for client in (first, second):              # each has fetched the other's device keys
+            await client.call("settle")
+
+        await second.call("requestOwnVerification")
+        request = await first.wait_for(lambda e: e["event"] == "verification_request")
+        assert (request["user_id"], request["device_id"]) == (user, s1["device_id"]), request
+        await first.call("acceptVerification")
+        await second.wait_for(lambda e: e["event"] == "verification_phase" and e["phase"] == "Ready")
+        await second.call("startSas")
+        shown = [await c.wait_for(lambda e: e["event"] == "sas", timeout=20) for c in (first, second)]
+        assert shown[0]["emoji"] == shown[1]["emoji"] and len(shown[0]["emoji"]) == 7, shown
+        results = await asyncio.gather(first.call("confirmSas", timeout=30), second.call("confirmSas", timeout=30))
+        assert [r["result"] for r in results] == ["done", "done"], results
+
+        # The first device trusts the second, and signed it with the self-signing key on the server.
+        await until(first, "deviceStatus", lambda d: d["cross_signed"], userId=user, deviceId=s1["device_id"])
+        query = await post(http, homeserver, f1["access_token"], "/_matrix/client/v3/keys/query",
+                           {"device_keys": {user: []}})
+        [self_signing_id] = query["self_signing_keys"][user]["keys"]
+        assert self_signing_id in query["device_keys"][user][s1["device_id"]]["signatures"][user]
+        # The second received the cross-signing private keys (m.secret.request / m.secret.send).
+        status = await until(second, "crossSigningStatus", lambda cs: cs["ready"] and cs["device_cross_signed"],
+                             timeout=20)
+        assert status["status"]["privateKeysCachedLocally"] == {"masterKey": True, "selfSigningKey": True,
+                                                                "userSigningKey": True}, status
+        assert (await second.call("deviceStatus", userId=user, deviceId=f1["device_id"]))["verified"] is True
+    finally:
+        for client in clients:
+            await client.close()

@@ -12,7 +12,8 @@ console.warn = console.error = toStderr;
 
 const sdk = await import("matrix-js-sdk");
 // The crypto API's events and helpers are not re-exported by the package index.
-const { CryptoEvent, decodeRecoveryKey } = await import("matrix-js-sdk/lib/crypto-api/index.js");
+const { CryptoEvent, decodeRecoveryKey, VerificationPhase, VerificationRequestEvent, VerifierEvent } =
+  await import("matrix-js-sdk/lib/crypto-api/index.js");
 // The backup loop waits up to 10 s (at random) before each upload round; a test need not.
 const { RustBackupManager } = await import("matrix-js-sdk/lib/rust-crypto/backup.js");
 RustBackupManager.maxBackupLoopStartDelayMillis = 0;
@@ -24,6 +25,7 @@ let client = null;
 let login = null;           // { user, password, user_id, device_id }
 let secretStorageKey = null; // [keyId | null, raw private key] for getSecretStorageKey
 const uia = [];             // what each authUploadDeviceSigningKeys round saw
+let verification = null;    // { request, sas, done } of the interactive verification under way
 
 function describe(event) {
   return { room_id: event.getRoomId(), type: event.getType(), sender: event.getSender(), event_id: event.getId(),
@@ -40,6 +42,30 @@ function watch(c) {
   c.on(sdk.MatrixEventEvent.Decrypted, (event) => out({ event: "decrypted", ...describe(event) }));
   c.on(CryptoEvent.KeyBackupSessionsRemaining, (remaining) => out({ event: "backup_remaining", remaining }));
   c.on(CryptoEvent.KeyBackupFailed, (errcode) => out({ event: "backup_failed", errcode }));
+  c.on(CryptoEvent.VerificationRequestReceived, (request) => {
+    follow(request);
+    out({ event: "verification_request", user_id: request.otherUserId, device_id: request.otherDeviceId ?? null });
+  });
+}
+
+// Track an interactive verification: its phase changes, and once a SAS verifier exists, its emoji,
+// which the test confirms on both sides ("They match"), as a user does in Element.
+function follow(request) {
+  verification = { request, sas: null, done: null };
+  const onVerifier = () => {
+    const verifier = request.verifier;
+    if (!verifier || verification.done) return;
+    verifier.on(VerifierEvent.ShowSas, (sas) => {
+      verification.sas = sas;
+      out({ event: "sas", emoji: sas.sas.emoji.map((e) => e[1]) });
+    });
+    verification.done = verifier.verify().then(() => "done", (err) => `failed: ${err?.message ?? err}`);
+  };
+  request.on(VerificationRequestEvent.Change, () => {
+    out({ event: "verification_phase", phase: VerificationPhase[request.phase] });
+    onVerifier();
+  });
+  onVerifier();
 }
 
 function crypto() {
@@ -204,6 +230,31 @@ const handlers = {
       else await client.decryptEventIfNeeded(event);
     }
     return { events: events.map(describe), live_before_scrollback: before };
+  },
+  // "Verify with another device": this device asks the user's other devices.
+  async requestOwnVerification() {
+    follow(await crypto().requestOwnUserVerification());
+    return { phase: VerificationPhase[verification.request.phase] };
+  },
+  async acceptVerification() {
+    if (!verification) throw new Error("no verification request");
+    await verification.request.accept();
+    return { phase: VerificationPhase[verification.request.phase] };
+  },
+  async startSas() {
+    if (!verification) throw new Error("no verification request");
+    await verification.request.startVerification("m.sas.v1");
+    return { phase: VerificationPhase[verification.request.phase] };
+  },
+  async confirmSas() {
+    if (!verification?.sas) throw new Error("no SAS shown yet");
+    await verification.sas.confirm();
+    return { result: await verification.done };
+  },
+  async deviceStatus({ userId, deviceId }) {
+    const status = await crypto().getDeviceVerificationStatus(userId, deviceId);
+    return { verified: status ? status.isVerified() : null, cross_signed: status ? status.crossSigningVerified : null,
+             locally: status ? status.localVerified : null };
   },
   async stop() { client?.stopClient(); setTimeout(() => process.exit(0), 50); return {}; },
 };
