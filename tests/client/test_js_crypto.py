@@ -290,3 +290,67 @@ async def test_a_new_device_verified_with_emoji_by_the_first(homeserver, http) -
     finally:
         for client in clients:
             await client.close()
+
+
+async def test_users_verify_each_other_in_their_dm(homeserver, http) -> None:
+    """Element's "Verify user": the request is a message in their encrypted DM room, the SAS steps
+    are room events referring to it (m.reference), and once both confirm, each signs the
+    other's master key with their user-signing key; the server serves the signatures, and each sees
+    the other as verified. Spec: client-server-api, "Key verification framework" (in-room
+    verification), "Cross-signing"."""
+    for name in ("jsv-dana", "jsv-eve"):
+        await homeserver.register_shared_secret(http, name, f"{name}-pw")
+    dana_id, eve_id = "@jsv-dana:test.local", "@jsv-eve:test.local"
+    clients: list[CryptoClient] = []
+    try:
+        dana, eve = await start_crypto_client(), await start_crypto_client()
+        clients += [dana, eve]
+        d1 = await dana.call("login", timeout=60, baseUrl=homeserver.base_url, user="jsv-dana", password="jsv-dana-pw")
+        await eve.call("login", timeout=60, baseUrl=homeserver.base_url, user="jsv-eve", password="jsv-eve-pw")
+        for client in (dana, eve):
+            assert (await client.call("bootstrapCrossSigning", reset=False))["ready"]
+            await until(client, "crossSigningStatus", lambda cs: cs["ready"] and cs["device_cross_signed"])
+        room_id = (await dana.call("createEncryptedRoom", name="dana and eve", invite=[eve_id]))["room_id"]
+        await eve.call("join", roomId=room_id)
+        await dana.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
+                            and e["sender"] == eve_id and e["room_id"] == room_id)
+        for client in (dana, eve):
+            await until(client, "isEncrypted", lambda r: r["encrypted"], roomId=room_id)
+            await client.call("settle")
+        assert (await dana.call("userStatus", userId=eve_id))["cross_signing_verified"] is False
+
+        await dana.call("requestUserVerification", userId=eve_id, roomId=room_id)
+        request = await eve.wait_for(lambda e: e["event"] == "verification_request", timeout=20)
+        assert request["user_id"] == dana_id, request
+        await eve.call("acceptVerification")
+        await dana.wait_for(lambda e: e["event"] == "verification_phase" and e["phase"] == "Ready", timeout=20)
+        await dana.call("startSas")
+        shown = [await c.wait_for(lambda e: e["event"] == "sas", timeout=20) for c in (dana, eve)]
+        assert shown[0]["emoji"] == shown[1]["emoji"] and len(shown[0]["emoji"]) == 7, shown
+        results = await asyncio.gather(dana.call("confirmSas", timeout=30), eve.call("confirmSas", timeout=30))
+        assert [r["result"] for r in results] == ["done", "done"], results
+
+        await until(dana, "userStatus", lambda s: s["cross_signing_verified"], userId=eve_id)
+        await until(eve, "userStatus", lambda s: s["cross_signing_verified"], userId=dana_id)
+        # dana's user-signing key signed eve's master key, and the server shows it to dana.
+        query = await post(http, homeserver, d1["access_token"], "/_matrix/client/v3/keys/query",
+                           {"device_keys": {eve_id: [], dana_id: []}})
+        [dana_usk] = query["user_signing_keys"][dana_id]["keys"]
+        assert dana_usk in query["master_keys"][eve_id]["signatures"].get(dana_id, {}), query["master_keys"][eve_id]
+        # The verification went through the room: its steps are events referring to the request.
+        messages = await get(http, homeserver, d1["access_token"], f"/_matrix/client/v3/rooms/{room_id}/messages",
+                             dir="f", limit="50")
+        sent = [e for e in messages["chunk"] if "state_key" not in e]
+        [request_event] = [e for e in sent if e["content"].get("msgtype") == "m.key.verification.request"]
+        steps = [e for e in sent if e["type"].startswith("m.key.verification.")]
+        assert [e["type"] for e in steps][:3] == ["m.key.verification.ready", "m.key.verification.start",
+                                                 "m.key.verification.accept"], steps
+        assert all(e["content"]["m.relates_to"] == {"rel_type": "m.reference", "event_id": request_event["event_id"]}
+                   for e in steps), steps
+        related = await get(http, homeserver, d1["access_token"],
+                            f"/_matrix/client/v1/rooms/{room_id}/relations/{request_event['event_id']}/m.reference",
+                            limit="50")
+        assert {e["event_id"] for e in related["chunk"]} == {e["event_id"] for e in steps}
+    finally:
+        for client in clients:
+            await client.close()

@@ -236,6 +236,15 @@ const handlers = {
     follow(await crypto().requestOwnUserVerification());
     return { phase: VerificationPhase[verification.request.phase] };
   },
+  // "Verify user" in Element: a request sent as a message of the (encrypted) DM room with them.
+  async requestUserVerification({ userId, roomId }) {
+    follow(await crypto().requestVerificationDM(userId, roomId));
+    return { phase: VerificationPhase[verification.request.phase] };
+  },
+  async userStatus({ userId }) {
+    const status = await crypto().getUserVerificationStatus(userId);
+    return { cross_signing_verified: status.isCrossSigningVerified(), verified: status.isVerified() };
+  },
   async acceptVerification() {
     if (!verification) throw new Error("no verification request");
     await verification.request.accept();
