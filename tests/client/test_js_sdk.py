@@ -219,3 +219,56 @@ async def test_the_js_sdk_reads_the_membership_at_each_event(homeserver, http) -
         after = (await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "after"})).event_id
         seen = await js.wait_for(lambda e: e["event"] == "timeline" and e.get("event_id") == after)
         assert seen["membership"] == "join"
+
+
+async def poll(js: JsClient, cmd: str, predicate, **args: Any) -> dict[str, Any]:
+    """Repeat a driver command until its reply matches `predicate` (the SDK learns from /sync)."""
+    for _ in range(100):
+        reply = await js.call(cmd, **args)
+        if predicate(reply):
+            return reply
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{cmd} never matched: {reply}")
+
+
+async def test_spaces_as_element_builds_them(homeserver, http) -> None:
+    """Element's space panel: a space (a room of type m.space) with a child room; the js-sdk learns
+    the space's type from /sync and walks it with the hierarchy API.
+    Spec: client-server-api, "Spaces", "GET /_matrix/client/v1/rooms/{roomId}/hierarchy"."""
+    async with js_and_nio(homeserver, http, "js-space", "nio-space") as (js, _):
+        space = (await js.call("createSpace", name="Family"))["room_id"]
+        room = (await js.call("createRoom", name="Holidays"))["room_id"]
+        await js.call("addChild", spaceId=space, roomId=room, via=["test.local"])
+        await poll(js, "roomType", lambda r: r["type"] == "m.space", roomId=space)
+        assert (await js.call("roomType", roomId=room))["type"] is None
+        rooms = (await js.call("hierarchy", roomId=space))["rooms"]
+        assert rooms == [{"room_id": space, "name": "Family", "room_type": "m.space", "children": [room]},
+                         {"room_id": room, "name": "Holidays", "room_type": None, "children": []}]
+
+
+async def test_a_room_upgrade_as_element_follows_it(homeserver, http) -> None:
+    """The js-sdk upgrades an invite-only room and invites its member to the replacement (as Element
+    does when asked to; the server, as Synapse, copies pending invites only); nio sees the tombstone
+    and joins; the js-sdk links the two rooms (Element's "this room is a continuation" link) from
+    the tombstone and the new room's create event. Spec: client-server-api, "Room Upgrades"."""
+    async with js_and_nio(homeserver, http, "js-upg", "nio-upg") as (js, bob):
+        old = await js_room_with(js, bob, "Before")
+        new = (await js.call("upgradeRoom", roomId=old, version="12"))["replacement_room"]
+        assert new != old
+        await poll(js, "upgradeHistory", lambda r: r["rooms"] == [old, new], roomId=new)
+        assert (await js.call("upgradeHistory", roomId=old))["rooms"] == [old, new]
+        tombstones = []
+        for _ in range(20):
+            got = await bob.sync(timeout=1000, since=bob.next_batch)
+            room = got.rooms.join.get(old)
+            tombstones += [e for e in (room.timeline.events if room else []) if e.source["type"] == "m.room.tombstone"]
+            if tombstones:
+                break
+        assert tombstones and tombstones[0].source["content"]["replacement_room"] == new
+        refused = await bob.join(new)
+        assert getattr(refused, "status_code", None) == "M_FORBIDDEN", refused
+        await js.call("invite", roomId=new, userId=bob.user_id)
+        assert getattr(await bob.join(new), "room_id", None) == new
+        await js.wait_for(lambda e: e["event"] == "timeline" and e["room_id"] == new and e["type"] == "m.room.member"
+                          and e["sender"] == bob.user_id)
+

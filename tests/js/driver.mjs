@@ -48,6 +48,7 @@ const handlers = {
     return { room_id: r.room_id };
   },
   async join({ roomId }) { await client.joinRoom(roomId); return {}; },
+  async invite({ roomId, userId }) { await client.invite(roomId, userId); return {}; },
   async send({ roomId, body }) {
     const r = await client.sendTextMessage(roomId, body);
     return { event_id: r.event_id };
@@ -71,6 +72,29 @@ const handlers = {
       unread: room.getThreadUnreadNotificationCount(t.id, "total") }));
     const main = room.getLiveTimeline().getEvents().map((e) => e.getContent().body ?? null).filter((b) => b);
     return { all: roots(0), mine: roots(1), threads, main };
+  },
+  async createSpace({ name }) {
+    const r = await client.createRoom({ name, creation_content: { type: "m.space" } });
+    return { room_id: r.room_id };
+  },
+  async addChild({ spaceId, roomId, via }) {
+    await client.sendStateEvent(spaceId, "m.space.child", { via }, roomId);
+    return {};
+  },
+  async hierarchy({ roomId }) {
+    const r = await client.getRoomHierarchy(roomId, 50, 3);
+    return { rooms: r.rooms.map((room) => ({ room_id: room.room_id, name: room.name ?? null,
+                                             room_type: room.room_type ?? null,
+                                             children: room.children_state.map((c) => c.state_key) })) };
+  },
+  async roomType({ roomId }) { return { type: client.getRoom(roomId)?.getType() ?? null }; },
+  async upgradeRoom({ roomId, version }) {
+    const r = await client.upgradeRoom(roomId, version);
+    return { replacement_room: r.replacement_room };
+  },
+  // The rooms an upgraded room replaced and was replaced by, as Element links them.
+  async upgradeHistory({ roomId }) {
+    return { rooms: client.getRoomUpgradeHistory(roomId, true).map((room) => room.roomId) };
   },
   async setDisplayName({ name }) { await client.setDisplayName(name); return {}; },
   async typing({ roomId, typing }) { await client.sendTyping(roomId, typing, 30000); return {}; },
