@@ -272,3 +272,50 @@ async def test_a_room_upgrade_as_element_follows_it(homeserver, http) -> None:
         await js.wait_for(lambda e: e["event"] == "timeline" and e["room_id"] == new and e["type"] == "m.room.member"
                           and e["sender"] == bob.user_id)
 
+
+async def test_a_poll_as_element_tallies_it(homeserver, http) -> None:
+    """Element's polls (MSC3381): the js-sdk starts one, nio and the js-sdk vote (responses refer to
+    the poll with m.reference), the js-sdk's Poll model fetches the votes through /relations and
+    ends the poll; a vote after the end does not count. Spec: client-server-api, "Reference
+    relations", "GET /_matrix/client/v1/rooms/{roomId}/relations/{eventId}/{relType}"."""
+    async with js_and_nio(homeserver, http, "js-poll", "nio-poll") as (js, bob):
+        room_id = await js_room_with(js, bob, "Dinner")
+        poll = (await js.call("startPoll", roomId=room_id, question="Pizza tonight?", answers=["yes", "no"]))["event_id"]
+        start = None
+        for _ in range(20):
+            got = await bob.sync(timeout=1000, since=bob.next_batch)
+            room = got.rooms.join.get(room_id)
+            start = next((e for e in (room.timeline.events if room else []) if e.event_id == poll), start)
+            if start is not None:
+                break
+        assert start is not None
+        answers = {a["org.matrix.msc1767.text"]: a["id"]
+                   for a in start.source["content"]["org.matrix.msc3381.poll.start"]["answers"]}
+        vote = {"org.matrix.msc3381.poll.response": {"answers": [answers["yes"]]},
+                "m.relates_to": {"rel_type": "m.reference", "event_id": poll}}
+        sent = await bob.room_send(room_id, "org.matrix.msc3381.poll.response", vote)
+        assert getattr(sent, "event_id", None), sent
+        await js.call("votePoll", roomId=room_id, pollId=poll, answerIds=[answers["no"]])
+        results = await poll_results(js, room_id, poll, lambda r: len(r["votes"]) == 2)
+        assert results["question"] == "Pizza tonight?" and results["ended"] is False
+        assert results["votes"] == sorted([["@js-poll:test.local", ["no"]], [bob.user_id, ["yes"]]])
+
+        await js.call("endPoll", roomId=room_id, pollId=poll)
+        await poll_results(js, room_id, poll, lambda r: r["ended"])
+        late = await bob.room_send(room_id, "org.matrix.msc3381.poll.response",
+                                   {**vote, "org.matrix.msc3381.poll.response": {"answers": [answers["no"]]}})
+        assert getattr(late, "event_id", None), late
+        # A new session tallies from /relations alone: the late vote does not count.
+        again = await JsClient.start()
+        try:
+            await again.call("login", baseUrl=homeserver.base_url, user="js-poll", password="js-poll-pw")
+            results = await poll_results(again, room_id, poll, lambda r: r["ended"])
+            assert results["votes"] == sorted([["@js-poll:test.local", ["no"]], [bob.user_id, ["yes"]]])
+        finally:
+            await again.close()
+
+
+async def poll_results(js: JsClient, room_id: str, poll_id: str, predicate) -> dict[str, Any]:
+    """The js-sdk's tally of a poll, once it matches `predicate`."""
+    return await poll(js, "pollResults", lambda r: r["found"] and predicate(r), roomId=room_id, pollId=poll_id)
+

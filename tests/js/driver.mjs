@@ -3,6 +3,11 @@
 import { out, passwordLogin, serve, waitPrepared } from "./harness.mjs";
 const sdk = await import("matrix-js-sdk");
 
+const { PollStartEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollStartEvent.js");
+const { PollResponseEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollResponseEvent.js");
+const { PollEndEvent } = await import("matrix-js-sdk/lib/extensible_events_v1/PollEndEvent.js");
+const { M_POLL_KIND_DISCLOSED } = await import("matrix-js-sdk/lib/@types/polls.js");
+
 let client = null;
 
 function watch(c) {
@@ -95,6 +100,29 @@ const handlers = {
   // The rooms an upgraded room replaced and was replaced by, as Element links them.
   async upgradeHistory({ roomId }) {
     return { rooms: client.getRoomUpgradeHistory(roomId, true).map((room) => room.roomId) };
+  },
+  // Polls as Element sends them (MSC3381 extensible events); the results as Element's poll tally
+  // reads them: the SDK's Poll model, which fetches the responses with /relations.
+  async startPoll({ roomId, question, answers }) {
+    const ev = PollStartEvent.from(question, answers, M_POLL_KIND_DISCLOSED).serialize();
+    return { event_id: (await client.sendEvent(roomId, ev.type, ev.content)).event_id };
+  },
+  async votePoll({ roomId, pollId, answerIds }) {
+    const ev = PollResponseEvent.from(answerIds, pollId).serialize();
+    return { event_id: (await client.sendEvent(roomId, ev.type, ev.content)).event_id };
+  },
+  async endPoll({ roomId, pollId }) {
+    const ev = PollEndEvent.from(pollId, "The poll has ended").serialize();
+    return { event_id: (await client.sendEvent(roomId, ev.type, ev.content)).event_id };
+  },
+  async pollResults({ roomId, pollId }) {
+    const poll = client.getRoom(roomId)?.polls.get(pollId);
+    if (!poll) return { found: false };
+    const responses = await poll.getResponses();
+    const text = new Map((poll.pollEvent?.answers ?? []).map((a) => [a.id, a.text]));
+    const votes = responses.getRelations().map((e) => [e.getSender(), (e.unstableExtensibleEvent?.answerIds ?? []).map((id) => text.get(id) ?? id)])
+      .sort();
+    return { found: true, ended: poll.isEnded, question: poll.pollEvent?.question?.text ?? null, votes };
   },
   async setDisplayName({ name }) { await client.setDisplayName(name); return {}; },
   async typing({ roomId, typing }) { await client.sendTyping(roomId, typing, 30000); return {}; },
