@@ -319,3 +319,29 @@ async def poll_results(js: JsClient, room_id: str, poll_id: str, predicate) -> d
     """The js-sdk's tally of a poll, once it matches `predicate`."""
     return await poll(js, "pollResults", lambda r: r["found"] and predicate(r), roomId=room_id, pollId=poll_id)
 
+
+async def test_room_notification_settings_as_element_sets_them(homeserver, http) -> None:
+    """Element's per-room notification settings are push rules: "Mentions & keywords" a room rule
+    that does not notify, "Mute" an override rule on the room ID. A mention still counts in the
+    first room (a higher rule); nothing counts in the muted one.
+    Spec: client-server-api, "Push Rules" (kinds and their order), "Receiving notifications"."""
+    async with js_and_nio(homeserver, http, "js-quiet", "nio-quiet") as (js, bob):
+        mentions_only = await js_room_with(js, bob, "Mentions only")
+        muted = await js_room_with(js, bob, "Muted")
+        await js.call("addPushRule", kind="room", ruleId=mentions_only, body={"actions": []})
+        await js.call("addPushRule", kind="override", ruleId=muted, body={
+            "conditions": [{"kind": "event_match", "key": "room_id", "pattern": muted}], "actions": []})
+        me = "@js-quiet:test.local"
+        last = {}
+        for room_id in (mentions_only, muted):
+            await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "hello all"})
+            sent = await bob.room_send(room_id, "m.room.message", {"msgtype": "m.text", "body": "js-quiet: and you",
+                                                                   "m.mentions": {"user_ids": [me]}})
+            last[room_id] = sent.event_id
+        for room_id in (mentions_only, muted):
+            await js.wait_for(lambda e: e["event"] == "timeline" and e["event_id"] == last[room_id])
+        counts = await poll(js, "unread", lambda r: r["total"] == 1, roomId=mentions_only)
+        assert (counts["total"], counts["highlight"]) == (1, 1)
+        counts = await js.call("unread", roomId=muted)
+        assert (counts["total"], counts["highlight"]) == (0, 0)
+

@@ -124,6 +124,7 @@ const handlers = {
       .sort();
     return { found: true, ended: poll.isEnded, question: poll.pollEvent?.question?.text ?? null, votes };
   },
+  async addPushRule({ kind, ruleId, body }) { await client.addPushRule("global", kind, ruleId, body); return {}; },
   async setDisplayName({ name }) { await client.setDisplayName(name); return {}; },
   async typing({ roomId, typing }) { await client.sendTyping(roomId, typing, 30000); return {}; },
   async readReceipt({ roomId, eventId }) {
