@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from nio import AsyncClient, LoginResponse, RoomMessageText
+from nio import AsyncClient, LoginResponse, RoomInviteResponse, RoomKickResponse, RoomMessageText
 
 from tests.js_client import JsClient
 
@@ -344,4 +344,46 @@ async def test_room_notification_settings_as_element_sets_them(homeserver, http)
         assert (counts["total"], counts["highlight"]) == (1, 1)
         counts = await js.call("unread", roomId=muted)
         assert (counts["total"], counts["highlight"]) == (0, 0)
+
+
+async def test_asking_to_join_as_element_does(homeserver, http) -> None:
+    """Element's "Ask to join" on a knock room: the js-sdk knocks with a reason and holds the room
+    as knocked (the /sync `knock` section); the room's admin (nio) sees the knock and approves it
+    with an invite; the js-sdk joins. A second knock, denied with a kick, leaves the room as left.
+    Spec: client-server-api, "Knocking on rooms", "POST /_matrix/client/v3/knock/{roomIdOrAlias}"."""
+    async with js_and_nio(homeserver, http, "js-knock", "nio-admin") as (js, admin):
+        created = await admin.room_create(name="Book club", initial_state=[
+            {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+        room_id = created.room_id
+        me = "@js-knock:test.local"
+        await admin.sync(timeout=0)
+
+        async def admin_sees(membership: str) -> dict[str, Any]:
+            for _ in range(20):
+                got = await admin.sync(timeout=1000, since=admin.next_batch)
+                room = got.rooms.join.get(room_id)
+                for e in (room.timeline.events if room else []):
+                    if e.source["type"] == "m.room.member" and e.source.get("state_key") == me \
+                            and e.source["content"].get("membership") == membership:
+                        return e.source
+            raise AssertionError(f"the admin never saw {me} {membership}")
+
+        await js.call("knock", roomId=room_id, reason="I read a lot")
+        await poll(js, "myMembership", lambda r: r["membership"] == "knock", roomId=room_id)
+        knock = await admin_sees("knock")
+        assert knock["content"]["reason"] == "I read a lot" and knock["sender"] == me
+        invited = await admin.room_invite(room_id, me)
+        assert isinstance(invited, RoomInviteResponse), invited
+        await poll(js, "myMembership", lambda r: r["membership"] == "invite", roomId=room_id)
+        await js.call("join", roomId=room_id)
+        await admin_sees("join")
+
+        # Leave, knock again, and be turned away.
+        await js.call("leave", roomId=room_id)
+        await admin_sees("leave")
+        await js.call("knock", roomId=room_id, reason="again?")
+        await admin_sees("knock")
+        kicked = await admin.room_kick(room_id, me, reason="full")
+        assert isinstance(kicked, RoomKickResponse), kicked
+        await poll(js, "myMembership", lambda r: r["membership"] == "leave", roomId=room_id)
 

@@ -54,6 +54,9 @@ const handlers = {
   },
   async join({ roomId }) { await client.joinRoom(roomId); return {}; },
   async invite({ roomId, userId }) { await client.invite(roomId, userId); return {}; },
+  async leave({ roomId }) { await client.leave(roomId); return {}; },
+  async knock({ roomId, reason }) { await client.knockRoom(roomId, { reason }); return {}; },
+  async myMembership({ roomId }) { return { membership: client.getRoom(roomId)?.getMyMembership() ?? null }; },
   async send({ roomId, body }) {
     const r = await client.sendTextMessage(roomId, body);
     return { event_id: r.event_id };
