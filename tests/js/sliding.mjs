@@ -10,6 +10,10 @@ let client = null;
 let sliding = null;
 
 function watch(c, ss) {
+  c.on(sdk.MatrixEventEvent.Decrypted, (event) => {
+    out({ event: "decrypted", room_id: event.getRoomId(), sender: event.getSender(), type: event.getType(),
+          body: event.getContent().body ?? null, failure: event.isDecryptionFailure() });
+  });
   c.on(sdk.RoomEvent.Timeline, (event, room, toStartOfTimeline) => {
     if (toStartOfTimeline) return;
     out({ event: "timeline", room_id: room.roomId, type: event.getType(), sender: event.getSender(),
@@ -35,9 +39,12 @@ function watch(c, ss) {
 }
 
 const handlers = {
-  async login({ baseUrl, user, password }) {
+  // `crypto`: with the Rust crypto, which then takes its to-device messages, device lists and key
+  // counts from the sliding sync's to_device and e2ee extensions, as Element X's crypto does.
+  async login({ baseUrl, user, password, crypto }) {
     const resp = await passwordLogin(sdk, baseUrl, user, password);
     client = sdk.createClient({ baseUrl, accessToken: resp.access_token, userId: resp.user_id, deviceId: resp.device_id });
+    if (crypto) await client.initRustCrypto({ useIndexedDB: false });
     const room = { timeline_limit: 10, required_state: [["*", "*"]] };
     const lists = new Map([["all", { ranges: [[0, 20]], ...room }]]);
     sliding = new SlidingSync(baseUrl, lists, room, client, 10000);
@@ -48,6 +55,13 @@ const handlers = {
   },
   async createRoom({ name }) {
     const r = await client.createRoom({ name });
+    return { room_id: r.room_id };
+  },
+  async createEncryptedRoom({ name, invite }) {
+    const r = await client.createRoom({
+      name, invite: invite ?? [],
+      initial_state: [{ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } }],
+    });
     return { room_id: r.room_id };
   },
   async send({ roomId, body }) {
