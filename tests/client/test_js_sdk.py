@@ -387,3 +387,46 @@ async def test_asking_to_join_as_element_does(homeserver, http) -> None:
         assert isinstance(kicked, RoomKickResponse), kicked
         await poll(js, "myMembership", lambda r: r["membership"] == "leave", roomId=room_id)
 
+
+
+async def test_settings_as_element_uses_them(homeserver, http) -> None:
+    """Element's settings through the js-sdk: the sessions list, renaming another session and
+    signing it out (UIA with the password), changing the password with the old one sent as the
+    first request's auth (how Element's dialog sends it) and signing out every other session,
+    and server-side message search. Spec: client-server-api, "Device Management",
+    "User-Interactive Authentication API", "POST /account/password", "Server Side Search"."""
+    async with js_and_nio(homeserver, http, "js-settings", "nio-settings") as (js, bob):
+        room_id = await js_room_with(js, bob, "Notes")
+        await js.call("send", roomId=room_id, body="the quick brown fox")
+        await js.call("send", roomId=room_id, body="a lazy dog")
+        found = await js.call("search", term="brown")
+        assert found["bodies"] == ["the quick brown fox"] and "brown" in found["highlights"], found
+
+        async def login(password: str) -> tuple[int, dict[str, Any]]:
+            async with http.post(f"{homeserver.base_url}/_matrix/client/v3/login", json={
+                    "type": "m.login.password", "identifier": {"type": "m.id.user", "user": "js-settings"},
+                    "password": password}) as resp:
+                return resp.status, await resp.json()
+
+        async def whoami(token: str) -> int:
+            async with http.get(f"{homeserver.base_url}/_matrix/client/v3/account/whoami",
+                                headers={"Authorization": f"Bearer {token}"}) as resp:
+                return resp.status
+
+        phone, laptop = [(await login("js-settings-pw"))[1] for _ in range(2)]
+        devices = {d["device_id"] for d in (await js.call("getDevices"))["devices"]}
+        assert {phone["device_id"], laptop["device_id"]} < devices
+        await js.call("renameDevice", deviceId=phone["device_id"], name="Old phone")
+        names = {d["device_id"]: d["display_name"] for d in (await js.call("getDevices"))["devices"]}
+        assert names[phone["device_id"]] == "Old phone"
+
+        deleted = await js.call("deleteDevices", deviceIds=[phone["device_id"]], password="js-settings-pw")
+        assert ["m.login.password"] in deleted["uia"], deleted
+        assert await whoami(phone["access_token"]) == 401
+        assert phone["device_id"] not in {d["device_id"] for d in (await js.call("getDevices"))["devices"]}
+
+        await js.call("changePassword", oldPassword="js-settings-pw", newPassword="a new one", logoutDevices=True)
+        assert await whoami(laptop["access_token"]) == 401        # every other session is signed out
+        assert len((await js.call("getDevices"))["devices"]) == 1  # the SDK's own session stays
+        assert (await login("js-settings-pw"))[0] == 403
+        assert (await login("a new one"))[0] == 200

@@ -128,6 +128,36 @@ const handlers = {
     return { found: true, ended: poll.isEnded, question: poll.pollEvent?.question?.text ?? null, votes };
   },
   async addPushRule({ kind, ruleId, body }) { await client.addPushRule("global", kind, ruleId, body); return {}; },
+  // Element's settings: the sessions list, renaming and signing out sessions (UIA with the password,
+  // as Element's InteractiveAuth answers the 401), changing the password.
+  async getDevices() {
+    return { devices: (await client.getDevices()).devices.map((d) => ({ device_id: d.device_id,
+                                                                         display_name: d.display_name ?? null })) };
+  },
+  async renameDevice({ deviceId, name }) { await client.setDeviceDetails(deviceId, { display_name: name }); return {}; },
+  async deleteDevices({ deviceIds, password }) {
+    try {
+      await client.deleteMultipleDevices(deviceIds);
+      return { uia: null };
+    } catch (err) {
+      if (err?.httpStatus !== 401 || !err?.data?.flows) throw err;
+      await client.deleteMultipleDevices(deviceIds, { type: "m.login.password", session: err.data.session,
+        identifier: { type: "m.id.user", user: client.getUserIdLocalpart() }, password });
+      return { uia: err.data.flows.map((f) => f.stages) };
+    }
+  },
+  // As Element's "Change password" sends it: the old password as the auth dict of the first request.
+  async changePassword({ oldPassword, newPassword, logoutDevices }) {
+    await client.setPassword({ type: "m.login.password", password: oldPassword,
+                               identifier: { type: "m.id.user", user: client.getUserIdLocalpart() } },
+                             newPassword, logoutDevices);
+    return {};
+  },
+  async search({ term }) {
+    const r = await client.searchRoomEvents({ term });
+    return { count: r.count ?? null, highlights: r.highlights,
+             bodies: r.results.map((res) => res.context.getEvent().getContent().body ?? null) };
+  },
   async setDisplayName({ name }) { await client.setDisplayName(name); return {}; },
   async typing({ roomId, typing }) { await client.sendTyping(roomId, typing, 30000); return {}; },
   async readReceipt({ roomId, eventId }) {
