@@ -123,7 +123,10 @@ class SyncService:
         removed = await self._removed_from(user_id, memberships, now.events, room_filter) \
             if since is None and not room_filter.get("include_leave") else frozenset()
         for room_id, (membership, event_id, member_pos) in memberships.items():
-            if not _room_wanted(room_filter, room_id) or member_pos > now.events:
+            # Invites and knocks are listed whatever the filter's rooms/not_rooms say, as Synapse
+            # lists them: a bot that syncs only its own rooms still hears of new ones.
+            if member_pos > now.events or (membership not in ("invite", "knock")
+                                           and not _room_wanted(room_filter, room_id)):
                 continue
             newly = since is None or member_pos > since_pos
             if membership == "join":

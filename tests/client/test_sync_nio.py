@@ -5,6 +5,7 @@ Spec: client-server-api, "Syncing", "Room membership", "Sending events to a room
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 from nio import (AsyncClient, InviteMemberEvent, JoinResponse, LoginResponse, RoomCreateResponse,
@@ -60,3 +61,35 @@ async def test_two_nio_clients_chat(homeserver, http) -> None:
         assert any(getattr(e, "body", None) == "dinner at 7" for e in history.chunk)
     finally:
         await asyncio.gather(alice.close(), bob.close())
+
+
+async def test_a_bot_syncing_only_its_rooms_still_hears_of_invites(homeserver, http) -> None:
+    """A bot whose /sync filter names only its own rooms (`room.rooms`) still gets invites (and the
+    rooms it is not in stay out of `join`), as Synapse lists every invite whatever the filter;
+    otherwise it could never be asked into a new room. Spec: client-server-api, "Filtering"."""
+    owner = await login(homeserver, http, "nio-owner")
+    bot = await login(homeserver, http, "nio-filtered-bot")
+    try:
+        home = (await owner.room_create(name="Bot's room", invite=[bot.user_id])).room_id
+        other = (await owner.room_create(name="Unrelated")).room_id
+        assert isinstance(await bot.join(home), JoinResponse)
+        await bot.sync(timeout=0)
+        only_home = {"room": {"rooms": [home], "timeline": {"limit": 5}}}
+        new = (await owner.room_create(name="New room", invite=[bot.user_id])).room_id
+        await owner.room_send(home, "m.room.message", {"msgtype": "m.text", "body": "welcome"})
+
+        got = await bot.sync(timeout=0, since=bot.next_batch, sync_filter=only_home)
+        assert isinstance(got, SyncResponse), got
+        assert list(got.rooms.invite) == [new]
+        assert set(got.rooms.join) == {home} and other not in got.rooms.join
+        # The same from an initial sync with not_rooms naming the invite's room.
+        async with http.get(f"{homeserver.base_url}/_matrix/client/v3/sync", params={
+                "timeout": "0", "filter": json.dumps({"room": {"not_rooms": [new, home]}})},
+                headers={"Authorization": f"Bearer {bot.access_token}"}) as resp:
+            initial = await resp.json()
+        assert resp.status == 200, initial
+        assert list(initial["rooms"]["invite"]) == [new] and "join" not in initial["rooms"], initial["rooms"]
+        assert isinstance(await bot.join(new), JoinResponse)
+    finally:
+        await owner.close()
+        await bot.close()
