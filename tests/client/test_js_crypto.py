@@ -65,6 +65,18 @@ async def until(client: CryptoClient, cmd: str, predicate, timeout: float = 10, 
     return reply
 
 
+async def encrypted_room(creator: CryptoClient, guest: CryptoClient, guest_id: str, name: str) -> str:
+    """`creator` makes an encrypted room and invites `guest`, who joins; returns once both clients
+    see the room as encrypted (their syncs have brought its state)."""
+    room_id = (await creator.call("createEncryptedRoom", name=name, invite=[guest_id]))["room_id"]
+    await guest.call("join", roomId=room_id)
+    await creator.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
+                           and e["sender"] == guest_id and e["room_id"] == room_id)
+    for client in (creator, guest):
+        await until(client, "isEncrypted", lambda r: r["encrypted"], roomId=room_id)
+    return room_id
+
+
 def decrypted(body: str, sender: str):
     return lambda e: (e["event"] == "decrypted" and e["body"] == body and e["sender"] == sender
                       and e["type"] == "m.room.message" and e["wire_type"] == "m.room.encrypted"
@@ -150,13 +162,7 @@ async def test_rust_crypto_backup_and_restore_on_a_new_device(homeserver, http) 
             assert set(stored["encrypted"][key_id]) == {"iv", "ciphertext", "mac"}, (secret, stored)
 
         # An encrypted room with bob, who joins.
-        room_id = (await alice.call("createEncryptedRoom", name="Vault", invite=[BOB]))["room_id"]
-        await bob.call("join", roomId=room_id)
-        await alice.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
-                             and e["sender"] == BOB and e["room_id"] == room_id)
-        # Each client sees the room as encrypted once its sync has brought the room's state.
-        for client in (alice, bob):
-            await until(client, "isEncrypted", lambda r: r["encrypted"], roomId=room_id)
+        room_id = await encrypted_room(alice, bob, BOB, "Vault")
 
         # Both send; each decrypts the other's messages (Megolm sessions shared over Olm to-device).
         conversation = [(alice, ALICE, bob, "alice: the key is under the mat"),
@@ -310,12 +316,8 @@ async def test_users_verify_each_other_in_their_dm(homeserver, http) -> None:
         for client in (dana, eve):
             assert (await client.call("bootstrapCrossSigning", reset=False))["ready"]
             await until(client, "crossSigningStatus", lambda cs: cs["ready"] and cs["device_cross_signed"])
-        room_id = (await dana.call("createEncryptedRoom", name="dana and eve", invite=[eve_id]))["room_id"]
-        await eve.call("join", roomId=room_id)
-        await dana.wait_for(lambda e: e["event"] == "timeline" and e["type"] == "m.room.member"
-                            and e["sender"] == eve_id and e["room_id"] == room_id)
+        room_id = await encrypted_room(dana, eve, eve_id, "dana and eve")
         for client in (dana, eve):
-            await until(client, "isEncrypted", lambda r: r["encrypted"], roomId=room_id)
             await client.call("settle")
         assert (await dana.call("userStatus", userId=eve_id))["cross_signing_verified"] is False
 
