@@ -125,15 +125,21 @@ async def insert_event_push_actions(tx: Transaction, stream_ordering: int, room_
                      (stream_ordering, room_id, event_id, thread_id, ts, _dumps(payload)))
 
 
-def _recipient(raw: str, user_id: str) -> tuple[list[Any], bool, bool] | None:
-    """One user's (actions, highlight, counted) in a push_event_actions row, or None if not notified."""
+def _groups(raw: str) -> list[tuple[list[Any], bool, bool, list[str]]]:
+    """A push_event_actions row's recipients as (actions, highlight, counted, users) groups,
+    whichever form the row was written in."""
     value = json.loads(raw)
     if isinstance(value, dict):                      # a row from before the grouped form
-        mine = value.get(user_id)
-        return (list(mine.get("a", [])), bool(mine.get("h")), bool(mine.get("c"))) if mine else None
-    for actions, highlight, counted, users in value:
+        return [(list(mine.get("a", [])), bool(mine.get("h")), bool(mine.get("c")), [user])
+                for user, mine in value.items()]
+    return [(list(actions), bool(h), bool(c), users) for actions, h, c, users in value]
+
+
+def _recipient(raw: str, user_id: str) -> tuple[list[Any], bool, bool] | None:
+    """One user's (actions, highlight, counted) in a push_event_actions row, or None if not notified."""
+    for actions, highlight, counted, users in _groups(raw):
         if user_id in users:
-            return list(actions), bool(highlight), bool(counted)
+            return actions, highlight, counted
     return None
 
 
@@ -143,12 +149,7 @@ async def delete_event_push_actions(tx: Transaction, stream_ordering: int) -> tu
                             "RETURNING thread_id, recipients_json", (stream_ordering,))
     if row is None:
         return None
-    value = json.loads(row[1])
-    if isinstance(value, dict):                      # a row from before the grouped form
-        counted = [u for u, mine in value.items() if mine.get("c")]
-    else:
-        counted = [u for _, _, c, users in value if c for u in users]
-    return row[0], counted
+    return row[0], [u for _, _, counted, users in _groups(row[1]) if counted for u in users]
 
 
 async def add_unread(tx: Transaction, room_id: str, thread_id: str, users: Iterable[tuple[str, bool]]) -> None:
@@ -292,13 +293,6 @@ MAX_FORGET = 5000          # rows one pass looks at (and so deletes) at most
 _FORGET_BATCH = 500
 
 
-def _highlights_anyone(raw: str) -> bool:
-    value = json.loads(raw)
-    if isinstance(value, dict):                      # a row from before the grouped form
-        return any(mine.get("h") for mine in value.values())
-    return any(highlight for _, highlight, _, _ in value)
-
-
 async def old_notifications(db: Reads, after: int, now_ms: int, *, most: int = MAX_FORGET) -> tuple[list[int], int]:
     """(stream orderings of rows older than KEEP_NOTIFICATIONS_MS that highlighted nobody, the
     stream ordering looked at up to), reading the rows after `after` in order until a younger one.
@@ -317,7 +311,7 @@ async def old_notifications(db: Reads, after: int, now_ms: int, *, most: int = M
             if ts >= cutoff:
                 return doomed, upto
             upto = int(position)
-            if not _highlights_anyone(raw):
+            if not any(highlight for _, highlight, _, _ in _groups(raw)):
                 doomed.append(upto)
         if not rows:
             break
