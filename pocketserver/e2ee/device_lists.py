@@ -20,8 +20,8 @@ from pocketserver.sync.tokens import StreamToken
 CHANGED = "changed"        # subject now shares a room with observer (reported while they still do)
 LEFT = "left"              # subject no longer shares a room with observer (reported if still so)
 SIGNED = "signed"          # observer's user-signing key signed subject's master key (always reported)
-# TODO: rows of the device_lists stream are never pruned; a family server writes few of them, and
-# pruning needs the oldest token still in use, which the server does not track yet.
+# The stream keeps a user's latest change and a pair's latest observation of each kind only
+# (storage/e2ee_streams.py): it grows with users and pairs, not with changes.
 
 
 async def record_device_list_change(tx: Transaction, user_id: str) -> None:

@@ -313,6 +313,41 @@ async def test_a_second_shared_room_is_no_device_list_change(api) -> None:
     assert (await sync_since(api, alice, synced["next_batch"]))["device_lists"] == {"changed": [], "left": [bob.user_id]}
 
 
+async def test_device_list_stream_keeps_each_users_latest_change(api) -> None:
+    """A change of bob's devices replaces his earlier row in the stream, and a membership change a
+    pair's earlier row of its kind: the stream grows with users and pairs, not with changes, and a
+    sync from before them all, or from between them, still hears of bob."""
+    alice = await new_device(api, "alice")
+    bob = await new_device(api, "bob", seed=2)
+    room = await share_room(api, alice, bob)
+    _, start = await api.call("GET", SYNC, token=alice.token)
+    await upload(api, bob, {"device_keys": bob.device_keys()})
+    _, middle = await api.call("GET", SYNC, query={"since": start["next_batch"]}, token=alice.token)
+    for seed in (4, 5):
+        phone = await login_again(api, "bob", seed=seed)
+        await upload(api, phone, {"device_keys": phone.device_keys()})
+    status, body = await api.call("POST", "/_matrix/client/v3/logout", {}, token=phone.token)
+    assert status == 200, body
+    for since in (start, middle):
+        assert (await sync_since(api, alice, since["next_batch"]))["device_lists"] == {"changed": [bob.user_id],
+                                                                                      "left": []}
+    changes = "SELECT COUNT(*) FROM device_list_changes WHERE user_id = ?"
+    assert (await api.server.db.fetchone(changes, (bob.user_id,)))[0] == 1
+
+    for _ in range(3):   # bob leaves the only room he shares with alice, and comes back
+        await api.call("POST", f"{R}/{room}/leave", {}, token=bob.token)
+        status, body = await api.call("POST", f"{R}/{room}/join", {}, token=bob.token)
+        assert status == 200, body
+    assert (await sync_since(api, alice, middle["next_batch"]))["device_lists"] == {"changed": [bob.user_id],
+                                                                                  "left": []}
+    pair = "SELECT kind FROM device_list_observations WHERE observer = ? AND subject = ? ORDER BY position"
+    assert [r[0] for r in await api.server.db.fetchall(pair, (alice.user_id, bob.user_id))] == ["left", "changed"]
+    assert [r[0] for r in await api.server.db.fetchall(pair, (bob.user_id, alice.user_id))] == ["left", "changed"]
+    await api.call("POST", f"{R}/{room}/leave", {}, token=bob.token)
+    assert (await sync_since(api, alice, middle["next_batch"]))["device_lists"] == {"changed": [],
+                                                                                  "left": [bob.user_id]}
+
+
 async def test_device_list_change_wakes_long_poll(api) -> None:
     alice = await new_device(api, "alice")
     bob = await new_device(api, "bob", seed=2)

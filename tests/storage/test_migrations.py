@@ -117,6 +117,26 @@ def test_existing_accounts_are_neither_locked_nor_suspended(tmp_path: Path, monk
         conn.close()
 
 
+def test_device_list_streams_keep_only_the_latest_rows(tmp_path: Path, monkeypatch) -> None:
+    """Migration 0012 drops the device-list rows a later row of the same user (or the same
+    observer, subject and kind) supersedes."""
+    path = tmp_path / "db.sqlite"
+    changes = [(1, "@a:hs"), (2, "@b:hs"), (3, "@a:hs"), (5, "@a:hs")]
+    observations = [(1, "@a:hs", "@b:hs", "changed"), (2, "@a:hs", "@b:hs", "left"), (3, "@a:hs", "@b:hs", "changed"),
+                    (3, "@b:hs", "@a:hs", "changed"), (4, "@a:hs", "@c:hs", "changed")]
+    upgrade_from(path, 11, monkeypatch,
+                 *(f"INSERT INTO device_list_changes VALUES ({p}, '{u}')" for p, u in changes),
+                 *(f"INSERT INTO device_list_observations VALUES ({p}, '{o}', '{s}', '{k}')" for p, o, s, k in observations))
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT * FROM device_list_changes ORDER BY position").fetchall() == [(2, "@b:hs"), (5, "@a:hs")]
+        assert conn.execute("SELECT * FROM device_list_observations ORDER BY position, observer").fetchall() == [
+            (2, "@a:hs", "@b:hs", "left"), (3, "@a:hs", "@b:hs", "changed"), (3, "@b:hs", "@a:hs", "changed"),
+            (4, "@a:hs", "@c:hs", "changed")]
+    finally:
+        conn.close()
+
+
 def test_the_writer_connection_opens_a_migrated_database(tmp_path: Path) -> None:
     """The migrations' own connection closes without checkpointing: their pages wait in the WAL."""
     path = tmp_path / "db.sqlite"
