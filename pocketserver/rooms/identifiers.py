@@ -78,6 +78,20 @@ def is_valid_room_id(room_id: str, version: RoomVersion) -> bool:
     return bool(sep) and "\x00" not in localpart and is_valid_server_name(domain)
 
 
+def is_room_id_of_any_version(room_id: str) -> bool:
+    """Whether the string is a room ID of some room version: `!opaque:server_name`, or `!` and the
+    create event's URL-safe hash (room version 12). For IDs that come without their room.
+
+    Spec: appendices, "Room IDs".
+    """
+    if not room_id.startswith("!") or len(room_id.encode("utf-8")) > MAX_IDENTIFIER_BYTES:
+        return False
+    localpart, sep, domain = room_id[1:].partition(":")
+    if sep:
+        return "\x00" not in localpart and is_valid_server_name(domain)
+    return bool(_URL_SAFE_HASH.match(localpart))
+
+
 def is_valid_event_id(event_id: str, version: RoomVersion) -> bool:
     """Whether the string is an event ID of the form this room version uses.
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pocketserver.errors import BadJson, TooLarge
+from pocketserver.rooms.identifiers import is_room_id_of_any_version, is_valid_user_id
 
 MAX_FILTER_LIST = 1000
 MAX_LIMIT = 10_000
@@ -23,16 +24,28 @@ def _strings(name: str, value: Any) -> None:
         raise BadJson(f"{name} must be a list of strings")
 
 
-def _event_filter(name: str, value: Any, *, room_event: bool) -> None:
+def _ids(name: str, value: Any, valid: Callable[[str], bool] | None, what: str) -> None:
+    _strings(name, value)
+    for item in value if valid else ():
+        if not valid(item):
+            raise BadJson(f"{name} holds {item!r}, which is not a {what}")
+
+
+def _event_filter(name: str, value: Any, *, room_event: bool, check_ids: bool = True) -> None:
+    """Raise BadJson unless `value` is an EventFilter (a RoomEventFilter with `room_event`); with
+    `check_ids`, its senders and rooms must be user and room IDs (as Synapse checks stored filters)."""
     if not isinstance(value, dict):
         raise BadJson(f"{name} must be an object")
-    for key in ("types", "not_types", "senders", "not_senders"):
+    for key in ("types", "not_types"):
         if key in value:
             _strings(f"{name}.{key}", value[key])
+    for key in ("senders", "not_senders"):
+        if key in value:
+            _ids(f"{name}.{key}", value[key], is_valid_user_id if check_ids else None, "user ID")
     if room_event:
         for key in ("rooms", "not_rooms"):
             if key in value:
-                _strings(f"{name}.{key}", value[key])
+                _ids(f"{name}.{key}", value[key], is_room_id_of_any_version if check_ids else None, "room ID")
         for key in ("contains_url", "include_redundant_members", "lazy_load_members",
                     "unread_thread_notifications"):
             if key in value and not isinstance(value[key], bool):
@@ -64,7 +77,7 @@ def check_filter(definition: Mapping[str, Any]) -> None:
         raise BadJson("room must be an object")
     for key in ("rooms", "not_rooms"):
         if key in room:
-            _strings(f"room.{key}", room[key])
+            _ids(f"room.{key}", room[key], is_room_id_of_any_version, "room ID")
     if "include_leave" in room and not isinstance(room["include_leave"], bool):
         raise BadJson("room.include_leave must be a boolean")
     for key in ("timeline", "state", "ephemeral", "account_data"):
@@ -111,6 +124,7 @@ def event_matches(event_filter: Mapping[str, Any] | None, *, event_type: str, se
 
 
 def check_room_event_filter(value: Any) -> dict[str, Any]:
-    """Validate a RoomEventFilter given inline (e.g. /messages' `filter` parameter)."""
-    _event_filter("filter", value, room_event=True)
+    """Validate a RoomEventFilter given inline (e.g. /messages' `filter` parameter); its IDs are
+    only compared, never checked (Synapse does not check them there either)."""
+    _event_filter("filter", value, room_event=True, check_ids=False)
     return value

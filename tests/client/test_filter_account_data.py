@@ -27,6 +27,10 @@ async def test_filter_roundtrip(api) -> None:
     {"room": {"timeline": {"limit": "10"}}},
     {"room": {"timeline": {"limit": -1}}},
     {"room": {"rooms": "!a:b"}},
+    {"room": {"not_rooms": ["#alias:b"]}},
+    {"room": {"timeline": {"rooms": ["!a:"]}}},
+    {"room": {"state": {"senders": ["alice"]}}},
+    {"presence": {"not_senders": ["@alice"]}},
     {"event_format": "xml"},
     {"event_fields": [1]},
     {"presence": []},
@@ -36,6 +40,24 @@ async def test_bad_filters(api, definition) -> None:
     status, body = await api.call("POST", "/_matrix/client/v3/user/@dan:test.local/filter", definition,
                                   token=me["access_token"])
     assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+
+
+async def test_filters_name_rooms_of_every_room_version(api) -> None:
+    """Room IDs with a server name and room version 12's (the create event's hash) both pass; so
+    does an inline /sync filter's, and /messages compares whatever it is given."""
+    me = await api.register("gus")
+    v12_room = "!" + "A" * 43
+    definition = {"room": {"rooms": ["!a:b.example", v12_room], "timeline": {"not_senders": ["@x:b.example"]}}}
+    status, body = await api.call("POST", "/_matrix/client/v3/user/@gus:test.local/filter", definition,
+                                  token=me["access_token"])
+    assert status == 200, body
+    status, body = await api.call("GET", "/_matrix/client/v3/sync", query={"filter": '{"room":{"rooms":["x"]}}'},
+                                  token=me["access_token"])
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON")
+    _, room = await api.call("POST", "/_matrix/client/v3/createRoom", {}, token=me["access_token"])
+    status, body = await api.call("GET", f"/_matrix/client/v3/rooms/{room['room_id']}/messages",
+                                  query={"dir": "b", "filter": '{"senders":["gus"]}'}, token=me["access_token"])
+    assert status == 200 and body["chunk"] == [], body
 
 
 async def test_filters_belong_to_their_user(api) -> None:
