@@ -57,18 +57,16 @@ async def insert_device_list_change(tx: Transaction, position: int, user_id: str
     one, and its next sync reports this one. So the stream holds a row per user, not per change
     (Synapse keeps only the latest change of each device, likewise).
     """
-    await tx.execute("DELETE FROM device_list_changes WHERE user_id = ? AND position < ?", (user_id, position))
-    await tx.execute("INSERT INTO device_list_changes (position, user_id) VALUES (?, ?)", (position, user_id))
+    await tx.execute("""INSERT INTO device_list_changes (position, user_id) VALUES (?, ?)
+                        ON CONFLICT (user_id) DO UPDATE SET position = excluded.position""", (position, user_id))
 
 
 async def insert_observations(tx: Transaction, position: int, rows: Iterable[tuple[str, str, str]]) -> None:
     """Store (observer, subject, kind) rows at one position, each in place of an earlier row of the
     same observer, subject and kind (which it supersedes, as in insert_device_list_change)."""
-    rows = [(position, o, s, k) for o, s, k in rows]
-    await tx.executemany("""DELETE FROM device_list_observations
-                            WHERE position < ?1 AND observer = ?2 AND subject = ?3 AND kind = ?4""", rows)
-    await tx.executemany("INSERT INTO device_list_observations (position, observer, subject, kind) VALUES (?, ?, ?, ?)",
-                         rows)
+    await tx.executemany("""INSERT INTO device_list_observations (position, observer, subject, kind) VALUES (?, ?, ?, ?)
+                            ON CONFLICT (observer, subject, kind) DO UPDATE SET position = excluded.position""",
+                         [(position, o, s, k) for o, s, k in rows])
 
 
 async def get_changed_users(db: Database, after: int, upto: int) -> set[str]:

@@ -119,11 +119,11 @@ def test_existing_accounts_are_neither_locked_nor_suspended(tmp_path: Path, monk
 
 def test_device_list_streams_keep_only_the_latest_rows(tmp_path: Path, monkeypatch) -> None:
     """Migration 0012 drops the device-list rows a later row of the same user (or the same
-    observer, subject and kind) supersedes."""
+    observer, subject and kind) supersedes, twins at one position too; one row each stays."""
     path = tmp_path / "db.sqlite"
     changes = [(1, "@a:hs"), (2, "@b:hs"), (3, "@a:hs"), (5, "@a:hs")]
     observations = [(1, "@a:hs", "@b:hs", "changed"), (2, "@a:hs", "@b:hs", "left"), (3, "@a:hs", "@b:hs", "changed"),
-                    (3, "@b:hs", "@a:hs", "changed"), (4, "@a:hs", "@c:hs", "changed")]
+                    (3, "@a:hs", "@b:hs", "changed"), (3, "@b:hs", "@a:hs", "changed"), (4, "@a:hs", "@c:hs", "changed")]
     upgrade_from(path, 11, monkeypatch,
                  *(f"INSERT INTO device_list_changes VALUES ({p}, '{u}')" for p, u in changes),
                  *(f"INSERT INTO device_list_observations VALUES ({p}, '{o}', '{s}', '{k}')" for p, o, s, k in observations))
