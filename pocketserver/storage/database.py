@@ -17,6 +17,9 @@ from pocketserver.storage.writer import Job, T, Transaction, Writer
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
+# How long close() lets reads under way finish (each is a statement or a few; a read that waits
+# longer than this for a busy reader is refused like any read after close).
+READ_DRAIN_S = 5.0
 # Values bound in one `IN (...)` list: well inside SQLite's limit on a statement's variables
 # (32,766 since 3.32, 999 before), and small enough that a long list costs a few statements.
 IN_LIST_SIZE = 500
@@ -167,6 +170,8 @@ class Database:
         self._lookup_conn: sqlite3.Connection | None = None
         self.writer: Writer | None = None
         self.checkpointer: Checkpointer | None = None
+        self._reads: set[asyncio.Task[Any]] = set()     # reads under way, which close() waits for
+        self._closing = False
 
     async def open(self) -> None:
         """Migrate, open the connections and start the writer."""
@@ -213,6 +218,11 @@ class Database:
         if self.checkpointer is not None:
             await self.checkpointer.close()
             self.checkpointer = None
+        # Reads still under way (a request or task stopped while it waited for one) finish
+        # first: closed under them, they would end in errors nobody is left to see.
+        self._closing = True
+        if self._reads:
+            await asyncio.wait(self._reads, timeout=READ_DRAIN_S)
         for conn in self._all_readers:
             await conn.close()
         self._all_readers.clear()
@@ -264,10 +274,16 @@ class Database:
         connection inside a read transaction, seeing an old snapshot for good; so the read runs
         in a shielded task and the caller merely stops waiting for it.
         """
+        if self._closing:
+            raise DatabaseError("the database is closed")
+
         async def run() -> T:
             async with self.reader() as conn:
                 return await fn(conn)
-        return await asyncio.shield(run())
+        task = asyncio.ensure_future(run())
+        self._reads.add(task)
+        task.add_done_callback(self._reads.discard)
+        return await asyncio.shield(task)
 
     def lookup(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
         """One row by primary key or unique index, read right here on the event loop's thread.

@@ -1,11 +1,15 @@
 """The Database object: releasing memory when idle keeps every row and writes nothing; IN-list chunks;
-a clean close leaves the database file whole."""
+a clean close leaves the database file whole, after the reads under way."""
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
-from pocketserver.storage.database import Database, in_chunks
+import aiosqlite
+import pytest
+
+from pocketserver.storage.database import Database, DatabaseError, in_chunks
 from pocketserver.storage.writer import Transaction
 
 
@@ -80,3 +84,35 @@ async def test_a_clean_close_leaves_everything_in_the_database_file(tmp_path: Pa
         assert conn.execute("SELECT count(*) FROM t").fetchone()[0] == 500
     finally:
         conn.close()
+
+
+async def test_close_lets_reads_under_way_finish_then_refuses_new_ones(tmp_path: Path) -> None:
+    """A read under way when the server stops (its caller waiting, or gone) ends with its rows,
+    not with an error from a connection closed under it; a read after close is refused."""
+    db = Database(tmp_path / "test.db")
+    await db.open()
+    await db.write(lambda tx: tx.execute("CREATE TABLE t (k INTEGER PRIMARY KEY)"))
+    await db.write(lambda tx: tx.execute("INSERT INTO t VALUES (7)"))
+    go = asyncio.Event()
+    started = 0
+
+    async def slow(conn: aiosqlite.Connection) -> int:
+        nonlocal started
+        started += 1
+        await go.wait()
+        async with conn.execute("SELECT k FROM t") as cur:
+            return (await cur.fetchone())[0]
+
+    waiting = asyncio.create_task(db.read(slow))
+    gone = asyncio.create_task(db.read(slow))
+    while started < 2:
+        await asyncio.sleep(0)
+    gone.cancel()
+    closing = asyncio.create_task(db.close())
+    await asyncio.sleep(0.05)
+    assert not closing.done()          # waiting for the two reads
+    go.set()
+    await asyncio.wait_for(closing, 5)
+    assert await waiting == 7
+    with pytest.raises(DatabaseError, match="closed"):
+        await db.fetchone("SELECT 1")
