@@ -111,13 +111,19 @@ class RunningServer:
             return body
 
 
+def spawn_server(config_path: Path, log: Path, *, append: bool = False) -> subprocess.Popen[bytes]:
+    """`pocketserver serve` in a new process, its output written to `log` (by the child alone: this
+    process closes its copy of the file at once)."""
+    with open(log, "ab" if append else "wb") as out:
+        return subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config_path)],
+                                stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
 def start_server(tmp: Path, **overrides: Any) -> RunningServer:
     port = free_port()
     data_dir = tmp / "data"
     config_path = write_config(tmp / "pocketserver.toml", data_dir, port, **overrides)
-    log = open(tmp / "server.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config_path)],
-                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    process = spawn_server(config_path, tmp / "server.log")
     base_url = f"http://127.0.0.1:{port}"
     wait_until_serving(base_url, process, tmp / "server.log")
     return RunningServer(base_url, config_path, data_dir, process)

@@ -118,12 +118,9 @@ async def test_clients_carry_on_across_a_server_restart(tmp_path) -> None:
     (M_UNKNOWN_POS), and the SDK opens a new one by itself; a nio client's /sync token still
     holds, so it gets only what is new. Both see the message sent after the restart.
     Spec: MSC4186 (M_UNKNOWN_POS), client-server-api "Syncing"."""
-    import subprocess
-    import sys
-
     import aiohttp
 
-    from tests.conftest import ROOT, start_server, stop_process, wait_until_serving
+    from tests.conftest import spawn_server, start_server, stop_process, wait_until_serving
     server = start_server(tmp_path)
     js = None
     bob = AsyncClient(server.base_url, "rs-bob")
@@ -140,9 +137,7 @@ async def test_clients_carry_on_across_a_server_restart(tmp_path) -> None:
 
         assert stop_process(server.process) == 0
         log = tmp_path / "server-2.log"
-        server.process = subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config",
-                                           str(server.config_path)], stdout=open(log, "wb"),
-                                          stderr=subprocess.STDOUT, cwd=ROOT)
+        server.process = spawn_server(server.config_path, log)
         wait_until_serving(server.base_url, server.process, log)
 
         seen_before = len(js.events)

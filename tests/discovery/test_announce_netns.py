@@ -185,7 +185,7 @@ def test_announcement_withdrawn_on_sigterm(netns: NetnsPair, servers: Any) -> No
         assert server.process.wait(timeout=30) == 0, server.log_path.read_text()
     finally:
         watcher.kill()
-        watcher.wait()
+        watcher.communicate()     # reaps it and closes its pipes
     assert not [s for s in discover(netns, netns.b, timeout=3) if s["name"].startswith("Going Away")]
 
 

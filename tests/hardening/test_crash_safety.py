@@ -11,20 +11,18 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ROOT, write_config
+from tests.conftest import spawn_server, write_config
 
 ROUNDS = int(os.environ.get("POCKETSERVER_CRASH_ROUNDS", "20"))
 
 
 def launch(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "pocketserver", "serve", "--config", str(config)],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, cwd=ROOT)
+    return spawn_server(config, log, append=True)
 
 
 async def wait_ready(http: aiohttp.ClientSession, base: str, proc: subprocess.Popen[bytes]) -> None:

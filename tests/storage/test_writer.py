@@ -187,6 +187,7 @@ def test_sigkill_after_acknowledgement_loses_nothing(tmp_path: Path) -> None:
     for line in proc.stdout:
         acked.add(int(line.split()[1]))
     proc.wait()
+    proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL
     conn = sqlite3.connect(path)
     stored = {row[0] for row in conn.execute("SELECT k FROM t")}
