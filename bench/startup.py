@@ -6,7 +6,9 @@ and on the data directory of an earlier start ("restart"), and prints the median
 --cold, the compiled modules and extension modules of the Python the server runs on (its standard
 library and site-packages) are dropped from the page cache before each start
 (POSIX_FADV_DONTNEED), as after a reboot or a long idle spell: the case the module read-ahead
-(pocketserver/readahead.py) is for. Use a regular install (`pip install .`), which has its .pyc
+(pocketserver/readahead.py) is for. With --pause S, each start follows `sync` and S seconds of
+sleep, as each start of compare.sh does (S = 2): a machine that runs slower after a pause
+(bench/wakeup.py) shows it here. Use a regular install (`pip install .`), which has its .pyc
 files; see docs/performance.md.
 
     .venv/bin/python bench/startup.py --python ~/.cache/pocket-bench/run-venv/bin/python --cold
@@ -91,6 +93,8 @@ def main() -> int:
     ap.add_argument("--python", default=sys.executable, help="a Python with pocketserver installed (default: this one)")
     ap.add_argument("--runs", type=int, default=7, help="starts per case (default 7)")
     ap.add_argument("--cold", action="store_true", help="drop the modules from the page cache before each start")
+    ap.add_argument("--pause", type=float, default=0.0, metavar="S",
+                    help="`sync`, then sleep S seconds before each start, as compare.sh does (it uses 2)")
     ap.add_argument("--json", metavar="FILE", help="also write the times as JSON")
     args = ap.parse_args()
     dirs = installation_dirs(args.python) if args.cold else []
@@ -108,15 +112,19 @@ def main() -> int:
                 if dirs:
                     evict(dirs)
                     time.sleep(0.2)
+                if args.pause:
+                    os.sync()
+                    time.sleep(args.pause)
                 times[case].append(time_start(args.python, config, port))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    label = "cold (modules evicted)" if args.cold else "warm"
+    label = ("cold (modules evicted)" if args.cold else "warm") + (f", {args.pause:g} s pause" if args.pause else "")
     for case, values in times.items():
         print(f"{label:24} {case:8} median {statistics.median(values):.3f} s   "
               + " ".join(f"{v:.3f}" for v in values))
     if args.json:
-        Path(args.json).write_text(json.dumps({"cold": args.cold, "python": args.python, **times}, indent=1))
+        Path(args.json).write_text(json.dumps({"cold": args.cold, "pause": args.pause, "python": args.python, **times},
+                                              indent=1))
     return 0
 
 
