@@ -17,8 +17,8 @@ from pocketserver.storage.writer import Job, T, Transaction, Writer
 
 log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 10_000
-# How long close() lets reads under way finish (each is a statement or a few; a read that waits
-# longer than this for a busy reader is refused like any read after close).
+# How long close() lets reads under way finish (each is a statement or a few); one still going
+# after that fails when its connection closes, and reads that start after close() are refused.
 READ_DRAIN_S = 5.0
 # Values bound in one `IN (...)` list: well inside SQLite's limit on a statement's variables
 # (32,766 since 3.32, 999 before), and small enough that a long list costs a few statements.
