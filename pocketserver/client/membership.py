@@ -19,7 +19,7 @@ async def _join(room_id_or_alias: str) -> dict:
     requester.refuse_if_suspended("Joining rooms")
     body = await json_object_body(empty_ok=True)
     room_id = await server.membership.resolve_room(room_id_or_alias)
-    await server.membership.join(requester.user_id, room_id, body.get("reason"))
+    await server.membership.join(requester.user_id, room_id, body.get("reason"), guest=requester.is_guest)
     return {"room_id": room_id}
 
 

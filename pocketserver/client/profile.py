@@ -32,7 +32,8 @@ async def get_profile_field(user_id: str, key_name: str) -> dict:
 async def set_profile_field(user_id: str, key_name: str) -> dict:
     """operationId setProfileField. Spec: "PUT /_matrix/client/v3/profile/{userId}/{keyName}"."""
     server = current_server()
-    requester = await server.auth.require_user(request, allow_guest=True)
+    # Guests may change their display name only (spec: client-server-api, "Guest Access").
+    requester = await server.auth.require_user(request, allow_guest=key_name == "displayname")
     requester.refuse_if_suspended("Changing the profile")
     await server.profiles.set_field(requester.user_id, user_id, key_name, await json_object_body())
     return {}
@@ -42,7 +43,8 @@ async def set_profile_field(user_id: str, key_name: str) -> dict:
 async def delete_profile_field(user_id: str, key_name: str) -> dict:
     """operationId deleteProfileField. Spec: "DELETE /_matrix/client/v3/profile/{userId}/{keyName}"."""
     server = current_server()
-    requester = await server.auth.require_user(request, allow_guest=True)
+    # Guests may change their display name only (spec: client-server-api, "Guest Access").
+    requester = await server.auth.require_user(request, allow_guest=key_name == "displayname")
     requester.refuse_if_suspended("Changing the profile")
     await server.profiles.delete_field(requester.user_id, user_id, key_name)
     return {}

@@ -73,10 +73,13 @@ async def send_message(room_id: str, event_type: str, txn_id: str) -> dict:
 async def set_room_state_with_key(room_id: str, event_type: str, state_key: str) -> dict:
     """operationId setRoomStateWithKey. Spec: "PUT /_matrix/client/v3/rooms/{roomId}/state/{eventType}/{stateKey}"."""
     server = current_server()
-    requester = await server.auth.require_user(request)
+    requester = await server.auth.require_user(request, allow_guest=True)    # guests too, since v1.2
     requester.refuse_if_suspended("Sending state events")
     content = await json_object_body()
-    event_id = await sending.set_state(server.roomserver, requester.user_id, room_id, event_type, state_key, content)
+    event_id = await sending.set_state(server.roomserver, requester.user_id, room_id, event_type, state_key, content,
+                                       guest=requester.is_guest)
+    if event_type == "m.room.guest_access":
+        await server.membership.remove_guests(room_id)
     return {"event_id": event_id}
 
 

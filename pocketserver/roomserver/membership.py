@@ -12,6 +12,7 @@ from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
 from pocketserver.roomserver.room_state import RoomState
+from pocketserver.storage import accounts as account_store
 from pocketserver.storage import rooms as room_store
 from pocketserver.storage.profiles import member_event_fields
 
@@ -107,8 +108,9 @@ class Membership:
     async def _profile(self, user_id: str) -> dict[str, Any]:
         return member_event_fields(await self._profiles.get_profile(user_id))
 
-    async def join(self, user_id: str, room_id: str, reason: Any = None) -> str:
-        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/join"."""
+    async def join(self, user_id: str, room_id: str, reason: Any = None, *, guest: bool = False) -> str:
+        """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/join"; a guest only
+        where the room lets guests in, invited or not (as Synapse), "Guest Access"."""
         content: dict[str, Any] = {"membership": "join", **await self._profile(user_id), **_reason(reason)}
 
         async def check(room: RoomState) -> None:
@@ -116,6 +118,8 @@ class Membership:
             if current == "join":       # a profile refresh, not one more room
                 return
             _refuse_if_banned(room, user_id, "join")
+            if guest and not room.guests_may_join():
+                raise Forbidden("Guest access not allowed")
             await self._rs.limits.spend_join(self._rs.db, user_id)
             if current == "invite":
                 return
@@ -173,6 +177,24 @@ class Membership:
             try:
                 await self.leave(user_id, room_id)
             except (Forbidden, NotFound):
+                continue
+
+    async def remove_guests(self, room_id: str) -> None:
+        """Local guests leave (themselves, as in Synapse) a room that no longer lets guests in,
+        and their invites are rejected. Spec: client-server-api, "Guest Access": "If the
+        m.room.guest_access event is changed to stop this from being the case, the server MUST set
+        those users' m.room.member state to leave"."""
+        room = await self._rs.get_room_state(room_id)
+        if room is None or room.guests_may_join():
+            return
+        local = ":" + self._rs.server_name
+        members = [user for (event_type, user), pdu in room.state.items()
+                   if event_type == "m.room.member" and user.endswith(local)
+                   and pdu.content.get("membership") in ("join", "invite")]
+        for guest in await account_store.guests_among(self._rs.db, members):
+            try:
+                await self.leave(guest, room_id)
+            except Forbidden:       # left meanwhile
                 continue
 
     async def invite(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:

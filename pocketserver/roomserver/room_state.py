@@ -48,6 +48,11 @@ class RoomState:
         value = member.content.get("membership") if member else None
         return value if isinstance(value, str) else None
 
+    def guests_may_join(self) -> bool:
+        """Whether m.room.guest_access says `can_join`. Spec: client-server-api, "Guest Access"."""
+        event = self.state.get(("m.room.guest_access", ""))
+        return event is not None and event.content.get("guest_access") == "can_join"
+
     def copy(self) -> "RoomState":
         return RoomState(self.room_id, self.version, self.create, dict(self.state), list(self.extremities),
                          self.state_group, self.chain_length, self.cursor)

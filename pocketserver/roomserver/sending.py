@@ -102,8 +102,11 @@ def _require_joined(room: RoomState, user_id: str) -> None:
 
 
 async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str, state_key: str,
-                    content: Mapping[str, Any]) -> str:
-    """Set one state entry; sending the same content as the current entry creates no new event."""
+                    content: Mapping[str, Any], *, guest: bool = False) -> str:
+    """Set one state entry; sending the same content as the current entry creates no new event.
+
+    A guest joins this way only where /join would let them in (client-server-api, "Guest Access").
+    """
     _check_type(event_type)
     if len(state_key.encode()) > 255:
         raise TooLarge("State key must be at most 255 bytes")
@@ -114,6 +117,9 @@ async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str,
         room = await rs.require_room(room_id, user_id)
         if event_type != "m.room.member":
             _require_joined(room, user_id)
+        if guest and event_type == "m.room.member" and content.get("membership") == "join" \
+                and room.membership(state_key) != "join" and not room.guests_may_join():
+            raise Forbidden("Guest access not allowed")
         check_encryption_state_change(room.state, event_type, state_key, content)
         current = room.state.get((event_type, state_key))
         if current is not None and current.sender == user_id and dict(current.content) == dict(content):

@@ -4,9 +4,10 @@ Spec: client-server-api, "Client Authentication", "Device management".
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
-from pocketserver.storage.database import Database
+from pocketserver.storage.database import Database, in_chunks
 from pocketserver.storage.writer import Transaction
 
 
@@ -87,6 +88,15 @@ async def get_user(db: Database, user_id: str) -> UserRow | None:
 async def get_user_tx(tx: Transaction, user_id: str) -> UserRow | None:
     row = await tx.fetchone(_GET_USER, (user_id,))
     return _user(row) if row else None
+
+
+async def guests_among(db: Database, user_ids: Iterable[str]) -> list[str]:
+    """Which of `user_ids` are guest accounts."""
+    guests: list[str] = []
+    for chunk, marks in in_chunks(user_ids):
+        rows = await db.fetchall(f"SELECT user_id FROM users WHERE is_guest = 1 AND user_id IN ({marks})", chunk)
+        guests += (r[0] for r in rows)
+    return guests
 
 
 async def list_users(db: Database) -> list[UserRow]:
