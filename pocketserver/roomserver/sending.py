@@ -44,9 +44,18 @@ async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str,
     refused while the first is not redacted. Spec: client-server-api, "Avoiding duplicate annotations".
     """
     _check_type(event_type)
+    scope = f"send/{room_id}/{event_type}"
+    if event_type == "m.room.redaction":
+        # The same rules as /redact, whichever endpoint the redaction comes through (as Synapse).
+        target = content.get("redacts")
+        if not isinstance(target, str):
+            raise BadJson("An m.room.redaction needs `redacts`, the ID of the event it redacts")
+        rest = {k: v for k, v in content.items() if k != "redacts"}
+        return await _send_once(rs, user_id, device_id, room_id, txn_id,
+                                EventSpec(event_type, rest, redacts=target),
+                                _may_redact(rs, user_id, room_id, target), scope=scope)
     return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content),
-                            _no_duplicate_annotation(rs, user_id, room_id, event_type, content),
-                            scope=f"send/{room_id}/{event_type}")
+                            _no_duplicate_annotation(rs, user_id, room_id, event_type, content), scope=scope)
 
 
 def _no_duplicate_annotation(rs: RoomServer, user_id: str, room_id: str, event_type: str,
@@ -165,19 +174,30 @@ async def redact_event(rs: RoomServer, user_id: str, device_id: str, room_id: st
     """
     if reason is not None and not isinstance(reason, str):
         raise BadJson("reason must be a string")
+    content = {} if reason is None else {"reason": reason}
+    return await _send_once(rs, user_id, device_id, room_id, txn_id,
+                            EventSpec("m.room.redaction", content, redacts=event_id),
+                            _may_redact(rs, user_id, room_id, event_id, own_only=own_only),
+                            scope=f"redact/{room_id}/{event_id}")
 
+
+def _may_redact(rs: RoomServer, user_id: str, room_id: str, event_id: str, *, own_only: bool = False) -> Any:
+    """The check, under the room's lock, that the event is in the room and the sender may redact
+    it: their own, or any with the `redact` power level; never the room's create event.
+
+    On one server the auth rules' "same domain" clause always holds, so this is where a
+    redaction is checked (spec: rooms/v3, "Handling redactions"; client-server-api, "Redactions").
+    """
     async def check(room: RoomState) -> None:
         target = await event_store.get_event(rs.db, event_id)
         if target is None or target.room_id != room_id:
             raise NotFound("Event not found")
+        if target.event_id == room.create.event_id:
+            raise Forbidden("Redacting create events is not permitted")
         if target.sender != user_id:
             if own_only:
                 raise UserSuspended("Redacting other users' events is not allowed while the account is suspended")
             auth = auth_state_for(room.state, room.create, room.version)
             if auth.user_power_level(user_id) < auth.power_levels.redact:
                 raise Forbidden("You do not have permission to redact this event")
-
-    content = {} if reason is None else {"reason": reason}
-    return await _send_once(rs, user_id, device_id, room_id, txn_id,
-                            EventSpec("m.room.redaction", content, redacts=event_id), check,
-                            scope=f"redact/{room_id}/{event_id}")
+    return check

@@ -165,6 +165,47 @@ async def test_redaction(api) -> None:
     assert event["unsigned"]["redacted_because"]["content"]["reason"] == "typo"
 
 
+@pytest.mark.parametrize("version", ["10", "11", "12"])
+async def test_a_redaction_sent_through_send_is_checked_as_redact_checks_it(api, version) -> None:
+    """PUT /send/m.room.redaction redacts under /redact's rules: one's own events, or with the
+    `redact` power level; never the create event. Before v11, `redacts` given in the content goes
+    top-level (as Synapse with MSC4169). Spec: client-server-api, "Redactions"."""
+    alice, bob = await users(api, "alice", "bob")
+    a, b = alice["access_token"], bob["access_token"]
+    _, body = await api.call("POST", "/_matrix/client/v3/createRoom", {"preset": "public_chat", "room_version": version,
+                                                                        "name": "Kept"}, token=a)
+    room = body["room_id"]
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    _, mine = await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"body": "alice's", "msgtype": "m.text"},
+                             token=a)
+    _, name = await api.call("GET", f"{R}/{room}/state/m.room.name", token=a, query={"format": "event"})
+    for n, target in enumerate((mine["event_id"], name["event_id"])):
+        status, body = await api.call("PUT", f"{R}/{room}/send/m.room.redaction/x{n}", {"redacts": target}, token=b)
+        assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), body
+    _, event = await api.call("GET", f"{R}/{room}/event/{mine['event_id']}", token=a)
+    assert event["content"]["body"] == "alice's"
+    _, state = await api.call("GET", f"{R}/{room}/state/m.room.name", token=a)
+    assert state == {"name": "Kept"}
+
+    _, create = await api.call("GET", f"{R}/{room}/state/m.room.create", token=a, query={"format": "event"})
+    status, body = await api.call("PUT", f"{R}/{room}/send/m.room.redaction/c", {"redacts": create["event_id"]},
+                                  token=a)
+    assert (status, body["errcode"]) == (403, "M_FORBIDDEN"), body
+    status, body = await api.call("PUT", f"{R}/{room}/send/m.room.redaction/none", {"reason": "no target"}, token=a)
+    assert (status, body["errcode"]) == (400, "M_BAD_JSON"), body
+    status, body = await api.call("PUT", f"{R}/{room}/send/m.room.redaction/gone", {"redacts": "$unknown"}, token=a)
+    assert (status, body["errcode"]) == (404, "M_NOT_FOUND"), body
+
+    _, own = await api.call("PUT", f"{R}/{room}/send/m.room.message/2", {"body": "bob's", "msgtype": "m.text"}, token=b)
+    for sender, target in ((b, own["event_id"]), (a, mine["event_id"])):      # one's own; with the power
+        status, body = await api.call("PUT", f"{R}/{room}/send/m.room.redaction/{target}", {"redacts": target,
+                                                                                       "reason": "r"}, token=sender)
+        assert status == 200, body
+        _, event = await api.call("GET", f"{R}/{room}/event/{target}", token=a)
+        assert event["content"] == {}, event
+        assert event["unsigned"]["redacted_because"]["content"]["reason"] == "r"
+
+
 async def test_pagination_tokens(api) -> None:
     (alice,) = await users(api, "alice")
     a = alice["access_token"]
