@@ -76,8 +76,12 @@ async def set_room_state_with_key(room_id: str, event_type: str, state_key: str)
     requester = await server.auth.require_user(request, allow_guest=True)    # guests too, since v1.2
     requester.refuse_if_suspended("Sending state events")
     content = await json_object_body()
-    event_id = await sending.set_state(server.roomserver, requester.user_id, room_id, event_type, state_key, content,
-                                       guest=requester.is_guest)
+    if event_type == "m.room.member":       # a membership change, checked as the membership endpoints check it
+        sending.check_state_content(event_type, state_key, content)
+        event_id = await server.membership.set_member_state(requester.user_id, room_id, state_key, content,
+                                                            guest=requester.is_guest)
+        return {"event_id": event_id}
+    event_id = await sending.set_state(server.roomserver, requester.user_id, room_id, event_type, state_key, content)
     if event_type == "m.room.guest_access":
         await server.membership.remove_guests(room_id)
     return {"event_id": event_id}

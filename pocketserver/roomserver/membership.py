@@ -24,15 +24,20 @@ class _NotJoined(Exception):
 class _Unchanged(Exception):
     """The change would repeat the member's current event: same sender, membership and content."""
 
+    def __init__(self, event_id: str) -> None:
+        super().__init__(event_id)
+        self.event_id = event_id
 
-def _repeats(room: RoomState, sender: str, target: str, content: Mapping[str, Any]) -> bool:
-    """Whether the target's current member event already says `content`, sent by `sender`.
+
+def _repeated(room: RoomState, sender: str, target: str, content: Mapping[str, Any]) -> str | None:
+    """The target's current member event if it already says `content`, sent by `sender`.
 
     Synapse answers such a request with the existing event and sends nothing, so a bot that joins
     again on every invite it sees, or a double-clicked ban, leaves no duplicate in the timeline.
     """
     current = room.state.get(("m.room.member", target))
-    return current is not None and current.sender == sender and current.content == content
+    return current.event_id if current is not None and current.sender == sender and current.content == content \
+        else None
 
 
 class _Unknown(MatrixError):
@@ -92,26 +97,72 @@ class Membership:
         return room_id_or_alias
 
     async def _change(self, room_id: str, sender: str, target: str, content: dict[str, Any],
-                      check: Any = None) -> None:
-        """Send `target`'s new member event, unless it would repeat the current one."""
+                      check: Any = None) -> str:
+        """Send `target`'s new member event, unless it would repeat the current one; its event ID."""
         async def checked(room: RoomState) -> None:
-            if _repeats(room, sender, target, content):
-                raise _Unchanged
+            repeated = _repeated(room, sender, target, content)
+            if repeated is not None:
+                raise _Unchanged(repeated)
             if check is not None:
                 await check(room)
 
         try:
-            await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)], check=checked)
-        except _Unchanged:
-            pass
+            persisted = await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)],
+                                            check=checked)
+        except _Unchanged as unchanged:
+            return unchanged.event_id
+        return persisted[0].event_id
 
     async def _profile(self, user_id: str) -> dict[str, Any]:
         return member_event_fields(await self._profiles.get_profile(user_id))
 
-    async def join(self, user_id: str, room_id: str, reason: Any = None, *, guest: bool = False) -> str:
+    async def _fields(self, user_id: str | None, reason: Any, fields: Mapping[str, Any] | None) -> dict[str, Any]:
+        """A member event's content besides `membership`: the client's own (a state PUT), or the
+        profile of `user_id` (when given) and the reason (the membership endpoints)."""
+        if fields is not None:
+            return dict(fields)
+        return {**(await self._profile(user_id) if user_id is not None else {}), **_reason(reason)}
+
+    async def set_member_state(self, sender: str, room_id: str, target: str, content: Mapping[str, Any], *,
+                               guest: bool = False) -> str:
+        """PUT /rooms/{roomId}/state/m.room.member/{userId}: the membership endpoints' checks, with
+        the client's content; returns the event ID.
+
+        As Synapse (which sends it through its membership handler), a member event written as state
+        is refused whatever /join, /invite, /leave, /kick, /ban, /unban or /knock would refuse: no
+        way round a restricted room's allow list, the guest rules or the invite checks.
+        `join_authorised_via_users_server` is this server's to add once the allow list is checked,
+        so a client's is dropped (as Synapse). Spec: client-server-api, "Room membership",
+        "Restricted rooms".
+        """
+        membership = content.get("membership")
+        fields = {k: v for k, v in content.items() if k not in ("membership", "join_authorised_via_users_server")}
+        target = _target(target)
+        if membership in ("join", "knock") and target != sender:
+            raise Forbidden(f"Cannot {membership} for another user")
+        if membership == "join":
+            return await self.join(sender, room_id, guest=guest, fields=fields)
+        if membership == "knock":
+            return await self.knock(sender, room_id, fields=fields)
+        if membership == "invite":
+            return await self.invite(sender, room_id, target, fields=fields)
+        if membership == "ban":
+            return await self.ban(sender, room_id, target, fields=fields)
+        if membership == "leave" and target == sender:
+            return await self.leave(sender, room_id, fields=fields)
+        if membership == "leave":
+            room = await self._rs.require_room(room_id, sender)
+            if room.membership(target) == "ban":
+                return await self.unban(sender, room_id, target, fields=fields)
+            return await self.kick(sender, room_id, target, fields=fields)
+        raise BadJson("membership must be join, invite, leave, ban or knock")
+
+    async def join(self, user_id: str, room_id: str, reason: Any = None, *, guest: bool = False,
+                   fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/join"; a guest only
-        where the room lets guests in, invited or not (as Synapse), "Guest Access"."""
-        content: dict[str, Any] = {"membership": "join", **await self._profile(user_id), **_reason(reason)}
+        where the room lets guests in, invited or not (as Synapse), "Guest Access". Returns the
+        member event's ID."""
+        content: dict[str, Any] = {"membership": "join", **await self._fields(user_id, reason, fields)}
 
         async def check(room: RoomState) -> None:
             current = room.membership(user_id)
@@ -130,8 +181,7 @@ class Membership:
                 if via is not None:
                     content["join_authorised_via_users_server"] = via
 
-        await self._change(room_id, user_id, user_id, content, check)
-        return room_id
+        return await self._change(room_id, user_id, user_id, content, check)
 
     async def _authorising_user(self, room: RoomState, user_id: str, join_rules: Mapping[str, Any]) -> str | None:
         """A local member who may invite, when `user_id` belongs to one of the `allow` rooms.
@@ -197,7 +247,8 @@ class Membership:
             except Forbidden:       # left meanwhile
                 continue
 
-    async def invite(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+    async def invite(self, sender: str, room_id: str, target: Any, reason: Any = None, *,
+                     fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/invite"."""
         target = _target(target)
         if UserID.parse(target).server_name != self._rs.server_name:
@@ -207,7 +258,7 @@ class Membership:
             _require_member(known, sender)
         if await self._profiles_missing(target):
             raise NotFound("User not found")
-        content = {"membership": "invite", **await self._profile(target), **_reason(reason)}
+        content = {"membership": "invite", **await self._fields(target, reason, fields)}
 
         async def check(room: RoomState) -> None:
             _require_member(room, sender)
@@ -216,7 +267,7 @@ class Membership:
             _refuse_if_banned(room, target, "invite")
             self._rs.limits.spend_invite(sender, room_id, target)
 
-        await self._change(room_id, sender, target, content, check)
+        return await self._change(room_id, sender, target, content, check)
 
     async def _profiles_missing(self, user_id: str) -> bool:
         try:
@@ -225,15 +276,18 @@ class Membership:
         except NotFound:
             return True
 
-    async def leave(self, user_id: str, room_id: str, reason: Any = None) -> None:
+    async def leave(self, user_id: str, room_id: str, reason: Any = None, *,
+                    fields: Mapping[str, Any] | None = None) -> str:
         """Leave, reject an invite or rescind a knock. Spec: "POST /_matrix/client/v3/rooms/{roomId}/leave"."""
         async def check(room: RoomState) -> None:
             if room.membership(user_id) not in ("join", "invite", "knock"):
                 raise Forbidden("You are not in this room")
 
-        await self._change(room_id, user_id, user_id, {"membership": "leave", **_reason(reason)}, check)
+        return await self._change(room_id, user_id, user_id,
+                                  {"membership": "leave", **await self._fields(None, reason, fields)}, check)
 
-    async def kick(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+    async def kick(self, sender: str, room_id: str, target: Any, reason: Any = None, *,
+                   fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/kick"."""
         target = _target(target)
 
@@ -243,14 +297,17 @@ class Membership:
             if room.membership(target) not in ("join", "invite", "knock"):
                 raise Forbidden(f"{target} is not in the room")
 
-        await self._change(room_id, sender, target, {"membership": "leave", **_reason(reason)}, check)
+        return await self._change(room_id, sender, target,
+                                  {"membership": "leave", **await self._fields(None, reason, fields)}, check)
 
-    async def ban(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+    async def ban(self, sender: str, room_id: str, target: Any, reason: Any = None, *,
+                  fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/ban"."""
         target = _target(target)
-        await self._change(room_id, sender, target, {"membership": "ban", **_reason(reason)})
+        return await self._change(room_id, sender, target, {"membership": "ban", **await self._fields(None, reason, fields)})
 
-    async def unban(self, sender: str, room_id: str, target: Any, reason: Any = None) -> None:
+    async def unban(self, sender: str, room_id: str, target: Any, reason: Any = None, *,
+                    fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/unban"."""
         target = _target(target)
 
@@ -260,10 +317,12 @@ class Membership:
                 raise BadState(f"Cannot unban {target}: not banned")
 
         # Not through _change: unbanning twice is refused (as Synapse), not answered as a repeat.
-        await self._rs.send(room_id, sender, [EventSpec("m.room.member", {"membership": "leave", **_reason(reason)},
-                                                        target)], check=check)
+        content = {"membership": "leave", **await self._fields(None, reason, fields)}
+        persisted = await self._rs.send(room_id, sender, [EventSpec("m.room.member", content, target)], check=check)
+        return persisted[0].event_id
 
-    async def knock(self, user_id: str, room_id: str, reason: Any = None) -> None:
+    async def knock(self, user_id: str, room_id: str, reason: Any = None, *,
+                    fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/knock/{roomIdOrAlias}"."""
         async def check(room: RoomState) -> None:
             if not room.version.knock_join_rule:
@@ -272,8 +331,8 @@ class Membership:
                 raise Forbidden("You are already in the room")
             _refuse_if_banned(room, user_id, "knock")
 
-        content = {"membership": "knock", **await self._profile(user_id), **_reason(reason)}
-        await self._change(room_id, user_id, user_id, content, check)
+        content = {"membership": "knock", **await self._fields(user_id, reason, fields)}
+        return await self._change(room_id, user_id, user_id, content, check)
 
     async def forget(self, user_id: str, room_id: str) -> None:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/forget"."""

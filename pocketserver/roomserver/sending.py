@@ -110,36 +110,34 @@ def _require_joined(room: RoomState, user_id: str) -> None:
         raise Forbidden(f"User {user_id} not in room {room.room_id}")
 
 
-async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str, state_key: str,
-                    content: Mapping[str, Any], *, guest: bool = False) -> str:
-    """Set one state entry; sending the same content as the current entry creates no new event.
-
-    A guest joins this way only where /join would let them in (client-server-api, "Guest Access").
-    """
+def check_state_content(event_type: str, state_key: str, content: Mapping[str, Any]) -> None:
+    """The checks of a state event's type, key and content that need no room."""
     _check_type(event_type)
     if len(state_key.encode()) > 255:
         raise TooLarge("State key must be at most 255 bytes")
     check_client_content(event_type, content)
+
+
+async def set_state(rs: RoomServer, user_id: str, room_id: str, event_type: str, state_key: str,
+                    content: Mapping[str, Any]) -> str:
+    """Set one state entry; sending the same content as the current entry creates no new event.
+
+    Not for m.room.member: membership changes go through roomserver.membership, which checks them
+    as the membership endpoints do.
+    """
+    if event_type == "m.room.member":
+        raise ValueError("member events are sent through Membership.set_member_state")
+    check_state_content(event_type, state_key, content)
     if event_type == "m.room.canonical_alias":
         await _check_canonical_alias(rs, room_id, content)
     async with rs.lock(room_id):
         room = await rs.require_room(room_id, user_id)
-        if event_type != "m.room.member":
-            _require_joined(room, user_id)
-        if guest and event_type == "m.room.member" and content.get("membership") == "join" \
-                and room.membership(state_key) != "join" and not room.guests_may_join():
-            raise Forbidden("Guest access not allowed")
+        _require_joined(room, user_id)
         check_encryption_state_change(room.state, event_type, state_key, content)
         current = room.state.get((event_type, state_key))
         if current is not None and current.sender == user_id and dict(current.content) == dict(content):
             return current.event_id
         rs.limits.messages.spend(user_id)
-        if event_type == "m.room.member":    # the same limits as /join and /invite
-            membership = content.get("membership")
-            if membership == "join" and room.membership(state_key) != "join":
-                await rs.limits.spend_join(rs.db, state_key)
-            elif membership == "invite" and room.membership(state_key) != "invite":
-                rs.limits.spend_invite(user_id, room_id, state_key)
         pdu = rs.build(room.copy(), user_id, EventSpec(event_type, content, state_key))
         persisted, final = await rs.persist(room, [pdu])
         rs.remember(final)

@@ -160,6 +160,57 @@ async def test_restricted_join(login: Login) -> None:
     assert isinstance(refused, JoinError) and refused.status_code == "M_FORBIDDEN"
 
 
+@pytest.mark.parametrize("version", ["10", "12"])
+async def test_member_state_is_checked_as_the_membership_endpoints_check_it(login: Login, version: str) -> None:
+    """PUT /state/m.room.member/{userId} is no way round the membership endpoints' checks: a
+    restricted room's allow list (a client's `join_authorised_via_users_server` is dropped), the
+    invite checks, knocking or joining for someone else. The client's own content is kept (a
+    per-room display name). Spec: client-server-api, "Restricted rooms", "Room membership"."""
+    alice, bob, mallory = await login(f"ms{version}alice"), await login(f"ms{version}bob"), \
+        await login(f"ms{version}mallory")
+    space = ok(await alice.room_create(space=True, preset=RoomPreset.private_chat), RoomCreateResponse).room_id
+    ok(await alice.room_invite(space, bob.user_id), RoomInviteResponse)
+    ok(await bob.join(space), JoinResponse)
+    room = ok(await alice.room_create(room_version=version, initial_state=[
+        {"type": "m.room.join_rules", "content": {"join_rule": "restricted",
+                                                  "allow": [{"type": "m.room_membership", "room_id": space}]}}]),
+              RoomCreateResponse).room_id
+    forged = await mallory.room_put_state(room, "m.room.member", {
+        "membership": "join", "join_authorised_via_users_server": alice.user_id}, state_key=mallory.user_id)
+    assert isinstance(forged, RoomPutStateError) and forged.status_code == "M_FORBIDDEN", forged
+    members = ok(await alice.joined_members(room), JoinedMembersResponse)
+    assert mallory.user_id not in {m.user_id for m in members.members}
+
+    # bob is in the space: his join through state is authorised by this server, with his content.
+    ok(await bob.room_put_state(room, "m.room.member", {"membership": "join", "displayname": "Bob here",
+                                                        "join_authorised_via_users_server": bob.user_id},
+                                state_key=bob.user_id), RoomPutStateResponse)
+    member = ok(await alice.room_get_state_event(room, "m.room.member", bob.user_id), RoomGetStateEventResponse)
+    assert member.content == {"membership": "join", "displayname": "Bob here",
+                              "join_authorised_via_users_server": alice.user_id}
+
+    # Invites through state: not to users who do not exist, nor to other servers.
+    for target, code in (("@ghost:test.local", "M_NOT_FOUND"), ("@x:other.example", "M_FORBIDDEN")):
+        refused = await alice.room_put_state(room, "m.room.member", {"membership": "invite"}, state_key=target)
+        assert isinstance(refused, RoomPutStateError) and refused.status_code == code, (target, refused)
+    # Nobody joins or knocks for someone else.
+    for membership in ("join", "knock"):
+        refused = await alice.room_put_state(room, "m.room.member", {"membership": membership},
+                                             state_key=mallory.user_id)
+        assert isinstance(refused, RoomPutStateError) and refused.status_code == "M_FORBIDDEN", refused
+    # Leave of someone else is a kick, of a banned user an unban; both under their rules.
+    ok(await alice.room_put_state(room, "m.room.member", {"membership": "ban", "reason": "r"},
+                                  state_key=mallory.user_id), RoomPutStateResponse)
+    refused = await bob.room_put_state(room, "m.room.member", {"membership": "leave"}, state_key=mallory.user_id)
+    assert isinstance(refused, RoomPutStateError) and refused.status_code == "M_FORBIDDEN", refused
+    ok(await alice.room_put_state(room, "m.room.member", {"membership": "leave"}, state_key=mallory.user_id),
+       RoomPutStateResponse)
+    member = ok(await alice.room_get_state_event(room, "m.room.member", mallory.user_id), RoomGetStateEventResponse)
+    assert member.content == {"membership": "leave"}
+    refused = await bob.room_put_state(room, "m.room.member", {"membership": "leave"}, state_key=alice.user_id)
+    assert isinstance(refused, RoomPutStateError) and refused.status_code == "M_FORBIDDEN", refused
+
+
 async def test_authorization_refusals(login: Login) -> None:
     alice, bob, mallory = await login("n5alice"), await login("n5bob"), await login("n5mallory")
     room = ok(await alice.room_create(preset=RoomPreset.public_chat), RoomCreateResponse).room_id
