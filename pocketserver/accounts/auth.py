@@ -67,6 +67,9 @@ def token_from_request(request: Any) -> str | None:
     return token or None
 
 
+MAX_IN_USE = 10_000     # refresh tokens remembered as in use (forgotten all at once: a re-read each)
+
+
 class Authenticator:
     """Checks access tokens and records each device's last use in memory."""
 
@@ -74,6 +77,7 @@ class Authenticator:
         self._db = db
         self._last_seen: dict[tuple[str, str], tuple[str, int]] = {}
         self._writing: dict[tuple[str, str], tuple[str, int]] = {}   # handed to a write not yet committed
+        self._in_use: set[int] = set()      # refresh tokens whose access token was seen in use
 
     async def get_user(self, request: Any, *, allow_guest: bool = False,
                        allow_locked: bool = False) -> Requester | None:
@@ -99,8 +103,20 @@ class Authenticator:
             raise UserLocked()
         if owner.is_guest and not allow_guest:
             raise GuestAccessForbidden("Guest access is not allowed here")
+        if owner.refresh_token_id is not None and owner.refresh_token_id not in self._in_use:
+            await self._first_use(owner.refresh_token_id)
         self._last_seen[(owner.user_id, owner.device_id)] = (request.remote_addr or "", now)
         return Requester(owner.user_id, owner.device_id, owner.is_guest, token_hash, owner.suspended)
+
+    async def _first_use(self, refresh_token_id: int) -> None:
+        """An access token from a refresh is used: the refresh token it replaced is revoked (spec:
+        client-server-api, "Refreshing access tokens"). One write per refresh at most; the tokens
+        seen in use are remembered, so later requests read nothing more."""
+        if store.has_predecessor(self._db, refresh_token_id):
+            await self._db.write(lambda tx: store.revoke_predecessor(tx, refresh_token_id))
+        if len(self._in_use) >= MAX_IN_USE:
+            self._in_use.clear()
+        self._in_use.add(refresh_token_id)
 
     async def require_user(self, request: Any, *, allow_guest: bool = False,
                            allow_locked: bool = False) -> Requester:

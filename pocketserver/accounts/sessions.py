@@ -167,7 +167,10 @@ class Sessions:
     async def refresh(self, refresh_token: Any) -> IssuedSession:
         """Swap a refresh token for a new access token and refresh token.
 
-        Spec: client-server-api, "POST /_matrix/client/v3/refresh".
+        The old refresh token stays good until the new pair is used (its access token, see
+        Authenticator, or its refresh token, here): a client that lost the answer refreshes again
+        with it, and the unused pair it was given is dropped. Spec: client-server-api,
+        "Refreshing access tokens", "POST /_matrix/client/v3/refresh".
         """
         if not isinstance(refresh_token, str) or not refresh_token:
             raise MissingParam("Missing refresh_token")
@@ -178,12 +181,11 @@ class Sessions:
             if found is None:
                 raise UnknownToken("Unknown refresh token", soft_logout=False)
             old_id, user_id, device_id, next_id, locked = found
-            if next_id is not None:
-                # A refresh token is good for one use: replaying it logs the device out.
-                await store.delete_refresh_token(tx, old_id)
-                raise UnknownToken("Refresh token has already been used", soft_logout=False)
             if locked:
                 raise UserLocked()
+            if next_id is not None:       # refreshed before, its answer lost: that pair is unused
+                await store.delete_refresh_token(tx, next_id)
+            await store.revoke_predecessor(tx, old_id)     # this successor is in use now
             now = now_ms()
             new_refresh = new_refresh_token()
             new_id = await store.insert_refresh_token(tx, hash_token(new_refresh), user_id,

@@ -181,6 +181,16 @@ async def retire_refresh_token(tx: Transaction, old_id: int, new_id: int) -> Non
     await tx.execute(_DELETE_ACCESS_TOKENS_OF_REFRESH, (old_id,))
 
 
+def has_predecessor(db: Database, token_id: int) -> bool:
+    """Whether the refresh token this one replaced is still kept (its successor not yet in use)."""
+    return db.lookup("SELECT 1 FROM refresh_tokens WHERE next_token_id = ?", (token_id,)) is not None
+
+
+async def revoke_predecessor(tx: Transaction, token_id: int) -> None:
+    """Delete the refresh token this one replaced: the client has used the new pair."""
+    await tx.execute("DELETE FROM refresh_tokens WHERE next_token_id = ?", (token_id,))
+
+
 async def delete_refresh_token(tx: Transaction, token_id: int) -> None:
     await tx.execute(_DELETE_ACCESS_TOKENS_OF_REFRESH, (token_id,))
     await tx.execute(_DELETE_REFRESH_TOKEN, (token_id,))

@@ -71,6 +71,38 @@ async def test_refresh_rotation_and_soft_logout(api, monkeypatch) -> None:
     assert (status, err["errcode"]) == (400, "M_MISSING_PARAM")
 
 
+async def test_a_refresh_whose_answer_was_lost_can_be_repeated(api) -> None:
+    """The old refresh token stays good until the new access or refresh token is used, so a client
+    that lost the answer refreshes again; the pair it never received is dropped. Spec:
+    client-server-api, "Refreshing access tokens"."""
+    await api.register("max")
+    _, body = await api.call("POST", "/_matrix/client/v3/login", password_login("max", refresh_token=True))
+    first = body["refresh_token"]
+    status, lost = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": first})
+    assert status == 200
+    status, again = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": first})
+    assert status == 200 and again["refresh_token"] != lost["refresh_token"], again
+    for token in (lost["access_token"], body["access_token"]):       # the unreceived and the old one
+        status, err = await api.call("GET", "/_matrix/client/v3/account/whoami", token=token)
+        assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    status, err = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": lost["refresh_token"]})
+    assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+
+    # Using the new access token revokes the old refresh token; so does using the new refresh token.
+    status, _ = await api.call("GET", "/_matrix/client/v3/account/whoami", token=again["access_token"])
+    assert status == 200
+    status, err = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": first})
+    assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    status, third = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": again["refresh_token"]})
+    assert status == 200
+    status, fourth = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": third["refresh_token"]})
+    assert status == 200
+    status, err = await api.call("POST", "/_matrix/client/v3/refresh", {"refresh_token": again["refresh_token"]})
+    assert (status, err["errcode"]) == (401, "M_UNKNOWN_TOKEN")
+    status, who = await api.call("GET", "/_matrix/client/v3/account/whoami", token=fourth["access_token"])
+    assert status == 200 and who["user_id"] == "@max:test.local"
+
+
 async def test_logout_and_logout_all(api) -> None:
     await api.register("ned")
     tokens = []
