@@ -217,15 +217,32 @@ def _user_command(args: argparse.Namespace, config: Config) -> int:
             await server.db.write(job)
             print(f"password changed for {user_id}; its devices were logged out")
         elif args.user_command == "deactivate":
-            await server.account.deactivate_user(user_id, erase=False)
-            print(f"deactivated {user_id}")
+            await _deactivate(server, user_id, serving)
         elif args.user_command in MODERATION_ACTIONS:
             flag, value, _ = MODERATION_ACTIONS[args.user_command]
             await server.db.write(lambda tx: store.set_moderation(tx, user_id, **{flag: value}))
             print(f"{args.user_command}ed {user_id}")
         return 0
 
-    return _run_with_server(config, action)
+    if args.user_command != "deactivate":
+        return _run_with_server(config, action)
+    from pocketserver import serving_lock
+    with serving_lock.offline(config.data_path) as serving:    # no server starts meanwhile
+        return _run_with_server(config, action)
+
+
+async def _deactivate(server: Any, user_id: str, serving: Any) -> None:
+    """Deactivate here, or, while a server runs on the data directory (`serving`), only the account:
+    that server takes the user out of their rooms, whose state it keeps (serving_lock)."""
+    from pocketserver import serving_lock
+    await server.account.deactivate_user(user_id, erase=False, leave_rooms=serving is None)
+    if serving is None:
+        print(f"deactivated {user_id}")
+    elif serving_lock.signal_server(serving.pid):
+        print(f"deactivated {user_id}; the running server (process {serving.pid}) takes them out of their rooms")
+    else:
+        print(f"deactivated {user_id}; the server takes them out of their rooms when it next starts",
+              file=sys.stderr)
 
 
 def _token_command(args: argparse.Namespace, config: Config) -> int:
@@ -347,6 +364,7 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config as HypercornConfig
 
+    from pocketserver import serving_lock
     from pocketserver.app import create_app
     from pocketserver.server import limit_malloc_arenas
 
@@ -365,6 +383,8 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if serving_lock.WORK_SIGNAL is not None:      # `user deactivate` while the server runs
+            loop.add_signal_handler(serving_lock.WORK_SIGNAL, app.config["POCKETSERVER"].finish_deactivations_soon)
         print(_welcome(config, first_run), flush=True)
         _settle_gc()
 
@@ -440,6 +460,16 @@ def _run(command: str, argv: list[str]) -> int:
                   "database there: make it writable (or set data_dir to a writable place) and start again",
                   file=sys.stderr)
             return 1
+        from pocketserver import serving_lock
+        try:
+            serving_lock.hold(config.data_path)     # held until the process ends
+        except serving_lock.AlreadyServing as exc:
+            print(f"error: {exc}: {config.data_path.resolve()}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: cannot use the data directory {config.data_path}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        serving_lock.ignore_work_signal()
         try:
             listener = listen(config)       # first: the imports below take most of start-up
         except OSError as exc:

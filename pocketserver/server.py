@@ -168,6 +168,7 @@ class Server:
         self.announcer: Announcer | None = None
         self.last_request_at = time.perf_counter()   # set by request_started()
         self._requests_since_release = asyncio.Event()
+        self._deactivations_asked = asyncio.Event()
 
     async def _carry_user_settings(self, tx: Any, user_id: str, old_room_id: str, new_room_id: str,
                                    new_room_creator: str) -> None:
@@ -236,6 +237,8 @@ class Server:
         self._tasks.append(asyncio.create_task(self.push.pushers.run(), name="pushers"))
         self._tasks.append(asyncio.create_task(self.presence.run(), name="presence"))
         self._tasks.append(asyncio.create_task(self._release_memory_when_idle(), name="idle-memory"))
+        self._deactivations_asked.set()     # any left unfinished (a command's signal before a crash)
+        self._tasks.append(asyncio.create_task(self._finish_deactivations_when_asked(), name="deactivations"))
         if self.config.lan_discovery:
             try:   # the homeserver works without LAN discovery, so a failure here is only logged
                 from pocketserver.discovery.announce import Announcer
@@ -243,6 +246,20 @@ class Server:
                 self.announcer.start()
             except Exception:
                 log.warning("LAN discovery could not start; serving without it", exc_info=True)
+
+    def finish_deactivations_soon(self) -> None:
+        """`user deactivate` ran while this server holds the data directory (serving_lock): the
+        accounts it deactivated leave their rooms here, where the rooms' state is kept."""
+        self._deactivations_asked.set()
+
+    async def _finish_deactivations_when_asked(self) -> None:
+        while True:
+            await self._deactivations_asked.wait()
+            self._deactivations_asked.clear()
+            try:
+                await self.account.finish_deactivations()
+            except Exception:
+                log.exception("taking deactivated accounts out of their rooms failed")
 
     def request_started(self) -> float:
         """Called by the app as each request starts; returns the time it started."""

@@ -141,7 +141,8 @@ def test_a_client_connecting_during_start_up_is_answered(tmp_path: Path) -> None
                 reply += chunk
         assert reply.startswith(b"HTTP/1.1 200") and b'"versions"' in reply
 
-        busy = run_cli("serve", "--config", str(config))
+        other = write_config(tmp_path / "other.toml", tmp_path / "other-data", port)    # the same port
+        busy = run_cli("serve", "--config", str(other))
         assert busy.returncode == 1 and f"cannot listen on 127.0.0.1 port {port}" in busy.stderr
     finally:
         stop_process(process)

@@ -86,8 +86,10 @@ class Account:
         """Call `listener(user_id)` after a deactivation is committed (to leave rooms)."""
         self._deactivation_listeners.append(listener)
 
-    async def deactivate_user(self, user_id: str, *, erase: bool) -> None:
-        """Deactivate an account (its own request or an admin's), then run the listeners."""
+    async def deactivate_user(self, user_id: str, *, erase: bool, leave_rooms: bool = True) -> None:
+        """Deactivate an account (its own request or an admin's), then run the listeners (which
+        take it out of its rooms). Without `leave_rooms`, the running server does that part
+        (finish_deactivations): the command line while the server holds the data directory."""
         async def job(tx: Transaction) -> None:
             await self._sessions.delete_devices(tx, user_id, await store.list_device_ids_tx(tx, user_id))
             await store.deactivate_user(tx, user_id)
@@ -96,8 +98,15 @@ class Account:
             tx.changes.users.add(user_id)
 
         await self._db.write(job)
-        for listener in self._deactivation_listeners:
-            await listener(user_id)
+        if leave_rooms:
+            for listener in self._deactivation_listeners:
+                await listener(user_id)
+
+    async def finish_deactivations(self) -> None:
+        """Run the listeners for the deactivated accounts still in rooms."""
+        for user_id in await store.deactivated_users_in_rooms(self._db):
+            for listener in self._deactivation_listeners:
+                await listener(user_id)
 
     async def list_devices(self, user_id: str) -> list[dict[str, Any]]:
         """Spec: client-server-api, "GET /_matrix/client/v3/devices"."""

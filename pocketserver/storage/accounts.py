@@ -99,6 +99,14 @@ async def guests_among(db: Database, user_ids: Iterable[str]) -> list[str]:
     return guests
 
 
+async def deactivated_users_in_rooms(db: Database) -> list[str]:
+    """Deactivated accounts that are still joined to, invited to or knocking on a room."""
+    rows = await db.fetchall("SELECT u.user_id FROM users AS u WHERE u.deactivated = 1 AND EXISTS ("
+                             "SELECT 1 FROM local_membership AS m WHERE m.user_id = u.user_id "
+                             "AND m.membership IN ('join', 'invite', 'knock'))")
+    return [r[0] for r in rows]
+
+
 async def list_users(db: Database) -> list[UserRow]:
     return [_user(r) for r in await db.fetchall(_LIST_USERS)]
 

@@ -5,9 +5,13 @@ Spec: client-server-api, "Account registration and management", "Login", "Device
 """
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+
 import aiohttp
 import pytest
-from nio import (AsyncClient, DevicesResponse, LoginError, LoginResponse, LogoutResponse,
+from nio import (AsyncClient, DevicesResponse, JoinResponse, LoginError, LoginResponse, LogoutResponse,
                  ProfileGetDisplayNameResponse, ProfileSetDisplayNameResponse, RegisterResponse,
                  WhoamiResponse)
 from nio.responses import RegisterErrorResponse
@@ -125,6 +129,53 @@ async def test_cli_user_add_passwd_deactivate(homeserver) -> None:
         await client.close()
     assert homeserver.cli("user", "passwd", "nobody", "--password-file", "/dev/stdin",
                           stdin="x\n").returncode == 1
+
+
+async def test_cli_deactivate_while_serving_leaves_rooms_through_the_server(homeserver,
+                                                                           http: aiohttp.ClientSession) -> None:
+    """`user deactivate` while the server runs: the command deactivates the account and the
+    running server (signalled) takes the user out of their rooms, on the room's one line of events,
+    so the members, the state and the next event agree. serving_lock; README, commands."""
+    alice, erin = [await homeserver.register_shared_secret(http, name, "pw") for name in ("dalice", "derin")]
+    client = new_client(homeserver, alice["user_id"])
+    client.access_token, client.device_id = alice["access_token"], alice["device_id"]
+    erin_client = new_client(homeserver, erin["user_id"])
+    erin_client.access_token, erin_client.device_id = erin["access_token"], erin["device_id"]
+    try:
+        room = (await client.room_create(invite=[erin["user_id"]])).room_id
+        assert isinstance(await erin_client.join(room), JoinResponse)
+        done = homeserver.cli("user", "deactivate", "derin")
+        assert done.returncode == 0, done.stderr
+        assert "running server" in done.stdout, done.stdout
+        for _ in range(100):      # the server acts on the signal right away; give it a moment
+            members = await client.joined_members(room)
+            if erin["user_id"] not in {m.user_id for m in members.members}:
+                break
+            await asyncio.sleep(0.05)
+        assert {m.user_id for m in members.members} == {alice["user_id"]}
+        state = await client.room_get_state_event(room, "m.room.member", erin["user_id"])
+        assert state.content["membership"] == "leave"
+        sent = await client.room_send(room, "m.room.message", {"msgtype": "m.text", "body": "after"})
+        async with http.get(f"{homeserver.base_url}/_matrix/client/v3/rooms/{room}/messages",
+                            params={"dir": "b", "limit": "2"},
+                            headers={"Authorization": f"Bearer {alice['access_token']}"}) as resp:
+            chunk = (await resp.json())["chunk"]
+        assert [e["event_id"] for e in chunk][0] == sent.event_id
+        assert chunk[1]["type"] == "m.room.member" and chunk[1]["state_key"] == erin["user_id"]
+        assert (chunk[1]["content"]["membership"], chunk[1]["sender"]) == ("leave", erin["user_id"])
+        assert not isinstance(await erin_client.whoami(), WhoamiResponse)
+    finally:
+        await client.close()
+        await erin_client.close()
+
+
+def test_a_second_server_on_the_same_data_directory_is_refused(homeserver) -> None:
+    """Two servers on one data directory would fork its rooms: the second is refused (before it
+    tries the port, which the first holds too)."""
+    second = subprocess.run([sys.executable, "-m", "pocketserver", "serve", "--config", str(homeserver.config_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1
+    assert "another pocketserver (process" in second.stderr and "is using this data directory" in second.stderr
 
 
 @pytest.mark.parametrize("username", ["Upper-Case-Becomes-lower"])
