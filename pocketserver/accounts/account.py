@@ -177,5 +177,5 @@ class Account:
         """Spec: client-server-api, "DELETE /_matrix/client/v3/devices/{deviceId}"."""
         if await store.get_device(self._db, requester.user_id, device_id) is None:
             raise NotFound("Device not found")
-        await self.confirm_identity(requester, auth, "delete_device")
+        await self.confirm_identity(requester, auth, f"delete_device/{device_id}")   # its session, that device's
         await self._db.write(lambda tx: self._sessions.delete_devices(tx, requester.user_id, [device_id]))

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pocketserver.errors import BadJson, MatrixError, Unauthorized
+from pocketserver.errors import BadJson, LimitExceeded, MatrixError, Unauthorized
 
 SESSION_LIFETIME_S = 30 * 60
 MAX_SESSIONS = 10_000
@@ -93,6 +93,8 @@ class UserInteractiveAuth:
                                    BadJson(f"Unsupported authentication type {stage!r}"))
             try:
                 session.completed[stage] = await check(stage, auth)
+            except LimitExceeded:
+                raise       # 429 with retry_after_ms, as Synapse answers, not a 401 challenge
             except MatrixError as err:
                 raise Unauthorized(self._challenge(session, flows, params), err) from None
         if any(all(s in session.completed for s in f) for f in flows):

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pocketserver.e2ee import check_encryption_state_change
-from pocketserver.errors import BadJson, Forbidden, InvalidParam, MatrixError, NotFound, TooLarge, UserSuspended
+from pocketserver.errors import BadJson, BadRequest, Forbidden, InvalidParam, MatrixError, NotFound, TooLarge, UserSuspended
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer, check_client_content
 from pocketserver.roomserver.room_state import RoomState
@@ -40,8 +40,10 @@ async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str,
                      content: Mapping[str, Any], txn_id: str) -> str:
     """Send a message event once per (device, txn_id); a retry returns the first event ID.
 
-    A second annotation (a reaction) of the same type and key on an event by the same user is
-    refused while the first is not redacted. Spec: client-server-api, "Avoiding duplicate annotations".
+    An event that relates to another (m.relates_to with rel_type and event_id) relates to an event
+    of its own room, as Synapse requires (400 otherwise). A second annotation (a reaction) of the
+    same type and key on an event by the same user is refused while the first is not redacted.
+    Spec: client-server-api, "Forming relationships between events", "Avoiding duplicate annotations".
     """
     _check_type(event_type)
     scope = f"send/{room_id}/{event_type}"
@@ -55,22 +57,31 @@ async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str,
                                 EventSpec(event_type, rest, redacts=target),
                                 _may_redact(rs, user_id, room_id, target), scope=scope)
     return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content),
-                            _no_duplicate_annotation(rs, user_id, room_id, event_type, content), scope=scope)
+                            _valid_relation(rs, user_id, room_id, event_type, content), scope=scope)
 
 
-def _no_duplicate_annotation(rs: RoomServer, user_id: str, room_id: str, event_type: str,
-                             content: Mapping[str, Any]) -> Any:
-    """For an annotation: the check, under the room's lock, that refuses it if the user has sent
-    the same one already; None for other events."""
+def _valid_relation(rs: RoomServer, user_id: str, room_id: str, event_type: str,
+                    content: Mapping[str, Any]) -> Any:
+    """For an event with a relation: the check, under the room's lock, that its parent is an event
+    of this room and, for an annotation, that the user has not sent the same one already; None
+    for other events."""
     relation = content.get("m.relates_to")
-    if not (isinstance(relation, Mapping) and relation.get("rel_type") == "m.annotation"
-            and isinstance(relation.get("event_id"), str) and isinstance(relation.get("key"), str)):
+    if not (isinstance(relation, Mapping) and isinstance(relation.get("rel_type"), str)
+            and isinstance(relation.get("event_id"), str)):
         return None
-    parent, key = relation["event_id"], relation["key"]
+    parent, key = relation["event_id"], relation.get("key")
+    annotation = relation["rel_type"] == "m.annotation" and isinstance(key, str)
 
     async def check(room: RoomState) -> None:
-        await rs.settled(room_id)     # the same reaction sent a moment ago may not be committed yet
-        if await relation_store.has_annotation(rs.db, room_id, parent, user_id, event_type, key):
+        target = await event_store.get_event(rs.db, parent)
+        if target is None or annotation:
+            await rs.settled(room_id)     # an event (or the same reaction) sent a moment ago may not be committed yet
+            target = target or await event_store.get_event(rs.db, parent)
+        if target is None:
+            raise BadRequest("Can't send relation to unknown event")
+        if target.room_id != room_id:
+            raise BadRequest("Relations must be in the same room")
+        if annotation and await relation_store.has_annotation(rs.db, room_id, parent, user_id, event_type, key):
             raise DuplicateAnnotation("Can't send same reaction twice")
     return check
 

@@ -167,3 +167,38 @@ async def test_last_seen_is_kept_in_memory_and_written_at_stop(app_factory) -> N
         api = Api(running.test_client(), app.config["POCKETSERVER"])
         row = await api.server.db.fetchone("SELECT last_seen_ts FROM devices WHERE device_id = ?", (device,))
         assert row is not None and row[0] >= seen["last_seen_ts"]
+
+
+async def test_a_uia_session_for_one_device_does_not_delete_another(api) -> None:
+    """The session of DELETE /devices/A does not authorise DELETE /devices/B (Synapse: the
+    session is tied to the request's URI)."""
+    me = await api.register("uma")
+    _, second = await api.call("POST", "/_matrix/client/v3/login", login("uma"))
+    _, third = await api.call("POST", "/_matrix/client/v3/login", login("uma"))
+    token = me["access_token"]
+    status, challenge = await api.call("DELETE", f"/_matrix/client/v3/devices/{second['device_id']}", {}, token=token)
+    assert status == 401
+    status, body = await api.call("DELETE", f"/_matrix/client/v3/devices/{third['device_id']}",
+                                  {"auth": password_auth("uma", "pw", challenge["session"])}, token=token)
+    assert status == 401 and "completed" not in body, body
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=third["access_token"]))[0] == 200
+    status, body = await api.call("DELETE", f"/_matrix/client/v3/devices/{second['device_id']}",
+                                  {"auth": password_auth("uma", "pw", challenge["session"])}, token=token)
+    assert status == 200, body
+    assert (await api.call("GET", "/_matrix/client/v3/account/whoami", token=second["access_token"]))[0] == 401
+
+
+async def test_too_many_wrong_uia_passwords_answer_429(make_api) -> None:
+    """Failed passwords in UIA count against the account's allowance like failed logins; over it,
+    429 M_LIMIT_EXCEEDED with retry_after_ms (as Synapse), not a 401 challenge."""
+    api = await make_api(rc_failed_auth_per_second=0.01, rc_failed_auth_burst=2)
+    me = await api.register("vic")
+    token = me["access_token"]
+    _, challenge = await api.call("POST", "/_matrix/client/v3/account/password", {"new_password": "n"}, token=token)
+    for _ in range(2):
+        status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
+            "new_password": "n", "auth": password_auth("vic", "wrong", challenge["session"])}, token=token)
+        assert (status, body["errcode"]) == (401, "M_FORBIDDEN")
+    status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
+        "new_password": "n", "auth": password_auth("vic", "pw", challenge["session"])}, token=token)
+    assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED") and body["retry_after_ms"] > 1000, body

@@ -433,3 +433,25 @@ async def test_a_duplicate_annotation_is_refused(api) -> None:
     _, page = await relations(api, a, room, f"{target}/m.annotation")
     keys = sorted((e["sender"], e["content"]["m.relates_to"]["key"]) for e in page["chunk"])
     assert keys == sorted([(ALICE, "👍"), (BOB, "👍"), (BOB, "🍕"), (BOB, "🎂")])
+
+
+async def test_a_relation_names_an_event_of_its_own_room(api) -> None:
+    """As Synapse: 400 for a relation to an event of another room, or to no event at all (so the
+    answer tells nothing of other rooms either way); replies (m.in_reply_to) are not relations."""
+    a, b = await api.tokens("alice", "bob")
+    room = await public_room_with(api, a, b)
+    other = await make_room(api, a)                           # bob is not in it
+    secret = await send(api, a, other, text("elsewhere"))
+    for parent in (secret, "$no-such-event"):
+        for content, event_type in ((thread(parent, "hi"), "m.room.message"), (edit(parent, "x"), "m.room.message"),
+                                    (reference(parent), "m.room.message"),
+                                    ({"m.relates_to": {"rel_type": "m.annotation", "event_id": parent, "key": "👍"}},
+                                     "m.reaction")):
+            status, err = await api.call("PUT", f"{R3}/{room}/send/{event_type}/x{next(_txn)}", content, token=b)
+            assert (status, err["errcode"]) == (400, "M_UNKNOWN"), (parent, content, err)
+    reply = text("re", **{"m.relates_to": {"m.in_reply_to": {"event_id": secret}}})
+    await send(api, b, room, reply)
+    _, page = await relations(api, a, other, secret)
+    assert page["chunk"] == []
+    root = await send(api, a, room, text("root"))
+    await send(api, b, room, thread(root, "in the thread"))
