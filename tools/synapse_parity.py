@@ -94,6 +94,9 @@ KNOWN: dict[tuple[str | None, str, str], str] = {
     ("alice", "*", "#profile-others"):
         "changing another user's profile or presence: 403 (Synapse 400 M_FORBIDDEN, or 400 for an ID of "
         "bad grammar); remote profiles 404 (no federation)",
+    ("alice", "*", "#no-junk-invite"):
+        "an invite to a local user who does not exist, written as member state, is refused as /invite refuses it "
+        "(404); so kicking or reading that member then finds none (Synapse 200: its invite nobody can see exists)",
     ("alice", "*", "#filters-of-bad-ids"):
         "another user's filters: 403 whatever the ID's grammar (Synapse checks the grammar first, 400)",
     ("alice", "DELETE", C + "/devices/NOPE"):
@@ -142,6 +145,8 @@ GROUPS = {
         "timestamp_to_event" in c.template or "members?membership=join" in c.template),
     "#profile-others": lambda c: c.template.startswith((C + "/profile/", C + "/presence/")) and c.user == "alice" and (
         c.method != "GET" or "{remoteuser}" in c.template or "{baduser}" in c.template or "{nobody}" in c.template),
+    "#no-junk-invite": lambda c: "{nobody}" in c.template + json.dumps(c.body) and (
+        "/state/m.room.member/" in c.template or c.template.endswith("/kick")),
     "#filters-of-bad-ids": lambda c: "/filter" in c.template and "{baduser}" in c.template,
     "#strict-values": lambda c: c.strict,
     "#no-email": lambda c: "3pid" in c.template or "email" in c.template,
@@ -776,11 +781,23 @@ def membership_cases() -> Iterator[Case]:
     yield Case("carol", "POST", C + "/join/{rr}", {})
     yield Case("carol", "GET", C + "/rooms/{rr}/state/m.room.member/{carol}")
     yield Case("carol", "GET", V1 + "/rooms/{sp2}/hierarchy")
+    # The same checks for member events written as state: an outsider's join claiming a member's
+    # authorisation, invites to nobody, a join or knock for someone else.
+    yield Case("dave", "PUT", C + "/rooms/{rr}/state/m.room.member/{dave}", {
+        "membership": "join", "join_authorised_via_users_server": "{alice}"})
+    yield Case("alice", "PUT", C + "/rooms/{rr}/state/m.room.member/{nobody}", {"membership": "invite"})
+    yield Case("alice", "PUT", C + "/rooms/{rr}/state/m.room.member/{dave}", {"membership": "join"})
+    yield Case("dave", "GET", C + "/rooms/{rr}/messages?dir=b&limit=1")
     # Reactions, edits and redactions in it.
     yield Case("alice", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", text, save="rmsg")
     reaction = {"m.relates_to": {"rel_type": "m.annotation", "event_id": "{rmsg}", "key": "🎉"}}
     yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.reaction/$TXN", reaction)
     yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.reaction/$TXN", reaction)    # the same again
+    # A redaction through /send is checked as /redact checks it; a relation names an event of the room.
+    yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.room.redaction/$TXN", {"redacts": "{rmsg}"})
+    yield Case("carol", "GET", C + "/rooms/{rr}/event/{rmsg}")
+    yield Case("carol", "PUT", C + "/rooms/{rr}/send/m.reaction/$TXN", {
+        "m.relates_to": {"rel_type": "m.annotation", "event_id": "$no-such-event", "key": "🎉"}})
     edit = lambda body: {"msgtype": "m.text", "body": f"* {body}", "m.new_content": {"msgtype": "m.text", "body": body},  # noqa: E731
                          "m.relates_to": {"rel_type": "m.replace", "event_id": "{rmsg}"}}
     yield Case("alice", "PUT", C + "/rooms/{rr}/send/m.room.message/$TXN", edit("first"), save="edit1")
