@@ -137,7 +137,19 @@ async def state_section(reader: RoomReader, user_id: str, room_id: str, timeline
 def needs_start_state(timeline: Timeline, *, since: int | None, full: bool,
                       state_filter: Mapping[str, Any] | None) -> bool:
     """Whether `state_section_ids` uses the state at the timeline's start."""
-    return full or since is None or timeline.limited or bool(state_filter and state_filter.get("lazy_load_members"))
+    return full or since is None or timeline.limited or bool(state_filter and state_filter.get("lazy_load_members")) \
+        or state_left_out(timeline)
+
+
+def state_left_out(timeline: Timeline) -> bool:
+    """Whether state events of an incremental sync's range are missing from its timeline, though
+    not before a limited timeline's start: the timeline's filter (or history visibility) left them
+    out, or, for a timeline that is not limited, the read did not reach the range's start."""
+    if not timeline.limited and not timeline.covered:
+        return True
+    shown = {e.event_id for e in timeline.events}
+    return any(e.state_key is not None and e.event_id not in shown
+               and (not timeline.limited or e.stream_ordering > timeline.start_position) for e in timeline.fetched)
 
 
 async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, timeline: Timeline, *,
@@ -149,11 +161,25 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
         start_state = {}
     elif start_state is None:
         start_state = await state_at(reader, room_id, timeline.start_position, timeline.before)
+    in_timeline = {e.event_id for e in timeline.events}
     if full or since is None:
         ids = start_state
-    elif timeline.limited:
+    elif timeline.limited or state_left_out(timeline):
+        # What changed since `since`, as of the timeline's start; and, when state events were left
+        # out of the timeline, as of its end too, less what the timeline shows: Synapse's answer
+        # (handlers/sync.py, _calculate_state), so a change a filter hid is still sent. Spec:
+        # "Updates to the state, between the time indicated by the since parameter, and the start
+        # of the timeline".
         before = await state_at(reader, room_id, since)
-        ids = {k: v for k, v in start_state.items() if before.get(k) != v}
+        states = [start_state]
+        if state_left_out(timeline) and timeline.fetched:
+            newest = timeline.fetched[0]
+            states.insert(0, await state_at(reader, room_id, newest.stream_ordering, newest))
+        ids = {}
+        for state in states:
+            for k, v in state.items():
+                if k not in ids and before.get(k) != v and v not in in_timeline:
+                    ids[k] = v
     else:
         ids = {}
     if lazy:
@@ -163,7 +189,6 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
             key = ("m.room.member", member)
             if key in start_state and not any(e.event_id == start_state[key] for e in timeline.events):
                 ids.setdefault(key, start_state[key])
-    in_timeline = {e.event_id for e in timeline.events}
     return [v for v in ids.values() if v not in in_timeline]
 
 

@@ -202,3 +202,38 @@ async def test_initial_sync_lists_rooms_the_user_was_removed_from(api) -> None:
     assert (last["type"], last["content"]["membership"], last["sender"]) == ("m.room.member", "leave", "@alice:test.local")
     status, body = await api.call("GET", SYNC, token=b, query={"filter": json.dumps({"room": {"include_leave": True}})})
     assert set(body["rooms"]["leave"]) == {kicked, banned, left}
+
+
+async def test_state_a_timeline_filter_left_out_is_in_the_state_section(api) -> None:
+    """An incremental sync whose timeline filter leaves state events out still sends the changes,
+    in `state`: those before the timeline's start (spec: "Updates to the state, between the time
+    indicated by the since parameter, and the start of the timeline") and, as Synapse does, those
+    the filter hid after it; none the timeline shows. A later sync sends nothing again."""
+    a, b, c = await api.tokens("alice", "bob", "carol")
+    room = await api.create_room(a, preset="public_chat", name="Before")
+    await api.call("POST", f"{R}/{room}/join", {}, token=b)
+    hidden = json.dumps({"room": {"timeline": {"not_types": ["m.room.member", "m.room.name", "m.room.encryption"],
+                                                "limit": 10}}})
+    _, first = await api.call("GET", SYNC, query={"filter": hidden}, token=b)
+
+    await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "After"}, token=a)
+    await api.call("POST", f"{R}/{room}/join", {}, token=c)
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/1", {"msgtype": "m.text", "body": "hello"}, token=a)
+    await api.call("PUT", f"{R}/{room}/state/m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}, token=a)
+    await api.call("PUT", f"{R}/{room}/send/m.room.message/2", {"msgtype": "m.text", "body": "bye"}, token=a)
+    await api.call("PUT", f"{R}/{room}/state/m.room.topic", {"topic": "shown"}, token=a)
+    _, incr = await api.call("GET", SYNC, query={"filter": hidden, "since": first["next_batch"]}, token=b)
+    joined = incr["rooms"]["join"][room]
+    assert joined["timeline"]["limited"] is False
+    assert [e["type"] for e in joined["timeline"]["events"]] == ["m.room.message", "m.room.message", "m.room.topic"]
+    state = {(e["type"], e["state_key"]): e["content"] for e in joined["state"]["events"]}
+    assert state == {("m.room.name", ""): {"name": "After"},
+                     ("m.room.member", "@carol:test.local"): {"membership": "join", "displayname": "carol"},
+                     ("m.room.encryption", ""): {"algorithm": "m.megolm.v1.aes-sha2"}}
+
+    _, again = await api.call("GET", SYNC, query={"filter": hidden, "since": incr["next_batch"]}, token=b)
+    assert room not in again["rooms"].get("join", {})
+    # Unfiltered, the timeline shows every change and the state section stays empty.
+    await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "Again"}, token=a)
+    _, plain = await api.call("GET", SYNC, query={"since": incr["next_batch"]}, token=b)
+    assert plain["rooms"]["join"][room]["state"]["events"] == []
