@@ -55,7 +55,8 @@ async def insert_device_list_change(tx: Transaction, position: int, user_id: str
     Whoever asks about a stretch that ends at or after `position` learns of the user from this row;
     only a stretch ending before it (a sync computed just before this commit) misses the earlier
     one, and its next sync reports this one. So the stream holds a row per user, not per change
-    (Synapse keeps only the latest change of each device, likewise).
+    (Synapse keeps the latest change of each of a user's devices). GET /keys/changes, whose `to`
+    may lie in the past, reads on to now for that reason (e2ee/device_lists.py).
     """
     await tx.execute("""INSERT INTO device_list_changes (position, user_id) VALUES (?, ?)
                         ON CONFLICT (user_id) DO UPDATE SET position = excluded.position""", (position, user_id))

@@ -525,3 +525,22 @@ async def test_signatures_upload_and_visibility(api) -> None:
     # alice's cross-signing changes reach bob's device list.
     synced = await sync_since(api, bob, start["next_batch"])
     assert alice.user_id in synced["device_lists"]["changed"]
+
+
+async def test_keys_changes_reports_a_change_followed_by_a_later_one(api) -> None:
+    """GET /keys/changes with a past `to` still reports a user who changed in (from, to] and
+    again after `to` (the stream keeps each user's latest change only): over-reporting costs a key
+    query, under-reporting a device. Spec: "GET /_matrix/client/v3/keys/changes"."""
+    alice = await new_device(api, "alice")
+    bob = await new_device(api, "bob", seed=2)
+    await share_room(api, alice, bob)
+    _, first = await api.call("GET", SYNC, token=alice.token)
+    await upload(api, bob, {"device_keys": bob.device_keys()})
+    _, second = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=alice.token)
+    query = {"from": first["next_batch"], "to": second["next_batch"]}
+    status, body = await api.call("GET", "/_matrix/client/v3/keys/changes", query=query, token=alice.token)
+    assert (status, body) == (200, {"changed": [bob.user_id], "left": []})
+    phone = await login_again(api, "bob", seed=4)
+    await upload(api, phone, {"device_keys": phone.device_keys()})
+    status, body = await api.call("GET", "/_matrix/client/v3/keys/changes", query=query, token=alice.token)
+    assert (status, body) == (200, {"changed": [bob.user_id], "left": []})
