@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from pocketserver.e2ee.key_backup import KeyBackup
     from pocketserver.roomserver.directory import Directory
     from pocketserver.roomserver.summary import RoomSummaries
+    from pocketserver.roomserver.upgrade import Upgrades
     from pocketserver.search.search import Search
     from pocketserver.sync.sliding import SlidingSyncService
 
@@ -203,6 +204,11 @@ class Server:
     def search(self) -> Search:
         from pocketserver.search.search import Search
         return Search(self.reader, self.search_indexer)
+
+    @cached_property
+    def upgrades(self) -> Upgrades:
+        from pocketserver.roomserver.upgrade import Upgrades
+        return Upgrades()
 
     @cached_property
     def key_backup(self) -> KeyBackup:

@@ -16,7 +16,7 @@ bp = Blueprint("room_upgrade", __name__)
 @bp.post("/_matrix/client/v3/rooms/<room_id>/upgrade")
 async def upgrade_room(room_id: str) -> dict:
     """operationId upgradeRoom. Spec: "POST /_matrix/client/v3/rooms/{roomId}/upgrade"."""
-    from pocketserver.roomserver.upgrade import parse_additional_creators, parse_new_version, upgrade_room as upgrade
+    from pocketserver.roomserver.upgrade import parse_additional_creators, parse_new_version
     server = current_server()
     requester = await server.auth.require_user(request)
     requester.refuse_if_suspended("Upgrading rooms")
@@ -26,6 +26,7 @@ async def upgrade_room(room_id: str) -> dict:
     version = parse_new_version(body["new_version"])
     creators = parse_additional_creators(body.get("additional_creators"), requester.user_id)
     profile = await server.profiles.get_profile(requester.user_id)
-    replacement = await upgrade(server.roomserver, requester.user_id, room_id, version, creators,
-                                {k: v for k, v in profile.items() if k in ("displayname", "avatar_url") and v})
+    replacement = await server.upgrades.upgrade(
+        server.roomserver, requester.user_id, room_id, version, creators,
+        {k: v for k, v in profile.items() if k in ("displayname", "avatar_url") and v})
     return {"replacement_room": replacement}

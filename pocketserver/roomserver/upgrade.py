@@ -4,12 +4,14 @@ Spec: client-server-api, "Room Upgrades" (server behaviour, steps 1-6).
 """
 from __future__ import annotations
 
+import asyncio
 import secrets
 import string
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pocketserver.errors import BadJson, Forbidden
+from pocketserver.errors import BadJson, BadRequest, Forbidden
 from pocketserver.rooms.auth_rules import AuthRuleViolation, auth_state_for, check_auth_rules
 from pocketserver.rooms.content import PowerLevels
 from pocketserver.rooms.events import Pdu, build_event, create_event_content
@@ -50,8 +52,11 @@ async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_versi
                        additional_creators: Sequence[str], profile: Mapping[str, Any]) -> str:
     """Upgrade `old_room_id` to `new_version` as `user_id`; returns the replacement room's ID.
 
-    The new room is written in one job (with the moved aliases), then the old room's tombstone,
-    canonical alias and restricted power levels in another. Spec: client-server-api, "Room Upgrades".
+    The new room is written in one job, then the switch-over in another: the old room's
+    tombstone, canonical alias and restricted power levels, with the local aliases and the
+    directory entry moving to the new room. A crash between the two leaves the old room as it
+    was (and a new room nobody was sent to), so the upgrade can be asked for again. Spec:
+    client-server-api, "Room Upgrades".
     """
     async with rs.lock(old_room_id):
         old = await rs.require_room(old_room_id)
@@ -76,16 +81,10 @@ async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_versi
         rs.advance(working, create)
         built = [create, *_build_new_room_state(rs, old, working, user_id, {user_id, *creators}, profile)]
 
-        # Step 4: the local aliases move with the room; the published directory entry too.
         row = await room_store.get_room(rs.db, old_room_id)
         is_public = row is not None and row.is_public
-
-        async def move_aliases(tx: Transaction) -> None:
-            await tx.execute("UPDATE room_aliases SET room_id = ?, creator = ? WHERE room_id = ?",
-                             (create.room_id, user_id, old_room_id))
-
         async with rs.lock(create.room_id):
-            _, final = await rs.persist(new, built, new_room=(user_id, is_public), extra=move_aliases)
+            _, final = await rs.persist(new, built, new_room=(user_id, False))
             rs.remember(final)
 
         # Steps 5 and 6: the tombstone, the old room's canonical alias, and its power levels shut down.
@@ -101,13 +100,53 @@ async def upgrade_room(rs: RoomServer, user_id: str, old_room_id: str, new_versi
                 if pdu is not None:
                     old_built.append(pdu)
 
-        async def unpublish(tx: Transaction) -> None:
+        # Step 4, with the tombstone: the local aliases move to the new room, the directory entry too.
+        async def switch_over(tx: Transaction) -> None:
+            await tx.execute("UPDATE room_aliases SET room_id = ?, creator = ? WHERE room_id = ?",
+                             (create.room_id, user_id, old_room_id))
             if is_public:
                 await room_store.set_room_public(tx, old_room_id, False)
+                await room_store.set_room_public(tx, create.room_id, True)
 
-        _, final_old = await rs.persist(old, old_built, extra=unpublish)
+        _, final_old = await rs.persist(old, old_built, extra=switch_over)
         rs.remember(final_old)
         return create.room_id
+
+
+class Upgrades:
+    """Upgrades under way or just done: the same user asking again (a double click, a retry)
+    within RECENT_S gets the first answer, and another user's upgrade of a room being upgraded
+    is refused, as Synapse (its upgrade response cache, five minutes). Without this, two requests
+    would each make a replacement room, the tombstone naming one and the aliases the other."""
+
+    RECENT_S = 300.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._recent: dict[tuple[str, str], tuple[float, asyncio.Future[str]]] = {}
+
+    async def upgrade(self, rs: RoomServer, user_id: str, old_room_id: str, new_version: RoomVersion,
+                      additional_creators: Sequence[str], profile: Mapping[str, Any]) -> str:
+        now = self._clock()
+        for key, (started, done) in list(self._recent.items()):
+            if done.done() and now - started > self.RECENT_S:
+                del self._recent[key]
+        earlier = self._recent.get((old_room_id, user_id))
+        if earlier is None:
+            if any(room == old_room_id and not done.done() for (room, _), (_, done) in self._recent.items()):
+                raise BadRequest("An upgrade for this room is currently in progress")
+            task = asyncio.ensure_future(upgrade_room(rs, user_id, old_room_id, new_version, additional_creators,
+                                                      profile))
+            earlier = self._recent[(old_room_id, user_id)] = (now, task)
+            task.add_done_callback(lambda t: self._forget_failed(old_room_id, user_id, t))
+        return await asyncio.shield(earlier[1])     # a request that goes away leaves the upgrade to finish
+
+    def _forget_failed(self, old_room_id: str, user_id: str, task: asyncio.Future[str]) -> None:
+        """A refused or failed upgrade is not an answer to keep: the user may ask again."""
+        if task.cancelled() or task.exception() is not None:
+            found = self._recent.get((old_room_id, user_id))
+            if found is not None and found[1] is task:
+                del self._recent[(old_room_id, user_id)]
 
 
 async def carry_user_settings(rules: PushRules, tx: Transaction, user_id: str, old_room_id: str,

@@ -242,3 +242,67 @@ async def test_a_room_only_claiming_a_predecessor_gets_no_ones_settings(api) -> 
     assert tags == {"tags": {}}
     status, _ = await api.call("GET", f"{V3}/pushrules/global/room/{fake}", token=a)
     assert status == 404
+
+
+async def test_an_upgrade_asked_for_twice_makes_one_room(api) -> None:
+    """A double click or a retry: the same user's second request gets the first's replacement
+    room, another user's concurrent upgrade is refused (as Synapse); the tombstone, the alias and
+    the power levels then agree on one room."""
+    import asyncio
+    a, b = await api.tokens("alice", "bob")
+    status, body = await api.call("POST", f"{V3}/createRoom", {"room_version": "10", "preset": "public_chat",
+                                                               "room_alias_name": "twice"}, token=a)
+    old = body["room_id"]
+    await api.call("POST", f"{R}/{old}/join", {}, token=b)
+    await api.call("PUT", f"{R}/{old}/state/m.room.power_levels", {
+        "users": {"@alice:test.local": 100, "@bob:test.local": 100}}, token=a)
+    answers = await asyncio.gather(*(api.call("POST", f"{R}/{old}/upgrade", {"new_version": "11"}, token=t)
+                                     for t in (a, a, b)))
+    assert [s for s, _ in answers[:2]] == [200, 200] and answers[0][1] == answers[1][1], answers
+    assert answers[2][0] == 400 and answers[2][1]["errcode"] == "M_UNKNOWN", answers[2]
+    new = answers[0][1]["replacement_room"]
+    status, again = await api.call("POST", f"{R}/{old}/upgrade", {"new_version": "11"}, token=a)   # a retry
+    assert (status, again) == (200, {"replacement_room": new})
+    _, tombstone = await api.call("GET", f"{R}/{old}/state/m.room.tombstone", token=a)
+    assert tombstone["replacement_room"] == new
+    _, alias = await api.call("GET", f"{V3}/directory/room/{quote('#twice:test.local')}", token=a)
+    assert alias["room_id"] == new
+    _, levels = await api.call("GET", f"{R}/{new}/state/m.room.power_levels", token=a)
+    assert levels.get("events_default", 0) == 0
+
+
+async def test_a_failed_switch_over_leaves_the_old_room_as_it_was(api, monkeypatch) -> None:
+    """The aliases and the directory entry move in the tombstone's write, not the new room's: if
+    that write fails (a crash between the two), the old room keeps them, and asking again works."""
+    from pocketserver.storage.database import DatabaseError
+    (a,) = await api.tokens("alice")
+    status, body = await api.call("POST", f"{V3}/createRoom", {"preset": "public_chat", "visibility": "public",
+                                                               "room_alias_name": "kept"}, token=a)
+    old = body["room_id"]
+    rs = api.server.roomserver
+    real_persist = rs.persist
+    calls = []
+
+    async def failing_second(room, pdus, **kwargs):
+        calls.append(room.room_id)
+        if len(calls) == 2:
+            raise DatabaseError("disk gone")
+        return await real_persist(room, pdus, **kwargs)
+
+    monkeypatch.setattr(rs, "persist", failing_second)
+    status, _ = await api.call("POST", f"{R}/{old}/upgrade", {"new_version": "11"}, token=a)
+    assert status == 500
+    monkeypatch.undo()
+    rs.forget(old)
+    _, alias = await api.call("GET", f"{V3}/directory/room/{quote('#kept:test.local')}", token=a)
+    assert alias["room_id"] == old
+    status, _ = await api.call("GET", f"{R}/{old}/state/m.room.tombstone", token=a)
+    assert status == 404
+    _, public = await api.call("GET", f"{V3}/publicRooms")
+    assert [r["room_id"] for r in public["chunk"]] == [old]
+    status, body = await api.call("POST", f"{R}/{old}/upgrade", {"new_version": "11"}, token=a)
+    assert status == 200, body
+    _, alias = await api.call("GET", f"{V3}/directory/room/{quote('#kept:test.local')}", token=a)
+    assert alias["room_id"] == body["replacement_room"]
+    _, public = await api.call("GET", f"{V3}/publicRooms")
+    assert [r["room_id"] for r in public["chunk"]] == [body["replacement_room"]]
