@@ -135,7 +135,7 @@ def _filter_arg() -> dict | None:
         return None
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):        # RecursionError: nested too deeply
         raise NotJson("filter is not JSON") from None
     return check_room_event_filter(value)
 

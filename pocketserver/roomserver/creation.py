@@ -115,8 +115,10 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
     invites = parse_user_ids(body.get("invite", []), "invite", MAX_INVITES, creator)
     invitee_profiles = await _invitee_profiles(rs, invites)
     initial_state = body.get("initial_state", [])
-    if not isinstance(initial_state, list) or len(initial_state) > MAX_INITIAL_STATE:
+    if not isinstance(initial_state, list):
         raise BadJson("initial_state must be a list")
+    if len(initial_state) > MAX_INITIAL_STATE:
+        raise BadJson(f"initial_state may hold at most {MAX_INITIAL_STATE} events")
     creation_content = dict(_object(body, "creation_content"))
     override = _object(body, "power_level_content_override")
     await rs.limits.check_room_count(rs.db, creator)
@@ -197,6 +199,8 @@ async def create_room(rs: RoomServer, creator: str, body: Mapping[str, Any], pro
 
     async def add_alias(tx: Transaction) -> None:
         if alias is not None:
+            if await room_store.alias_taken_tx(tx, alias):     # taken since the check above: no room then
+                raise RoomInUse("Room alias already taken")
             await room_store.insert_alias(tx, alias, create.room_id, creator)
 
     async with rs.lock(create.room_id):

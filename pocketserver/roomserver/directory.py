@@ -83,7 +83,7 @@ class Directory:
             raise Forbidden("You must be in the room to create an alias for it")
 
         async def job(tx: Transaction) -> None:
-            if await tx.fetchone("SELECT 1 FROM room_aliases WHERE alias = ?", (alias,)) is not None:
+            if await room_store.alias_taken_tx(tx, alias):
                 raise AliasInUse(f"Room alias {alias} already exists")
             await room_store.insert_alias(tx, alias, room_id, user_id)
 
@@ -261,6 +261,6 @@ def _parse_since(token: str) -> tuple[str, tuple[int, str]]:
         if direction != token[0] or direction not in ("n", "p") or type(joined) is not int \
                 or not isinstance(room_id, str):
             raise ValueError(token)
-    except (ValueError, TypeError, UnicodeDecodeError):
+    except (ValueError, TypeError, UnicodeDecodeError, RecursionError):
         raise InvalidParam("Invalid since token") from None
     return direction, (joined, room_id)

@@ -248,6 +248,12 @@ async def get_alias_row(db: Database, alias: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
+async def alias_taken_tx(tx: Transaction, alias: str) -> bool:
+    """Whether the alias exists, read inside the write job that would add it (two requests for one
+    alias both pass a check made before their jobs)."""
+    return await tx.fetchone("SELECT 1 FROM room_aliases WHERE alias = ?", (alias,)) is not None
+
+
 async def insert_alias(tx: Transaction, alias: str, room_id: str, creator: str) -> None:
     await tx.execute("INSERT INTO room_aliases (alias, room_id, creator) VALUES (?, ?, ?)", (alias, room_id, creator))
 

@@ -50,7 +50,7 @@ class SyncService:
         if value.lstrip().startswith("{"):
             try:
                 definition = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):        # RecursionError: nested too deeply
                 raise NotJson("filter is not valid JSON") from None
             if not isinstance(definition, dict):
                 raise BadJson("filter must be an object")

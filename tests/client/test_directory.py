@@ -253,3 +253,21 @@ async def test_creator_and_admin_powers(api) -> None:
     assert (await api.call("DELETE", alias_path("#bobs:test.local"), token=admin))[0] == 200
     # An admin may create an alias for a room they are not in.
     assert (await api.call("PUT", alias_path("#root:test.local"), {"room_id": room}, token=admin))[0] == 200
+
+
+async def test_two_rooms_created_at_once_with_one_alias(api) -> None:
+    """Both pass the check before their writes; the second write finds the alias taken and its
+    room is not created: 400 M_ROOM_IN_USE (spec, createRoom), not a 500."""
+    import asyncio
+    a, b = await api.tokens("alice", "bob")
+    answers = await asyncio.gather(*(api.call("POST", "/_matrix/client/v3/createRoom", {"room_alias_name": "race"},
+                                              token=t) for t in (a, b)))
+    assert sorted(s for s, _ in answers) == [200, 400], answers
+    refused = next(body for s, body in answers if s == 400)
+    assert refused["errcode"] == "M_ROOM_IN_USE"
+    won = next(body for s, body in answers if s == 200)
+    _, alias = await api.call("GET", "/_matrix/client/v3/directory/room/%23race:test.local")
+    assert alias["room_id"] == won["room_id"]
+    status, body = await api.call("POST", "/_matrix/client/v3/createRoom",
+                                  {"initial_state": [{"type": f"x.{n}", "content": {}} for n in range(101)]}, token=a)
+    assert (status, body["errcode"], body["error"]) == (400, "M_BAD_JSON", "initial_state may hold at most 100 events")

@@ -347,6 +347,18 @@ def test_bad_limit_in_bodies_and_filters(world: World) -> None:
                               {"lists": {"a": {"ranges": [[-5, 0]]}}}), 400, "M_INVALID_PARAM")
 
 
+def test_json_in_query_parameters_nested_too_deeply(world: World) -> None:
+    """A filter or token whose JSON is nested deeper than the decoder goes is a 400, as Synapse's
+    M_NOT_JSON / M_INVALID_PARAM, not a 500 (request bodies had this already)."""
+    import base64
+    deep = '{"x":' * 3000 + "{}" + "}" * 3000
+    r = f"{C}/rooms/{world.room}"
+    for path in (f"{C}/sync", f"{r}/messages", f"{r}/context/{world.event}"):
+        assert_error(world.c.call("GET", path, query={"filter": deep}), 400, "M_NOT_JSON")
+    token = "n" + base64.urlsafe_b64encode(("[" * 3000 + "]" * 3000).encode()).decode().rstrip("=")
+    assert_error(world.c.call("GET", f"{C}/publicRooms", query={"since": token}), 400, "M_INVALID_PARAM")
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 BAD_TOKENS = ["garbage", "s-1", "999999999999999999999999", "\x00", "t1_2_3", "-5", "ps1_1_1_1_1_1_1_²",
