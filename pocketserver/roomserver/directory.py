@@ -221,7 +221,12 @@ class Directory:
     async def _published_entries(self, search_term: str | None,
                                  room_types: Sequence[str | None] | None) -> list[dict[str, Any]]:
         """The directory entries of every published room, from the few state events an entry shows
-        and the rooms' member counts, read for all the rooms at once."""
+        and the rooms' member counts, read for all the rooms at once.
+
+        Only rooms someone could join or read, and that someone is in, as Synapse lists them
+        (get_largest_public_rooms): a published room made invite-only, or left by everyone, keeps
+        its published flag (for when it opens again) but shows nobody its name and topic.
+        """
         needle = search_term.casefold() if search_term else None
         room_ids = await room_store.list_public_rooms(self._db)
         state = await room_store.get_current_state_of_types(self._db, room_ids, DIRECTORY_STATE_TYPES)
@@ -234,6 +239,9 @@ class Directory:
                 continue
             entry = directory_entry(room_id, {t: contents.get(e, {}) for t, e in ids.items()},
                                     counts.get(room_id, (0, 0))[0])
+            if entry["num_joined_members"] == 0 or not (
+                    entry["join_rule"] in LISTED_JOIN_RULES or entry["world_readable"]):
+                continue
             if room_types is not None and entry.get("room_type") not in room_types:
                 continue
             if needle is not None and not any(
@@ -241,6 +249,9 @@ class Directory:
                 continue
             entries.append(entry)
         return entries
+
+
+LISTED_JOIN_RULES = ("public", "knock", "knock_restricted")
 
 
 def _sort_key(entry: dict[str, Any]) -> tuple[int, str]:

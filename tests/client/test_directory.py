@@ -271,3 +271,31 @@ async def test_two_rooms_created_at_once_with_one_alias(api) -> None:
     status, body = await api.call("POST", "/_matrix/client/v3/createRoom",
                                   {"initial_state": [{"type": f"x.{n}", "content": {}} for n in range(101)]}, token=a)
     assert (status, body["errcode"], body["error"]) == (400, "M_BAD_JSON", "initial_state may hold at most 100 events")
+
+
+async def test_the_directory_lists_only_rooms_one_could_join_or_read(api) -> None:
+    """A published room made invite-only, or left by everyone, is not listed (its name and topic
+    stay private); opened again, it is. As Synapse's get_largest_public_rooms."""
+    a, b = await api.tokens("alice", "bob")
+    secret = await api.create_room(a, visibility="public", preset="public_chat", name="Secret plans",
+                                   topic="do not share")
+    empty = await api.create_room(b, visibility="public", preset="public_chat", name="Abandoned")
+    readable = await api.create_room(a, visibility="public", preset="private_chat", name="Readable", initial_state=[
+        {"type": "m.room.history_visibility", "content": {"history_visibility": "world_readable"}}])
+
+    async def listed() -> set[str]:
+        _, body = await api.call("GET", "/_matrix/client/v3/publicRooms")
+        assert body["total_room_count_estimate"] == len(body["chunk"])
+        return {r["room_id"] for r in body["chunk"]}
+
+    assert await listed() == {secret, empty, readable}
+    await api.call("PUT", f"/_matrix/client/v3/rooms/{secret}/state/m.room.join_rules", {"join_rule": "invite"},
+                   token=a)
+    await api.call("POST", f"/_matrix/client/v3/rooms/{empty}/leave", {}, token=b)
+    assert await listed() == {readable}
+    _, body = await api.call("POST", "/_matrix/client/v3/publicRooms", {"filter": {"generic_search_term": "secret"}},
+                             token=b)
+    assert body["chunk"] == []
+    await api.call("PUT", f"/_matrix/client/v3/rooms/{secret}/state/m.room.join_rules", {"join_rule": "knock"},
+                   token=a)
+    assert await listed() == {secret, readable}
