@@ -13,6 +13,7 @@ from typing import Any
 from pocketserver.config import Config
 from pocketserver.errors import InvalidParam
 from pocketserver.push import counts
+from pocketserver.push.pushers import READ_CHECK
 from pocketserver.push.evaluator import EventEvaluation, is_highlight, tweaks_for_actions
 from pocketserver.push.pushers import Pushers
 from pocketserver.push.rules import PushRules, build_ruleset
@@ -132,9 +133,12 @@ class Push:
         # One statement for every recipient's count (before the pushers read the badge count):
         # a statement each held the single writer for a round trip per member of a big room.
         await counts.add_to_unread(tx, room.room_id, thread_id, [(u, h) for u, (_, h, c) in notified.items() if c])
-        for user_id, (actions, _, _) in notified.items():
+        for user_id, (actions, _, joined) in notified.items():
             if self.pushers.for_user(user_id):
-                await self.pushers.enqueue(tx, user_id, await self._notification(tx, room, pdu, user_id, actions))
+                notification = await self._notification(tx, room, pdu, user_id, actions)
+                if joined:      # what a receipt can mark read (an invitee's invite it cannot)
+                    notification[READ_CHECK] = [stream_ordering, thread_id]
+                await self.pushers.enqueue(tx, user_id, notification)
         await counts.record_notifications(tx, room.room_id, pdu.event_id, stream_ordering, thread_id, now_ms(), notified)
 
     async def on_read_receipt(self, tx: Transaction, user_id: str, room_id: str, stream_ordering: int,

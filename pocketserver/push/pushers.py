@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from pocketserver.errors import InvalidParam, MissingParam
+from pocketserver.push.counts import UNTHREADED
 from pocketserver.push.gateway import Gateway, GatewayError, is_valid_notify_url
 from pocketserver.storage import events as event_store
 from pocketserver.storage import push as store
@@ -28,6 +29,9 @@ BATCH = 100
 PARALLEL_SENDS = 8
 # Fields of a queued notification that an event_id_only pusher may receive (spec: push-gateway-api).
 EVENT_ID_ONLY_FIELDS = ("event_id", "room_id", "counts", "prio")
+# A queued notification's [stream ordering, thread] of its event, for the check at send time that
+# the user has not read it meanwhile; never sent to the gateway.
+READ_CHECK = "read_check"
 
 
 def now_ms() -> int:
@@ -133,7 +137,7 @@ def build_notify_body(pusher: Pusher, queued: Mapping[str, Any], event: Mapping[
     if pusher.event_id_only:
         notification = {k: queued[k] for k in EVENT_ID_ONLY_FIELDS if k in queued}
     else:
-        notification = {k: v for k, v in queued.items() if k != "tweaks"}
+        notification = {k: v for k, v in queued.items() if k not in ("tweaks", READ_CHECK)}
         if event is not None:
             notification["type"] = event.get("type")
             notification["sender"] = event.get("sender")
@@ -158,7 +162,9 @@ class Pushers:
         self._wake = asyncio.Event()
         self._queued = False
         self.updated = asyncio.Event()     # set whenever the in-memory pushers change (tests wait on it)
-        # Backoff: base * 2**attempts, capped; a notification is dropped after give_up_ms.
+        # Backoff: base * 2**attempts, capped; a notification is dropped after give_up_ms. A pusher
+        # backs off as a whole (its queue keeps its order), until the time kept here.
+        self._backing_off: dict[int, int] = {}
         self.backoff_base_ms = 1000
         self.backoff_max_ms = 60 * 60 * 1000
         self.give_up_ms = 24 * 60 * 60 * 1000
@@ -207,7 +213,7 @@ class Pushers:
         """Queue `notification` for each of the user's pushers, inside the caller's write job."""
         now = now_ms()
         for pusher in self.for_user(user_id):
-            await store.enqueue_push(tx, pusher.id, notification, now)
+            await store.enqueue_push(tx, pusher.id, notification, now, self._backing_off.get(pusher.id))
             self._queued = True
 
     def on_commit(self, changes: Changes) -> None:
@@ -251,42 +257,67 @@ class Pushers:
             await self._deliver(due)
 
     async def _deliver(self, due: list[store.QueuedPush]) -> None:
+        """Send what is due, each pusher's notifications in order, one at a time.
+
+        As Synapse's HTTP pusher: a gateway that fails backs the pusher off as a whole (its later
+        notifications wait behind the failed one, nothing hammers a gateway that is down); a
+        notification the user has read meanwhile is not sent (no phone rings for it after an
+        outage); and the badge is the user's unread count as the push is sent, not as it was
+        queued. Spec: push-gateway-api, "POST /_matrix/push/v1/notify" (`counts.unread`).
+        """
         pushers = {p.id: p for ps in self._by_user.values() for p in ps}
-        events = await event_store.get_events(self.db, [q.notification.get("event_id", "") for q in due])
+        queues: dict[int, list[store.QueuedPush]] = {}
+        for queued in due:                                   # `due` is in queue order
+            queues.setdefault(queued.pusher_id, []).append(queued)
+        done = [q.id for pusher_id, queue in queues.items() if pusher_id not in pushers for q in queue]
+        queues = {pusher_id: queue for pusher_id, queue in queues.items() if pusher_id in pushers}
+        users = {pushers[pusher_id].user_id for pusher_id in queues}
+        badges = {user_id: await store.get_badge_count(self.db, user_id) for user_id in users}
+        read = {user_id: await store.get_read_positions(self.db, user_id, {
+            str(q.notification.get("room_id")) for pusher_id, queue in queues.items()
+            if pushers[pusher_id].user_id == user_id for q in queue}) for user_id in users}
+        events = await event_store.get_events(self.db, [q.notification.get("event_id", "") for q in due
+                                                        if q.pusher_id in queues])
         limit = asyncio.Semaphore(PARALLEL_SENDS)
-        done: list[int] = []
         retry: list[tuple[int, int, int]] = []
+        postponed: dict[int, int] = {}
         rejected: list[Pusher] = []
 
-        async def send(queued: store.QueuedPush) -> None:
-            pusher = pushers.get(queued.pusher_id)
-            if pusher is None:
-                done.append(queued.id)
-                return
-            stored = events.get(queued.notification.get("event_id", ""))
-            body = build_notify_body(pusher, queued.notification, stored.json if stored else None)
-            try:
-                async with limit:
-                    refused = await self.gateway.notify(str(pusher.data["url"]), body)
-            except GatewayError as exc:
-                attempts = queued.attempts + 1
-                delay = min(self.backoff_base_ms * 2 ** min(queued.attempts, 30), self.backoff_max_ms)
-                if exc.permanent or now_ms() + delay - queued.created_ms > self.give_up_ms:
-                    log.warning("dropping a push to pusher %d after %d attempts: %s", pusher.id, attempts, exc)
+        async def send_in_order(pusher: Pusher, queue: list[store.QueuedPush]) -> None:
+            for queued in queue:
+                if _read_meanwhile(queued.notification, read[pusher.user_id]):
                     done.append(queued.id)
-                else:
+                    continue
+                stored = events.get(queued.notification.get("event_id", ""))
+                body = build_notify_body(pusher, _with_badge(queued.notification, badges[pusher.user_id]),
+                                         stored.json if stored else None)
+                try:
+                    async with limit:
+                        refused = await self.gateway.notify(str(pusher.data["url"]), body)
+                except GatewayError as exc:
+                    attempts = queued.attempts + 1
+                    delay = min(self.backoff_base_ms * 2 ** min(queued.attempts, 30), self.backoff_max_ms)
+                    if exc.permanent or now_ms() + delay - queued.created_ms > self.give_up_ms:
+                        log.warning("dropping a push to pusher %d after %d attempts: %s", pusher.id, attempts, exc)
+                        done.append(queued.id)
+                        continue
                     retry.append((queued.id, attempts, now_ms() + delay))
-                return
-            done.append(queued.id)
-            if pusher.pushkey in refused:
-                rejected.append(pusher)
+                    postponed[pusher.id] = self._backing_off[pusher.id] = now_ms() + delay
+                    return
+                done.append(queued.id)
+                self._backing_off.pop(pusher.id, None)
+                if pusher.pushkey in refused:
+                    rejected.append(pusher)
+                    return
 
-        await asyncio.gather(*(send(q) for q in due))
+        await asyncio.gather(*(send_in_order(pushers[pusher_id], queue) for pusher_id, queue in queues.items()))
 
         async def job(tx: Transaction) -> set[str]:
             await store.delete_pushes(tx, done)
             for push_id, attempts, at in retry:
                 await store.reschedule_push(tx, push_id, attempts, at)
+            for pusher_id, until in postponed.items():
+                await store.postpone_pusher(tx, pusher_id, until)
             users: set[str] = set()
             for pusher in rejected:
                 # Spec: push-gateway-api ("rejected"): stop sending to it and remove the pusher.
@@ -297,3 +328,21 @@ class Pushers:
 
     async def close(self) -> None:
         await self.gateway.close()
+
+
+def _read_meanwhile(notification: Mapping[str, Any], positions: Mapping[tuple[str, str], int]) -> bool:
+    """Whether the user's read receipts have passed the notification's event since it was queued
+    (the unthreaded receipt, or the one of the event's thread). Spec: client-server-api,
+    "Receiving notifications" (a read receipt marks notifications up to it as read)."""
+    check = notification.get(READ_CHECK)
+    if not (isinstance(check, list) and len(check) == 2):
+        return False            # a badge-only push, or one queued before this check existed
+    position, thread_id = check
+    room_id = str(notification.get("room_id"))
+    return position <= max(positions.get((room_id, UNTHREADED), 0), positions.get((room_id, str(thread_id)), 0))
+
+
+def _with_badge(notification: Mapping[str, Any], unread: int) -> dict[str, Any]:
+    """The notification with the user's unread count as of now; a badge-only push says 0 too."""
+    badge_only = "event_id" not in notification
+    return {**notification, "counts": {"unread": unread} if unread or badge_only else {}}

@@ -400,9 +400,10 @@ async def delete_pushers_of_devices(tx: Transaction, user_id: str, device_ids: S
     return len(rows)
 
 
-async def enqueue_push(tx: Transaction, pusher_id: int, notification: dict[str, Any], now_ms: int) -> None:
+async def enqueue_push(tx: Transaction, pusher_id: int, notification: dict[str, Any], now_ms: int,
+                       due_ms: int | None = None) -> None:
     await tx.execute("INSERT INTO push_queue (pusher_id, notification_json, next_attempt_ms, created_ms) "
-                     "VALUES (?, ?, ?, ?)", (pusher_id, _dumps(notification), now_ms, now_ms))
+                     "VALUES (?, ?, ?, ?)", (pusher_id, _dumps(notification), due_ms or now_ms, now_ms))
 
 
 class QueuedPush(NamedTuple):
@@ -426,6 +427,12 @@ async def get_next_push_due(db: Reads) -> int | None:
 
 async def delete_pushes(tx: Transaction, ids: Iterable[int]) -> None:
     await tx.executemany("DELETE FROM push_queue WHERE id = ?", [(i,) for i in ids])
+
+
+async def postpone_pusher(tx: Transaction, pusher_id: int, until_ms: int) -> None:
+    """Nothing more to this pusher before `until_ms`: it backs off as a whole, in order."""
+    await tx.execute("UPDATE push_queue SET next_attempt_ms = MAX(next_attempt_ms, ?) WHERE pusher_id = ?",
+                     (until_ms, pusher_id))
 
 
 async def reschedule_push(tx: Transaction, push_id: int, attempts: int, next_attempt_ms: int) -> None:

@@ -282,3 +282,28 @@ async def test_logging_out_removes_the_devices_pushers(api) -> None:
     _, listed = await api.call("GET", "/_matrix/client/v3/pushers", token=other["access_token"])
     assert listed["pushers"] == []
     assert api.server.push.pushers.for_user("@logout-pusher:test.local") == []
+
+
+async def test_after_an_outage_only_unread_messages_ring_in_order_with_todays_badge(api, gateway) -> None:
+    """While the gateway is down the pusher backs off as a whole (no request per queued
+    notification); once it is back, what the user read meanwhile is not pushed, the rest goes in
+    order, and the badge is the unread count as it is sent, so the last push leaves the phone's
+    badge right. As Synapse's HTTP pusher."""
+    a, b, room = await two_in_a_room(api)
+    pushers = api.server.push.pushers
+    pushers.backoff_base_ms = 300
+    await api.call("POST", SET, pusher_body(gateway.url), token=b)
+    gateway.fail_next = 1_000_000
+    sent = [await send(api, a, room, str(n), {"msgtype": "m.text", "body": f"msg {n}"}) for n in range(10)]
+    await asyncio.sleep(0.5)
+    assert gateway.count <= 3, gateway.count          # one try per backoff step, not one per message
+    status, _ = await api.call("POST", f"{R}/{room}/receipt/m.read/{sent[6]}", {}, token=b)
+    assert status == 200
+    gateway.fail_next = 0
+    pushers.backoff_base_ms = 1
+    pushers._wake.set()       # noqa: SLF001 -- as the next retry would, without waiting for it
+    calls = [await gateway.next_call() for _ in range(4)]
+    assert [c.get("event_id") for c in calls] == sent[7:] + [None], calls
+    assert [c["counts"] for c in calls] == [{"unread": 3}] * 3 + [{"unread": 3}]
+    await asyncio.sleep(0.2)
+    assert gateway.calls.empty()
