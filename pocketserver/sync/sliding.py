@@ -249,9 +249,14 @@ class SlidingSyncService:
         """A room's entry (None when nothing changed for it) and the record of what the client now has."""
         facts = ctx.facts
         if facts.membership in ("invite", "knock"):
-            if sent is not None and sent.membership == facts.membership:
+            # Sent already, unless it is another invite or knock since (one rejected and made again).
+            if sent is not None and sent.membership == facts.membership and sent.upto == facts.member_pos:
                 return None, sent
             return await self._stripped_room(ctx)
+        if sent is not None and sent.membership == "join" and facts.membership in ("leave", "ban"):
+            # Left, kicked or banned: what happened since, up to the leave, to a room the client has.
+            # Synapse sends `initial` only for a room never sent or newly joined.
+            return await self._incremental_room(ctx, sent, False)
         if sent is None or sent.membership != facts.membership:
             return await self._full_room(ctx, initial=True)
         if not ctx.config.required_state <= sent.config.required_state:

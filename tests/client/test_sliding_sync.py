@@ -555,3 +555,38 @@ async def test_latency_compared_with_sync(api) -> None:
     print()
     for name, values in timings.items():
         print(f"latency median {name}: {statistics.median(values):.1f} ms (20 rooms, {len(values)} runs)")
+
+
+async def test_a_kick_is_the_end_of_a_room_the_client_has_and_a_new_invite_is_sent(api) -> None:
+    """Kicked (or banned, or leaving) from a room the connection has: the next response carries
+    what happened since, ending with the kick, not the room again as `initial` (as Synapse). An
+    invite rejected and made again between two requests is sent again, with its new inviter."""
+    a, b, c = await api.tokens("alice", "bob", "carol")
+    room = await create_room(api, a, preset="public_chat")
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    for n in range(3):
+        await send(api, a, room, f"msg{n}", f"k{n}")
+    body = {"lists": {"all": {"ranges": [[0, 9]], "timeline_limit": 3, "required_state": []}}}
+    first = await ss(api, b, body)
+    assert bodies(first["rooms"][room]) == ["msg0", "msg1", "msg2"]
+    assert (await api.call("POST", f"{R}/{room}/kick", {"user_id": "@bob:test.local"}, token=a))[0] == 200
+    second = await ss(api, b, body, pos=first["pos"])
+    entry = second["rooms"][room]
+    assert "initial" not in entry and entry["limited"] is False, entry
+    assert [(e["type"], e.get("content", {}).get("membership")) for e in entry["timeline"]] == [
+        ("m.room.member", "leave")]
+    assert entry["num_live"] == 1
+
+    other = await create_room(api, a, invite=["@bob:test.local"])
+    third = await ss(api, b, body, pos=second["pos"])
+    assert third["rooms"][other]["invite_state"]
+    assert (await api.call("POST", f"{R}/{other}/leave", {}, token=b))[0] == 200
+    await api.call("PUT", f"{R}/{other}/state/m.room.power_levels", {"users": {"@alice:test.local": 100,
+                                                                                "@carol:test.local": 100}}, token=a)
+    await api.call("POST", f"{R}/{other}/invite", {"user_id": "@carol:test.local"}, token=a)
+    assert (await api.call("POST", f"{R}/{other}/join", {}, token=c))[0] == 200
+    assert (await api.call("POST", f"{R}/{other}/invite", {"user_id": "@bob:test.local"}, token=c))[0] == 200
+    fourth = await ss(api, b, body, pos=third["pos"])
+    invite = fourth["rooms"][other]["invite_state"]
+    mine = next(e for e in invite if e["type"] == "m.room.member" and e["state_key"] == "@bob:test.local")
+    assert mine["sender"] == "@carol:test.local"
