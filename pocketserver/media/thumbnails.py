@@ -68,10 +68,14 @@ def choose_thumbnail_size(width: int, height: int, method: str) -> tuple[int, in
 
 
 def scaled_size(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[int, int]:
-    """The largest size with the source's aspect that fits in the box (Synapse's `aspect`)."""
+    """The largest size with the source's aspect that fits in the box (Synapse's `aspect`), and
+    never larger than the source: spec, "Thumbnails" ("MUST NOT upscale thumbnails under any
+    circumstance")."""
     if box_w * src_h < box_h * src_w:
-        return box_w, max(1, (box_w * src_h) // src_w)
-    return max(1, (box_h * src_w) // src_h), box_h
+        size = box_w, max(1, (box_w * src_h) // src_w)
+    else:
+        size = max(1, (box_h * src_w) // src_h), box_h
+    return (src_w, src_h) if size[0] >= src_w or size[1] >= src_h else size
 
 
 def cropped_size(src_w: int, src_h: int, box_w: int, box_h: int) -> tuple[int, int]:

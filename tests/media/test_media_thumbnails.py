@@ -50,6 +50,8 @@ def test_standard_sizes_are_chosen_never_smaller_than_asked() -> None:
 def test_geometry_never_upscales() -> None:
     assert scaled_size(1000, 500, 320, 240) == (320, 160)
     assert scaled_size(500, 1000, 320, 240) == (120, 240)
+    assert scaled_size(20, 20, 320, 240) == (20, 20)          # never upscaled
+    assert scaled_size(100, 50, 640, 480) == (100, 50)
     assert cropped_size(1000, 1000, 96, 96) == (96, 96)
     assert cropped_size(50, 200, 96, 96) == (50, 50)   # keeps the asked aspect within the source
 
@@ -89,6 +91,8 @@ def test_animated_gif_keeps_animation_only_when_asked(tmp_path: Path) -> None:
     small = write_animation(tmp_path / "small.gif", (20, 20), 2)
     assert make_thumbnail(small, 96, 96, "crop", True).original
     assert not make_thumbnail(small, 96, 96, "crop", False).original
+    still_small = make_thumbnail(small, 320, 240, "scale", False)     # its first frame, not enlarged
+    assert Image.open(io.BytesIO(still_small.data)).size == (20, 20)
 
 
 def test_decompression_bomb_is_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
