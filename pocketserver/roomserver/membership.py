@@ -304,7 +304,8 @@ class Membership:
                   fields: Mapping[str, Any] | None = None) -> str:
         """Spec: client-server-api, "POST /_matrix/client/v3/rooms/{roomId}/ban"."""
         target = _target(target)
-        return await self._change(room_id, sender, target, {"membership": "ban", **await self._fields(None, reason, fields)})
+        content = {"membership": "ban", **await self._fields(None, reason, fields)}
+        return await self._change(room_id, sender, target, content)
 
     async def unban(self, sender: str, room_id: str, target: Any, reason: Any = None, *,
                     fields: Mapping[str, Any] | None = None) -> str:

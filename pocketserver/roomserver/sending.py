@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pocketserver.e2ee import check_encryption_state_change
-from pocketserver.errors import BadJson, BadRequest, Forbidden, InvalidParam, MatrixError, NotFound, TooLarge, UserSuspended
+from pocketserver.errors import (BadJson, BadRequest, Forbidden, InvalidParam, MatrixError, NotFound, TooLarge,
+                                 UserSuspended)
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer, check_client_content
 from pocketserver.roomserver.room_state import RoomState

@@ -148,24 +148,25 @@ async def get_current_state_of_types(db: Database, room_ids: Iterable[str],
     return out
 
 
-async def get_room_kinds(db: Database, room_ids: Iterable[str]) -> dict[str, tuple[str | None, bool]]:
-    """room_id -> (the room type in m.room.create's content, whether m.room.encryption is set).
+async def get_room_kinds(db: Database, room_ids: Iterable[str]) -> dict[str, tuple[str | None, int | None]]:
+    """room_id -> (the room type in m.room.create's content, the stream position of the current
+    m.room.encryption event, None when the room has none).
 
     From current state for all the rooms at once, without loading any room's whole state: a sliding
     sync connection's first response asks it of every room of the user. Spec: client-server-api,
     "Types" (m.room.create `type`), "m.room.encryption".
     """
-    out: dict[str, tuple[str | None, bool]] = {}
+    out: dict[str, tuple[str | None, int | None]] = {}
     for chunk, marks in in_chunks(room_ids):
         rows = await db.fetchall(
             "SELECT c.room_id, c.type, CASE json_type(e.json, '$.content.type') "
-            "WHEN 'text' THEN json_extract(e.json, '$.content.type') END "
+            "WHEN 'text' THEN json_extract(e.json, '$.content.type') END, e.stream_ordering "
             "FROM current_state AS c JOIN events AS e ON e.event_id = c.event_id "
             f"WHERE c.room_id IN ({marks}) AND c.type IN ('m.room.create', 'm.room.encryption') "
             "AND c.state_key = ''", chunk)
-        for room_id, event_type, room_type in rows:
-            kind, encrypted = out.get(room_id, (None, False))
-            out[room_id] = (room_type, encrypted) if event_type == "m.room.create" else (kind, True)
+        for room_id, event_type, room_type, position in rows:
+            kind, encryption = out.get(room_id, (None, None))
+            out[room_id] = (room_type, encryption) if event_type == "m.room.create" else (kind, int(position))
     return out
 
 

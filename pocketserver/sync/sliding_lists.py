@@ -183,10 +183,16 @@ async def _facts_for(reader: RoomReader, user_id: str, rows: Mapping[str, tuple[
     kinds = await room_store.get_room_kinds(reader.db, list(rows)) if rows else {}
     out: dict[str, RoomFacts] = {}
     for room_id, (membership, event_id, member_pos) in rows.items():
-        room_type, encrypted = kinds.get(room_id, (None, False))
+        room_type, encryption_pos = kinds.get(room_id, (None, None))
         # Spaces are few; their children come from the room's state.
         space = await reader.rs.get_room_state(room_id) if room_type == "m.space" else None
         member = members.get(event_id)
+        encrypted = encryption_pos is not None
+        if encrypted and membership != "join" and encryption_pos > member_pos:
+            # Encryption (re)set after the user's membership event: what counts is whether the room
+            # was encrypted then, as Synapse filters on its membership snapshots.
+            then = await reader.cache.group(member.state_after) if member is not None else {}
+            encrypted = ("m.room.encryption", "") in then
         content = member.json.get("content", {}) if member else {}
         if membership == "join":
             found = event_store.get_latest_position(reader.db, room_id, upto, BUMP_EVENT_TYPES)

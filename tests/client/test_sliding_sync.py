@@ -590,3 +590,22 @@ async def test_a_kick_is_the_end_of_a_room_the_client_has_and_a_new_invite_is_se
     invite = fourth["rooms"][other]["invite_state"]
     mine = next(e for e in invite if e["type"] == "m.room.member" and e["state_key"] == "@bob:test.local")
     assert mine["sender"] == "@carol:test.local"
+
+
+async def test_encryption_turned_on_after_a_kick_does_not_show_in_filters(api) -> None:
+    """The is_encrypted filter judges a room the user left by its state at the leave, as its name
+    and required_state are: encryption turned on afterwards is not theirs to learn (as Synapse's
+    membership snapshots)."""
+    a, b = await api.tokens("alice", "bob")
+    room = await create_room(api, a, preset="public_chat")
+    assert (await api.call("POST", f"{R}/{room}/join", {}, token=b))[0] == 200
+    body = {"lists": {"enc": {"ranges": [[0, 9]], "timeline_limit": 1, "filters": {"is_encrypted": True}},
+                      "all": {"ranges": [[0, 9]], "timeline_limit": 1}}}
+    first = await ss(api, b, body)
+    assert first["lists"]["enc"]["count"] == 0
+    await api.call("POST", f"{R}/{room}/kick", {"user_id": "@bob:test.local"}, token=a)
+    await api.call("PUT", f"{R}/{room}/state/m.room.encryption", {"algorithm": "m.megolm.v1.aes-sha2"}, token=a)
+    second = await ss(api, b, body, pos=first["pos"])
+    assert second["lists"]["enc"]["count"] == 0 and second["lists"]["all"]["count"] == 1
+    fresh = await ss(api, b, body)                 # a new connection reads the same
+    assert fresh["lists"]["enc"]["count"] == 0 and fresh["lists"]["all"]["count"] == 1
