@@ -40,6 +40,10 @@ def _repeated(room: RoomState, sender: str, target: str, content: Mapping[str, A
         else None
 
 
+class UnableToGrantJoin(MatrixError):
+    errcode, status = "M_UNABLE_TO_GRANT_JOIN", 400
+
+
 class _Unknown(MatrixError):
     errcode, status = "M_UNKNOWN", 400
 
@@ -177,24 +181,24 @@ class Membership:
             rule = room.state.get(("m.room.join_rules", ""))
             join_rule = rule.content.get("join_rule") if rule else None
             if join_rule in ("restricted", "knock_restricted") and room.version.restricted_join_rule:
-                via = await self._authorising_user(room, user_id, rule.content if rule else {})
-                if via is not None:
-                    content["join_authorised_via_users_server"] = via
+                content["join_authorised_via_users_server"] = await self._authorising_user(
+                    room, user_id, rule.content if rule else {})
 
         return await self._change(room_id, user_id, user_id, content, check)
 
-    async def _authorising_user(self, room: RoomState, user_id: str, join_rules: Mapping[str, Any]) -> str | None:
-        """A local member who may invite, when `user_id` belongs to one of the `allow` rooms.
+    async def _authorising_user(self, room: RoomState, user_id: str, join_rules: Mapping[str, Any]) -> str:
+        """A local member who may invite, for a join without an invite by `user_id`, who belongs to
+        one of the `allow` rooms; else the refusal as Synapse words it (403, or 400
+        M_UNABLE_TO_GRANT_JOIN when nobody here may invite).
 
         Spec: rooms/v8, "Restricted rooms"; client-server-api, "Restricted rooms".
         """
         allowed = join_rules.get("allow")
-        if not isinstance(allowed, list):
-            return None
         mine = await room_store.get_rooms_for_user(self._rs.db, user_id)
-        if not any(isinstance(a, dict) and a.get("type") == "m.room_membership" and a.get("room_id") in mine
-                   for a in allowed):
-            return None
+        if not isinstance(allowed, list) or not any(
+                isinstance(a, dict) and a.get("type") == "m.room_membership" and a.get("room_id") in mine
+                for a in allowed):
+            raise Forbidden("You do not belong to any of the required rooms/spaces to join this room.")
         auth = auth_state_for(room.state, room.create, room.version)
         invite_level = auth.power_levels.invite
         for (event_type, member), pdu in room.state.items():
@@ -202,7 +206,7 @@ class Membership:
                     and member.endswith(":" + self._rs.server_name)
                     and auth.user_power_level(member) >= invite_level):
                 return member
-        return None
+        raise UnableToGrantJoin("Unable to find a user which could issue an invite")
 
     async def profile_changed(self, user_id: str) -> None:
         """Send a fresh join event with the new displayname/avatar_url into each joined room.

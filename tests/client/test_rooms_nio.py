@@ -158,6 +158,14 @@ async def test_restricted_join(login: Login) -> None:
     assert member.content["join_authorised_via_users_server"] == alice.user_id
     refused = await carol.join(room)
     assert isinstance(refused, JoinError) and refused.status_code == "M_FORBIDDEN"
+    assert refused.message == "You do not belong to any of the required rooms/spaces to join this room."
+    # In the space, but nobody left here may invite: Synapse's 400 M_UNABLE_TO_GRANT_JOIN.
+    ok(await carol.join(space), JoinResponse)
+    ok(await alice.room_put_state(room, "m.room.power_levels", {"users": {alice.user_id: 100}, "invite": 50}),
+       RoomPutStateResponse)
+    ok(await alice.room_leave(room), RoomLeaveResponse)
+    refused = await carol.join(room)
+    assert isinstance(refused, JoinError) and refused.status_code == "M_UNABLE_TO_GRANT_JOIN", refused
 
 
 @pytest.mark.parametrize("version", ["10", "12"])
