@@ -298,14 +298,19 @@ def _backup_command(args: argparse.Namespace, config: Config) -> int:
 
 def _first_run(config: Config, args: argparse.Namespace) -> bool:
     """Write the data directory's config file on the first start without one."""
-    from pocketserver.config import CONFIG_FILE_NAME, render_toml
+    import os
+
+    from pocketserver.config import CONFIG_FILE_NAME, DATA_DIR_MODE, render_toml
     if args.config:
         return False
     path = config.data_path / CONFIG_FILE_NAME
     if path.exists():
         return False
-    config.data_path.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_toml(config, skip=("data_dir",)), encoding="utf-8")
+    config.data_path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
+    # 0600: secrets given in the environment at the first start (the shared secrets) are written here.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(render_toml(config, skip=("data_dir",)))
     return True
 
 

@@ -15,6 +15,9 @@ from pocketserver.ids import is_valid_server_name
 from pocketserver.rooms.versions import KNOWN_ROOM_VERSIONS
 
 CONFIG_FILE_NAME = "pocketserver.toml"
+# A data directory the server creates is its user's alone: the database holds registration tokens
+# and account data, the first-run config may hold the shared secrets (SECURITY.md).
+DATA_DIR_MODE = 0o700
 ENV_PREFIX = "POCKETSERVER_"
 
 

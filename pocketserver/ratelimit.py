@@ -55,3 +55,8 @@ class RateLimiter:
         """Take one action for `key`, raising LimitExceeded when none is left."""
         self.check(key)
         self._buckets[key].tokens -= 1
+
+    def refund(self, key: str) -> None:
+        """Give back an action spent ahead of knowing whether it counts."""
+        bucket = self._refilled(key)
+        bucket.tokens = min(self.burst, bucket.tokens + 1)

@@ -19,7 +19,7 @@ from pocketserver.accounts.passwords import PasswordHasher
 from pocketserver.accounts.profile import Profiles
 from pocketserver.accounts.sessions import Sessions
 from pocketserver.accounts.uia import UserInteractiveAuth
-from pocketserver.config import Config
+from pocketserver.config import DATA_DIR_MODE, Config
 from pocketserver.push import Push
 from pocketserver.push import counts as push_counts
 from pocketserver.e2ee.cross_signing import CrossSigning
@@ -120,7 +120,7 @@ class Server:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        config.data_path.mkdir(parents=True, exist_ok=True)
+        config.data_path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
         config.media_path.mkdir(parents=True, exist_ok=True)
         self.signing_key: SigningKey = load_or_create_signing_key(config.signing_key_path)
         self.db = Database(config.database_path, max_batch_jobs=config.writer_max_batch_jobs)

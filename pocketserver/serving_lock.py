@@ -16,6 +16,8 @@ import signal
 from pathlib import Path
 from typing import Iterator
 
+from pocketserver.config import DATA_DIR_MODE
+
 try:
     import fcntl
 except ImportError:          # not POSIX: no lock (the server runs on Linux and macOS)
@@ -93,7 +95,7 @@ def _is_pocketserver(pid: int) -> bool:
 def _take(data_path: Path) -> int | None:
     if fcntl is None:
         return None
-    data_path.mkdir(parents=True, exist_ok=True)
+    data_path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
     fd = os.open(data_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

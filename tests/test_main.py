@@ -85,7 +85,8 @@ def test_no_config_first_run_writes_config(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "pocketserver", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+                            env={**os.environ, "PYTHONPATH": str(ROOT),
+                                 "POCKETSERVER_REGISTRATION_SHARED_SECRET": "first-run-secret"})
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -103,6 +104,12 @@ def test_no_config_first_run_writes_config(tmp_path: Path) -> None:
     assert {p.name for p in data.iterdir()} >= {"homeserver.db", "signing.key", "media", "pocketserver.toml"}
     assert "Put this homeserver URL into your Matrix client" in out and "user add" in out
     assert f"port = {port}" in (data / "pocketserver.toml").read_text()
+    # The config holds the secret given in the environment: it and the data directory are the
+    # server's user's alone (the signing key too).
+    assert 'registration_shared_secret = "first-run-secret"' in (data / "pocketserver.toml").read_text()
+    assert {name: oct((data / name).stat().st_mode & 0o777) for name in ("pocketserver.toml", "signing.key")} == {
+        "pocketserver.toml": "0o600", "signing.key": "0o600"}
+    assert oct(data.stat().st_mode & 0o777) == "0o700"
 
 
 def test_main_leaves_the_garbage_collector_on(tmp_path: Path) -> None:

@@ -128,12 +128,18 @@ class Sessions:
         return f"@{user.lower()}:{self._config.server_name}"
 
     async def check_password(self, user_id: str, password: str) -> store.UserRow:
-        """The user, if `password` is theirs; failed attempts are rate limited per account."""
-        self._failed_limit.check(user_id)
+        """The user, if `password` is theirs; failed attempts are rate limited per account.
+
+        Each attempt is counted as failed before the hash is checked, and given back if it
+        succeeds: counted afterwards, attempts sent at once all passed the check before the first
+        failure was counted, and each was answered (a 429 meaning "wrong", the 200 "right").
+        """
+        self._failed_limit.spend(user_id)
         user = await store.get_user(self._db, user_id)
         ok = await self._hasher.verify(user.password_hash if user else None, password)
-        if not ok or user is None:
-            self._failed_limit.spend(user_id)
+        if ok and user is not None:
+            self._failed_limit.refund(user_id)
+        else:
             if user is not None and user.deactivated:
                 raise UserDeactivated("This account has been deactivated")
             raise Forbidden("Invalid username or password")

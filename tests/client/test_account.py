@@ -202,3 +202,39 @@ async def test_too_many_wrong_uia_passwords_answer_429(make_api) -> None:
     status, body = await api.call("POST", "/_matrix/client/v3/account/password", {
         "new_password": "n", "auth": password_auth("vic", "pw", challenge["session"])}, token=token)
     assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED") and body["retry_after_ms"] > 1000, body
+
+
+async def test_wrong_passwords_sent_at_once_are_not_all_checked(make_api) -> None:
+    """Guesses sent at once through UIA: only the account's allowance of them is checked against
+    the password; the rest are refused before (429), the right one among them too. Each attempt
+    counts before the hash is checked (counted after, all of them passed the check first)."""
+    import asyncio
+    api = await make_api(rc_failed_auth_per_second=0.001, rc_failed_auth_burst=3)
+    me = await api.register("wes")
+    token = me["access_token"]
+    _, challenge = await api.call("POST", "/_matrix/client/v3/delete_devices", {"devices": []}, token=token)
+    guesses = [f"guess-{n}" for n in range(9)] + ["pw"]
+    answers = await asyncio.gather(*(api.call("POST", "/_matrix/client/v3/delete_devices", {
+        "devices": [], "auth": password_auth("wes", guess, challenge["session"])}, token=token) for guess in guesses))
+    assert sorted(status for status, _ in answers) == [401] * 3 + [429] * 7, answers
+    assert answers[-1][0] == 429
+
+
+async def test_registrations_sent_at_once_are_not_all_hashed(make_api, monkeypatch) -> None:
+    """The registration limit is spent before the password hash, so a flood from one address costs
+    one hash per allowed registration, not one per request."""
+    import asyncio
+    api = await make_api(rc_registration_per_second=0.001, rc_registration_burst=1,
+                         registration_requires_token=False)
+    hashed = []
+    real_hash = api.server.hasher.hash
+
+    async def counting(password: str) -> str:
+        hashed.append(password)
+        return await real_hash(password)
+
+    monkeypatch.setattr(api.server.hasher, "hash", counting)
+    answers = await asyncio.gather(*(api.call("POST", "/_matrix/client/v3/register", {
+        "username": f"flood{n}", "password": "pw", "auth": {"type": "m.login.dummy"}}) for n in range(10)))
+    assert sorted(status for status, _ in answers) == [200] + [429] * 9, answers
+    assert len(hashed) == 1
