@@ -338,6 +338,12 @@ def _writable(config: Config) -> bool:
 
 
 LISTEN_BACKLOG = 100   # Hypercorn's default
+# No byte from a client for this long closes its connection. HTTP/1.1 connections close when idle
+# after keep_alive_timeout (75 s), but Hypercorn never times out an HTTP/2 connection without
+# streams (cleartext HTTP/2 by prior knowledge, which no Matrix client uses), so a device could
+# hold descriptors for ever. Longer than the longest request: a /sync long-poll (5 minutes).
+READ_TIMEOUT_S = 600
+OPEN_FILES_CAP = 65_536
 
 
 def listen(config: Config) -> socket.socket:
@@ -382,6 +388,8 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
     hc.errorlog = logging.getLogger("hypercorn.error")
     hc.graceful_timeout = 10
     hc.keep_alive_timeout = 75
+    hc.read_timeout = READ_TIMEOUT_S
+    raise_open_files_limit()
 
     async def run() -> None:
         stop = asyncio.Event()
@@ -403,6 +411,22 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
     asyncio.run(run())
     log.info("stopped cleanly")
     return 0
+
+
+def raise_open_files_limit() -> int | None:
+    """Raise the soft limit on open files to the hard one (at most OPEN_FILES_CAP), as Synapse
+    does: every client connection is a descriptor, and a soft limit of 1024 is a number of idle
+    connections one device can open. Returns the new limit (None where there is no such limit)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = OPEN_FILES_CAP if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_CAP)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+            return wanted
+        return soft
+    except (ImportError, ValueError, OSError):
+        return None
 
 
 def _settle_gc() -> None:

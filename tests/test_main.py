@@ -188,3 +188,21 @@ async def test_stopping_answers_long_polls_at_once(tmp_path: Path) -> None:
     finally:
         await client.close()
         server.stop()
+
+
+def test_open_files_limit_is_raised_and_idle_connections_time_out() -> None:
+    """The soft limit on open files goes up to the hard one (capped), as Synapse raises it; and
+    the read timeout that closes an idle HTTP/2 connection outlasts the longest long-poll."""
+    import resource
+
+    from pocketserver import __main__ as cli
+    from pocketserver.sync.sync import MAX_TIMEOUT_MS
+    assert cli.READ_TIMEOUT_S > MAX_TIMEOUT_MS / 1000 + 60
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        raised = cli.raise_open_files_limit()
+        expected = cli.OPEN_FILES_CAP if hard == resource.RLIM_INFINITY else min(hard, cli.OPEN_FILES_CAP)
+        assert raised == expected == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
