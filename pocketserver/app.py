@@ -42,6 +42,7 @@ CORS_HEADERS = {
     "Access-Control-Allow-Methods": "GET, HEAD, POST, PUT, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "X-Requested-With, Content-Type, Authorization",
 }
+NO_STORE = "no-cache, no-store, must-revalidate"
 
 
 def _lazy_builder(append_unknown: bool) -> Callable[..., tuple[str, str]]:
@@ -104,6 +105,9 @@ def create_app(config: Config, server: Server | None = None) -> Quart:
     async def _finish(response: Response) -> Response:
         for name, value in CORS_HEADERS.items():
             response.headers.setdefault(name, value)
+        # Answers hold tokens, TURN credentials and messages: no cache keeps them (Synapse's
+        # default too). Media and pages set their own.
+        response.headers.setdefault("Cache-Control", NO_STORE)
         if log.isEnabledFor(logging.INFO):
             elapsed = time.perf_counter() - getattr(request, "started", time.perf_counter())
             # request.path never holds the query string, so access tokens are not logged.

@@ -56,8 +56,17 @@ class Requester(NamedTuple):
 
 
 def token_from_request(request: Any) -> str | None:
-    """The access token from `Authorization: Bearer` or the deprecated `access_token` query."""
-    header = request.headers.get("Authorization")
+    """The access token from `Authorization: Bearer` or the deprecated `access_token` query.
+
+    Two Authorization headers, or one and the query parameter, are refused (401 M_MISSING_TOKEN, as
+    Synapse): which token the request means is not for the server to guess.
+    """
+    headers = request.headers.getlist("Authorization")
+    if len(headers) > 1:
+        raise MissingToken("Too many Authorization headers.")
+    header = headers[0] if headers else None
+    if header and "access_token" in request.args:
+        raise MissingToken("Mixing Authorization headers and access_token query parameters.")
     if header:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "bearer" and value.strip():

@@ -31,7 +31,7 @@ from pocketserver.storage.writer import Transaction
 TOKEN_STAGE = "m.login.registration_token"
 DUMMY_STAGE = "m.login.dummy"
 NONCE_LIFETIME_S = 60.0
-MAX_NONCES = 1000
+MAX_NONCES = 10_000      # the oldest goes first: a flood of nonce requests must not lock the admin out
 REGISTRATION_TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-"
 
 
@@ -230,8 +230,8 @@ class Registration:
         now = time.monotonic()
         for nonce in [n for n, t in self._nonces.items() if now - t > NONCE_LIFETIME_S]:
             del self._nonces[nonce]
-        if len(self._nonces) >= MAX_NONCES:
-            raise Forbidden("Too many outstanding nonces")
+        while len(self._nonces) >= MAX_NONCES:
+            del self._nonces[next(iter(self._nonces))]
         nonce = secrets.token_hex(32)
         self._nonces[nonce] = now
         return nonce

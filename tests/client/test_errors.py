@@ -74,3 +74,21 @@ async def test_unknown_user_profile_is_not_found(api) -> None:
     for user in ("@ghost:test.local", "@ghost:elsewhere.example", "not-a-user"):
         status, body = await api.call("GET", f"/_matrix/client/v3/profile/{user}")
         assert status in (400, 404) and body["errcode"] in ("M_NOT_FOUND", "M_INVALID_PARAM")
+
+
+async def test_answers_are_not_cached_and_tokens_not_mixed(api) -> None:
+    """JSON answers carry Cache-Control: no-store (they hold tokens and messages; Synapse's
+    default); a request with a header token and a query token, or two Authorization headers, is
+    refused, as Synapse refuses it, rather than the server picking one."""
+    (token,) = await api.tokens("alice")
+    resp = await api.client.get("/_matrix/client/v3/account/whoami", headers={"Authorization": f"Bearer {token}"})
+    assert resp.status_code == 200 and resp.headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+    resp = await api.client.get("/_matrix/client/v3/nonexistent")
+    assert resp.headers["Cache-Control"] == "no-cache, no-store, must-revalidate"
+    status, body = await api.call("GET", "/_matrix/client/v3/account/whoami", token=token,
+                                  query={"access_token": "someone-elses"})
+    assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
+    from werkzeug.datastructures import Headers
+    resp = await api.client.get("/_matrix/client/v3/account/whoami", headers=Headers(
+        [("Authorization", f"Bearer {token}"), ("Authorization", "Bearer other")]))
+    assert resp.status_code == 401 and (await resp.get_json())["errcode"] == "M_MISSING_TOKEN"

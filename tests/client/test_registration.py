@@ -137,3 +137,21 @@ async def test_registration_rate_limit(make_api) -> None:
     status, body = await api.call("POST", "/_matrix/client/v3/register", {
         "username": "r3", "password": "p", "auth": {"type": "m.login.dummy"}})
     assert (status, body["errcode"]) == (429, "M_LIMIT_EXCEEDED") and body["retry_after_ms"] > 0
+
+
+async def test_a_flood_of_nonces_does_not_lock_out_shared_secret_registration(api, monkeypatch) -> None:
+    """At the cap, the oldest nonce goes: asking for nonces again and again (no auth needed) does
+    not leave the admin refused; a nonce taken just before its use still works."""
+    from pocketserver.accounts import registration
+    monkeypatch.setattr(registration, "MAX_NONCES", 5)
+    for _ in range(20):
+        status, _ = await api.call("GET", "/_synapse/admin/v1/register")
+        assert status == 200
+    status, body = await api.call("GET", "/_synapse/admin/v1/register")
+    assert status == 200
+    nonce = body["nonce"]
+    mac = hmac.new(b"test-shared-secret", b"\x00".join([nonce.encode(), b"judy", b"p", b"notadmin"]),
+                   hashlib.sha1).hexdigest()
+    status, body = await api.call("POST", "/_synapse/admin/v1/register", {
+        "nonce": nonce, "username": "judy", "password": "p", "admin": False, "mac": mac})
+    assert status == 200 and body["user_id"] == "@judy:test.local", body
