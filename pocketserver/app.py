@@ -22,7 +22,7 @@ from pocketserver.client import sliding_sync
 from pocketserver.client import asgi
 from pocketserver.config import Config
 from pocketserver.discovery import landing
-from pocketserver.errors import register_error_handlers
+from pocketserver.errors import BadRequest, error_response, register_error_handlers
 from pocketserver import metrics
 from pocketserver.server import Server
 
@@ -98,8 +98,15 @@ def create_app(config: Config, server: Server | None = None) -> Quart:
         await the_server.stop()
 
     @app.before_request
-    async def _start_timer() -> None:
+    async def _start_timer() -> Response | None:
         request.started = the_server.request_started()  # type: ignore[attr-defined]
+        if "Transfer-Encoding" in request.headers and "Content-Length" in request.headers:
+            # RFC 9112, 6.1: the server MUST close the connection after answering such a request (a
+            # proxy that framed it by Content-Length could have hidden a second request in it).
+            response = error_response(BadRequest("Both Content-Length and Transfer-Encoding"))
+            response.headers["Connection"] = "close"
+            return response
+        return None
 
     @app.after_request
     async def _finish(response: Response) -> Response:
