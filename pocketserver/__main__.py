@@ -287,9 +287,10 @@ def _backup_command(args: argparse.Namespace, config: Config) -> int:
     if not config.database_path.exists():
         print(f"error: no database at {config.database_path}", file=sys.stderr)
         return 1
+    import sqlite3
     try:
         backup(config.database_path, Path(args.file))
-    except FileExistsError as exc:
+    except (OSError, sqlite3.Error) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"backed up {config.database_path} to {args.file}")
@@ -374,6 +375,7 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
 
     from hypercorn.asyncio import serve as hypercorn_serve
     from hypercorn.config import Config as HypercornConfig
+    from hypercorn.utils import LifespanFailureError
 
     from pocketserver import serving_lock
     from pocketserver.app import create_app
@@ -408,7 +410,12 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
             app.config["POCKETSERVER"].begin_stopping()
         await hypercorn_serve(app, hc, shutdown_trigger=stopping)  # type: ignore[arg-type]
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except LifespanFailureError as exc:      # the server's start failed (a damaged database, ...)
+        log.error("the server could not start: %s", exc.__cause__ or exc)
+        print(f"error: the server could not start: {exc.__cause__ or exc}", file=sys.stderr)
+        return 1
     log.info("stopped cleanly")
     return 0
 

@@ -224,7 +224,19 @@ class Server:
             e2ee=(self.device_lists, self.one_time_keys), push_rules=self.push.rules))
 
     async def start(self) -> None:
-        """Open the database and start the background tasks."""
+        """Open the database and start the background tasks; on a failure, undo both and raise
+        (an open database's threads would otherwise keep the process alive, serving nothing)."""
+        try:
+            await self._start()
+        except BaseException:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+            await self.db.close()
+            raise
+
+    async def _start(self) -> None:
         await self.db.open()
         self.db.writer.add_listener(self.notifier.on_commit)
         self.db.writer.add_listener(self.search_indexer.on_commit)

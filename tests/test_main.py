@@ -206,3 +206,57 @@ def test_open_files_limit_is_raised_and_idle_connections_time_out() -> None:
         assert raised == expected == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+async def test_backups_from_an_odd_path_under_writes_and_into_nowhere(tmp_path: Path) -> None:
+    """A data directory named with `#` backs up (its path was read as a URI fragment: an empty
+    copy, reported as done); a copy taken while the server writes is whole; a target in a missing
+    directory is a one-line error and leaves nothing behind."""
+    import asyncio
+    (tmp_path / "fam#1").mkdir()
+    server = start_server(tmp_path / "fam#1")
+    try:
+        async with aiohttp.ClientSession() as http:
+            user = await server.register_shared_secret(http, "writer", "pw")
+            headers = {"Authorization": f"Bearer {user['access_token']}"}
+            async with http.post(f"{server.base_url}/_matrix/client/v3/createRoom", json={}, headers=headers) as r:
+                room = (await r.json())["room_id"]
+
+            async def keep_writing() -> None:
+                for n in range(200):
+                    async with http.put(f"{server.base_url}/_matrix/client/v3/rooms/{room}/send/m.room.message/{n}",
+                                        json={"msgtype": "m.text", "body": str(n)}, headers=headers) as r:
+                        assert r.status == 200
+
+            writing = asyncio.create_task(keep_writing())
+            copy = tmp_path / "copy.db"
+            result = await asyncio.to_thread(server.cli, "backup", str(copy))
+            await writing
+        assert result.returncode == 0, result.stderr
+        conn = sqlite3.connect(copy)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM users").fetchone()[0] == 1
+        conn.close()
+        assert not (tmp_path / "fam").exists()
+        missing = server.cli("backup", str(tmp_path / "no-such-dir" / "copy.db"))
+        assert missing.returncode == 1 and missing.stderr.startswith("error: no directory"), missing.stderr
+        assert "Traceback" not in missing.stderr
+    finally:
+        assert server.stop() == 0
+
+
+def test_a_start_that_fails_exits_instead_of_hanging(tmp_path: Path) -> None:
+    """A database the server cannot start on (here a table gone): the process says so and exits 1,
+    letting go of the port and the lock, instead of hanging with the database's threads alive."""
+    from tests.conftest import free_port, write_config
+    config = write_config(tmp_path / "pocketserver.toml", tmp_path / "data", free_port())
+    assert run_cli("user", "add", "x", "--password-file", "/dev/stdin", "--config", str(config),
+                   stdin="pw\n").returncode == 0
+    conn = sqlite3.connect(tmp_path / "data" / "homeserver.db")
+    conn.execute("DROP TABLE stream_positions")
+    conn.commit()
+    conn.close()
+    result = subprocess.run([sys.executable, "-m", "pocketserver", "serve", "--config", str(config)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1
+    assert "error: the server could not start" in result.stderr and "stream_positions" in result.stderr
