@@ -191,9 +191,21 @@ def _run_with_server(config: Config, action: Callable[[Any], Awaitable[int]]) ->
     return asyncio.run(run())
 
 
+def _no_database(config: Config) -> bool:
+    """For commands that read or change what a server holds: a data directory without a database
+    is a mistyped --data-dir (or config), not a server to create empty; say so."""
+    if config.database_path.exists():
+        return False
+    print(f"error: no database at {config.database_path}: is --data-dir (or --config) the server's? "
+          "`user add` and `token create` start a new one; `serve` does too", file=sys.stderr)
+    return True
+
+
 def _user_command(args: argparse.Namespace, config: Config) -> int:
     from pocketserver.storage import accounts as store
     user_id = f"@{getattr(args, 'name', '').lower()}:{config.server_name}"
+    if args.user_command != "add" and _no_database(config):
+        return 1
 
     async def action(server: Any) -> int:
         if args.user_command == "add":
@@ -247,6 +259,8 @@ async def _deactivate(server: Any, user_id: str, serving: Any) -> None:
 
 def _token_command(args: argparse.Namespace, config: Config) -> int:
     from pocketserver.storage import registration_tokens as tokens
+    if args.token_command != "create" and _no_database(config):
+        return 1
 
     async def action(server: Any) -> int:
         if args.token_command == "create":
@@ -512,6 +526,7 @@ def _run(command: str, argv: list[str]) -> int:
             print(f"error: cannot listen on {config.host} port {config.port}: {exc.strerror or exc}", file=sys.stderr)
             return 1
     from pocketserver.errors import MatrixError
+    from pocketserver.server_key import SigningKeyError
     from pocketserver.storage.database import DatabaseError
     try:
         if args.command == "serve":
@@ -524,7 +539,7 @@ def _run(command: str, argv: list[str]) -> int:
             return _backup_command(args, config)
         if args.command == "media":
             return _run_with_server(config, lambda server: server.media.run_purge_command(args))
-    except (DatabaseError, MatrixError) as exc:
+    except (DatabaseError, MatrixError, SigningKeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:

@@ -142,7 +142,7 @@ def check_schema(ctx: Context) -> Check:
 
 def check_signing_key(ctx: Context) -> Check:
     """The signing key file parses and only its owner can read it."""
-    from pocketserver.server_key import load_or_create_signing_key
+    from pocketserver.server_key import SigningKeyError, load_or_create_signing_key
     path = ctx.config.signing_key_path
     if not path.exists():
         if ctx.db_exists:
@@ -151,8 +151,8 @@ def check_signing_key(ctx: Context) -> Check:
                          "to other servers")
         return Check("signing key", WARN, f"{path} does not exist yet", "pocketserver creates it at first start")
     try:
-        key = load_or_create_signing_key(path)       # the file exists, so this only reads it
-    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        key = load_or_create_signing_key(path, create=False)       # the file exists: this only reads it
+    except (SigningKeyError, OSError) as exc:
         return Check("signing key", FAIL, f"{path} does not parse: {exc}",
                      f"restore {path.name} from a backup (format: 'ed25519 <version> <base64 seed>')")
     mode = stat.S_IMODE(path.stat().st_mode)

@@ -122,7 +122,8 @@ class Server:
         self.config = config
         config.data_path.mkdir(mode=DATA_DIR_MODE, parents=True, exist_ok=True)
         config.media_path.mkdir(parents=True, exist_ok=True)
-        self.signing_key: SigningKey = load_or_create_signing_key(config.signing_key_path)
+        self.signing_key: SigningKey = load_or_create_signing_key(config.signing_key_path,
+                                                                  create=not config.database_path.exists())
         self.db = Database(config.database_path, max_batch_jobs=config.writer_max_batch_jobs)
         self.hasher = PasswordHasher(config.password_hash_opslimit, config.password_hash_memlimit_kib)
         self.auth = Authenticator(self.db)

@@ -13,16 +13,27 @@ from pocketserver.rooms.hashing import decode_base64, encode_unpadded_base64
 from pocketserver.rooms.signing import SigningKey
 
 
-def load_or_create_signing_key(path: Path) -> SigningKey:
-    """Read `ed25519 <version> <seed>` from `path`, creating the file (mode 0600) if missing."""
+class SigningKeyError(Exception):
+    """The signing key cannot be used: unreadable, or missing beside a database that needs it."""
+
+
+def load_or_create_signing_key(path: Path, *, create: bool = True) -> SigningKey:
+    """Read `ed25519 <version> <seed>` from `path`, creating the file (mode 0600) if missing and
+    `create` (a new data directory: a key made beside an existing database would silently give
+    the server another identity, and end every OpenID token made with the old one)."""
     if path.exists():
-        parts = path.read_text(encoding="ascii").split()
-        if len(parts) != 3 or parts[0] != "ed25519":
-            raise ValueError(f"{path}: expected 'ed25519 <version> <base64 seed>'")
-        seed = decode_base64(parts[2])
+        try:
+            parts = path.read_text(encoding="ascii").split()
+            seed = decode_base64(parts[2]) if len(parts) == 3 and parts[0] == "ed25519" else b""
+        except (UnicodeDecodeError, ValueError):
+            seed = b""
         if len(seed) != 32:
-            raise ValueError(f"{path}: the seed is not 32 bytes")
+            raise SigningKeyError(f"{path} is not a signing key (expected 'ed25519 <version> <base64 seed>' "
+                                  "with a 32-byte seed): put the server's key back from a backup")
         return SigningKey.from_seed(seed, parts[1])
+    if not create:
+        raise SigningKeyError(f"the signing key {path} is missing, but the database beside it exists: put the key "
+                              "back from a backup (a new key would change the server's identity)")
     version = "a_" + "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(4))
     key = SigningKey.generate(version)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -260,3 +260,25 @@ def test_a_start_that_fails_exits_instead_of_hanging(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 1
     assert "error: the server could not start" in result.stderr and "stream_positions" in result.stderr
+
+
+def test_commands_neither_conjure_a_server_nor_a_new_signing_key(tmp_path: Path) -> None:
+    """`user list` on a data directory with no database is an error, not a new empty server; and a
+    database whose signing key is gone is refused by every command, not given a new identity."""
+    typo = tmp_path / "typo"
+    listed = run_cli("user", "list", "--data-dir", str(typo))
+    assert listed.returncode == 1 and "error: no database at" in listed.stderr
+    assert not (typo / "homeserver.db").exists() and not (typo / "signing.key").exists()
+    data = tmp_path / "data"
+    assert run_cli("user", "add", "x", "--password-file", "/dev/stdin", "--data-dir", str(data),
+                   stdin="pw\n").returncode == 0
+    (data / "signing.key").unlink()
+    from tests.conftest import free_port
+    for args in (("user", "list"), ("serve", "--host", "127.0.0.1", "--port", str(free_port()))):
+        result = run_cli(*args, "--data-dir", str(data))
+        assert result.returncode == 1 and "signing key" in result.stderr and "is missing" in result.stderr, result
+        assert "Traceback" not in result.stderr
+    assert not (data / "signing.key").exists()
+    (data / "signing.key").write_text("not a key\n")
+    result = run_cli("user", "list", "--data-dir", str(data))
+    assert result.returncode == 1 and "is not a signing key" in result.stderr and "Traceback" not in result.stderr
