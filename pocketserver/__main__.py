@@ -182,9 +182,11 @@ def _run_with_server(config: Config, action: Callable[[Any], Awaitable[int]]) ->
     from pocketserver.server import Server
 
     async def run() -> int:
+        from pocketserver.storage.identity import claim_server_name
         server = Server(config)
         await server.db.open()
         try:
+            await claim_server_name(server.db, config.server_name)
             return await action(server)
         finally:
             await server.db.close()
@@ -329,11 +331,14 @@ def _first_run(config: Config, args: argparse.Namespace) -> bool:
     return True
 
 
-def _welcome(config: Config, first_run: bool) -> str:
+def _welcome(config: Config, first_run: bool, config_file: str | None = None) -> str:
     data = config.data_path.resolve()
     exe = "pocketserver" if getattr(sys, "frozen", False) or "pocketserver" in Path(sys.argv[0]).name \
         else f"{Path(sys.executable).name} -m pocketserver"
-    dd = f" --data-dir {config.data_dir}" if config.data_dir != "pocketserver-data" else ""
+    # The commands must reach this server: with its config file when it has one (its server_name
+    # may be there alone), else with its data directory.
+    dd = f" --config {config_file}" if config_file else \
+        f" --data-dir {config.data_dir}" if config.data_dir != "pocketserver-data" else ""
     lines = [f"pocketserver {__version__} is serving {config.server_name}",
              f"  Put this homeserver URL into your Matrix client: {config.client_base_url()}",
              f"  Data directory: {data}" + ("  (created now, with its config file)" if first_run else "")]
@@ -383,7 +388,7 @@ def listen(config: Config) -> socket.socket:
     return sock
 
 
-def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
+def serve(config: Config, first_run: bool, listener: socket.socket, config_file: str | None = None) -> int:
     import asyncio
     import signal
 
@@ -414,7 +419,7 @@ def serve(config: Config, first_run: bool, listener: socket.socket) -> int:
             loop.add_signal_handler(sig, stop.set)
         if serving_lock.WORK_SIGNAL is not None:      # `user deactivate` while the server runs
             loop.add_signal_handler(serving_lock.WORK_SIGNAL, app.config["POCKETSERVER"].finish_deactivations_soon)
-        print(_welcome(config, first_run), flush=True)
+        print(_welcome(config, first_run, config_file), flush=True)
         _settle_gc()
 
         async def stopping() -> None:
@@ -530,7 +535,7 @@ def _run(command: str, argv: list[str]) -> int:
     from pocketserver.storage.database import DatabaseError
     try:
         if args.command == "serve":
-            return serve(config, _first_run(config, args), listener)
+            return serve(config, _first_run(config, args), listener, args.config)
         if args.command == "user":
             return _user_command(args, config)
         if args.command == "token":

@@ -40,6 +40,7 @@ from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.search.indexer import SearchIndexer
 from pocketserver.storage import transaction_ids
 from pocketserver.storage.database import Database
+from pocketserver.storage.identity import claim_server_name
 from pocketserver.storage.rooms import get_all_stream_positions
 from pocketserver.sync.notifier import Notifier
 from pocketserver.sync.sync import SyncService
@@ -239,6 +240,7 @@ class Server:
 
     async def _start(self) -> None:
         await self.db.open()
+        await claim_server_name(self.db, self.config.server_name)
         self.db.writer.add_listener(self.notifier.on_commit)
         self.db.writer.add_listener(self.search_indexer.on_commit)
         # The start-up reads share the reader pool instead of waiting for each other (~1 ms);

@@ -282,3 +282,35 @@ def test_commands_neither_conjure_a_server_nor_a_new_signing_key(tmp_path: Path)
     (data / "signing.key").write_text("not a key\n")
     result = run_cli("user", "list", "--data-dir", str(data))
     assert result.returncode == 1 and "is not a signing key" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_server_name_cannot_change_once_in_use(tmp_path: Path) -> None:
+    """A data directory used as first.example refuses to serve, or be managed, as second.example
+    (its user IDs and rooms carry the name; README, "server_name"): no second @alice appears."""
+    import os
+    from tests.conftest import free_port
+    data = str(tmp_path / "data")
+    first = {**os.environ, "POCKETSERVER_SERVER_NAME": "first.example"}
+    second = {**os.environ, "POCKETSERVER_SERVER_NAME": "second.example"}
+    assert run_cli("user", "add", "alice", "--password-file", "/dev/stdin", "--data-dir", data, stdin="pw\n",
+                   env=first).returncode == 0
+    added = run_cli("user", "add", "alice", "--password-file", "/dev/stdin", "--data-dir", data, stdin="pw\n",
+                    env=second)
+    assert added.returncode == 1 and "belongs to the server 'first.example'" in added.stderr, added
+    served = run_cli("serve", "--host", "127.0.0.1", "--port", str(free_port()), "--data-dir", data, env=second)
+    assert served.returncode == 1 and "belongs to the server 'first.example'" in served.stderr, served
+    listed = run_cli("user", "list", "--data-dir", data, env=first)
+    assert listed.returncode == 0 and listed.stdout.split() == ["@alice:first.example"]
+
+
+def test_the_welcome_suggests_commands_that_reach_this_server(tmp_path: Path) -> None:
+    """Started with --config, the suggested `user add` names that config (its server_name may be
+    there alone); without one, the data directory."""
+    from pocketserver.__main__ import _welcome
+    from pocketserver.config import load
+    config_file = tmp_path / "ext.toml"
+    config_file.write_text(f'server_name = "family.example"\ndata_dir = "{tmp_path / "ext"}"\n'
+                           'lan_discovery = false\n')
+    config = load(str(config_file), environ={})
+    assert f"user add alice --admin --config {config_file}" in _welcome(config, False, str(config_file))
+    assert f"user add alice --admin --data-dir {tmp_path / 'ext'}" in _welcome(config, False)

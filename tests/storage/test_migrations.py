@@ -137,6 +137,27 @@ def test_device_list_streams_keep_only_the_latest_rows(tmp_path: Path, monkeypat
         conn.close()
 
 
+def test_a_database_in_use_records_the_name_its_users_carry(tmp_path: Path, monkeypatch) -> None:
+    """Migration 0013 records the server name of a database with users, from the oldest user's ID;
+    one without users gets it at its next start (storage/identity.py)."""
+    path = tmp_path / "db.sqlite"
+    upgrade_from(path, 12, monkeypatch,
+                 "INSERT INTO users (user_id, admin, created_ts) VALUES ('@b:family.example:8448', 0, 2)",
+                 "INSERT INTO users (user_id, admin, created_ts) VALUES ('@a:family.example:8448', 0, 1)")
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT server_name FROM server_identity").fetchall() == [("family.example:8448",)]
+    finally:
+        conn.close()
+    empty = tmp_path / "empty.sqlite"
+    upgrade_from(empty, 12, monkeypatch)
+    conn = sqlite3.connect(empty)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM server_identity").fetchone()[0] == 0
+    finally:
+        conn.close()
+
+
 def test_the_writer_connection_opens_a_migrated_database(tmp_path: Path) -> None:
     """The migrations' own connection closes without checkpointing: their pages wait in the WAL."""
     path = tmp_path / "db.sqlite"
