@@ -145,13 +145,20 @@ def _add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-name", help="the server name in user IDs (default: host name)")
 
 
+MAX_DURATION_S = 100 * 365 * 86400
+MAX_COUNT = 2**31 - 1     # a count the command line takes (--uses): far beyond any use, within SQLite's integers
+
+
 def parse_duration(text: str) -> int:
     """Seconds in a duration like 90s, 30m, 12h, 7d or 2w."""
     m = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
     if not m:
         raise ValueError(f"not a duration: {text!r} (use e.g. 30m, 12h, 7d)")
     unit = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
-    return int(m.group(1)) * unit
+    seconds = int(m.group(1)) * unit
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{text!r} is more than 100 years")
+    return seconds
 
 
 def _load_config(args: argparse.Namespace) -> Config:
@@ -164,7 +171,8 @@ def _load_config(args: argparse.Namespace) -> Config:
 
 def _read_password(args: argparse.Namespace) -> str:
     if args.password_file:
-        password = Path(args.password_file).read_text(encoding="utf-8").splitlines()[0]
+        lines = Path(args.password_file).read_text(encoding="utf-8").splitlines()
+        password = lines[0] if lines else ""
     else:
         import getpass
         password = getpass.getpass("Password: ")
@@ -266,8 +274,8 @@ def _token_command(args: argparse.Namespace, config: Config) -> int:
 
     async def action(server: Any) -> int:
         if args.token_command == "create":
-            if args.uses is not None and args.uses < 1:
-                raise SystemExit("error: --uses must be at least 1")
+            if args.uses is not None and not 1 <= args.uses <= MAX_COUNT:
+                raise SystemExit(f"error: --uses must be between 1 and {MAX_COUNT}")
             expiry = None
             if args.expires:
                 try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
@@ -221,10 +222,11 @@ def _coerce(key: str, value: Any, problems: list[str]) -> Any:
             problems.append(f"{key}: expected true or false, got {value!r}")
             return None
         try:
-            return int(text) if kind == "int" else float(text)
+            number = int(text) if kind == "int" else float(text)
         except ValueError:
             problems.append(f"{key}: expected a number, got {value!r}")
             return None
+        return _coerce(key, number, problems)
     ok = {
         "str": isinstance(value, str),
         "bool": isinstance(value, bool),
@@ -234,7 +236,25 @@ def _coerce(key: str, value: Any, problems: list[str]) -> Any:
     if not ok:
         problems.append(f"{key}: expected {kind}, got {type(value).__name__} {value!r}")
         return None
+    if kind == "float" and not math.isfinite(value):      # nan would turn a rate limit off
+        problems.append(f"{key}: expected a finite number, got {value!r}")
+        return None
     return float(value) if kind == "float" else value
+
+
+MAX_HASH_MEMLIMIT_KIB = 4 * 1024 * 1024      # 4 GiB a hash: more is a typo, and more than libsodium takes
+
+
+def _is_host(host: str) -> bool:
+    """An address to listen on: an IP address or a host name."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+            return True
+        except OSError:
+            pass
+    return bool(re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                             r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", host))
 
 
 def validate(config: Config) -> list[str]:
@@ -263,8 +283,10 @@ def validate(config: Config) -> list[str]:
             problems.append(f"{key}: must be at least 1")
     if config.refreshable_access_token_lifetime_ms < 1000:
         problems.append("refreshable_access_token_lifetime_ms: must be at least 1000")
-    if config.password_hash_memlimit_kib < 8:
-        problems.append("password_hash_memlimit_kib: must be at least 8")
+    if not 8 <= config.password_hash_memlimit_kib <= MAX_HASH_MEMLIMIT_KIB:
+        problems.append(f"password_hash_memlimit_kib: must be between 8 and {MAX_HASH_MEMLIMIT_KIB}")
+    if not _is_host(config.host):
+        problems.append(f"host: {config.host!r} is not an IP address or host name")
     if config.default_room_version not in KNOWN_ROOM_VERSIONS:
         problems.append(f"default_room_version: {config.default_room_version!r} is not one of "
                         f"{', '.join(KNOWN_ROOM_VERSIONS)}")

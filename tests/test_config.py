@@ -46,3 +46,17 @@ def test_data_dir_config_is_found_and_rendered_config_round_trips(tmp_path: Path
     (tmp_path / "pocketserver.toml").write_text(render_toml(config, skip=("data_dir",)))
     again = load(environ={}, flags={"data_dir": str(tmp_path)})
     assert again == config
+
+
+def test_values_that_would_turn_checks_off_or_fail_later_are_refused(tmp_path: Path) -> None:
+    """nan as a rate (every comparison false: the limit off), a hash memory limit libsodium
+    refuses at the first password, a host that is not one: refused at load, each named."""
+    path = tmp_path / "c.toml"
+    path.write_text('rc_login_per_second = nan\npassword_hash_memlimit_kib = 99999999999\nhost = "not a host"\n')
+    with pytest.raises(ConfigError) as err:
+        load(path, environ={"POCKETSERVER_RC_MESSAGE_PER_SECOND": "inf"})
+    text = str(err.value)
+    for key in ("rc_login_per_second", "rc_message_per_second", "password_hash_memlimit_kib", "host"):
+        assert f"{key}:" in text, text
+    path.write_text('host = "::"\n')
+    assert load(path, environ={}).host == "::"

@@ -314,3 +314,24 @@ def test_the_welcome_suggests_commands_that_reach_this_server(tmp_path: Path) ->
     config = load(str(config_file), environ={})
     assert f"user add alice --admin --config {config_file}" in _welcome(config, False, str(config_file))
     assert f"user add alice --admin --data-dir {tmp_path / 'ext'}" in _welcome(config, False)
+
+
+def test_command_line_mistakes_are_one_line_errors(tmp_path: Path) -> None:
+    """An empty password file, a token made twice, counts and durations past any use: a message,
+    exit 1 or 2, no traceback."""
+    data = str(tmp_path / "data")
+    empty = tmp_path / "empty"
+    empty.write_text("")
+    cases = [(("user", "add", "x", "--password-file", str(empty)), "the password is empty"),
+             (("token", "create", "--token", "dup"), None),
+             (("token", "create", "--token", "dup"), "exists already"),
+             (("token", "create", "--uses", "99999999999999999999"), "--uses must be between"),
+             (("token", "create", "--expires", "99999999999999w"), "more than 100 years"),
+             (("media", "purge", "--older-than", "99999999999999999"), "--older-than must be between")]
+    for args, message in cases:
+        result = run_cli(*args, "--data-dir", data)
+        assert "Traceback" not in result.stderr + result.stdout, (args, result.stderr)
+        if message is None:
+            assert result.returncode == 0, result.stderr
+        else:
+            assert result.returncode in (1, 2) and message in result.stderr + result.stdout, (args, result)

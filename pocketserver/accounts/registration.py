@@ -277,6 +277,10 @@ class Registration:
         token = token or generate_registration_token()
         if not is_valid_registration_token(token):
             raise InvalidParam("tokens are 1-64 characters of A-Z a-z 0-9 . _ ~ -")
-        await self._db.write(lambda tx: tokens.insert_registration_token(
-            tx, token, uses_allowed, expiry_ts, now_ms()))
+        async def job(tx: Transaction) -> None:
+            if await tokens.get_registration_token_tx(tx, token) is not None:
+                raise InvalidParam(f"a registration token {token!r} exists already")
+            await tokens.insert_registration_token(tx, token, uses_allowed, expiry_ts, now_ms())
+
+        await self._db.write(job)
         return token

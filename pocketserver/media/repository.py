@@ -345,8 +345,8 @@ class MediaRepository:
 
     async def run_purge_command(self, args: Any) -> int:
         """`pocketserver media purge --older-than DAYS [--local|--remote]`."""
-        if args.older_than < 0:
-            print("error: --older-than must not be negative")
+        if not 0 <= args.older_than <= 100 * 365:
+            print("error: --older-than must be between 0 and 36500 days")
             return 2
         local, remote = (args.local or not args.remote), (args.remote or not args.local)
         deleted, files = await self.purge(args.older_than, local=local, remote=remote)

@@ -31,6 +31,11 @@ async def get_registration_token(db: Database, token: str) -> RegistrationToken 
     return RegistrationToken(*row) if row else None
 
 
+async def get_registration_token_tx(tx: Transaction, token: str) -> RegistrationToken | None:
+    row = await tx.fetchone(f"SELECT {_COLUMNS} FROM registration_tokens WHERE token = ?", (token,))
+    return RegistrationToken(*row) if row else None
+
+
 async def list_registration_tokens(db: Database) -> list[RegistrationToken]:
     rows = await db.fetchall(f"SELECT {_COLUMNS} FROM registration_tokens ORDER BY created_ts")
     return [RegistrationToken(*r) for r in rows]
