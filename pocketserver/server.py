@@ -363,6 +363,11 @@ class Server:
         self.typing.stop()
         await self.write_kept_in_memory()      # in the writer's last batch, then drain it
         await self.db.close()
+        wal = self.config.database_path.with_name(self.config.database_path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            # Nothing is lost (the next start reads it), but the .db file alone is not a full copy.
+            log.warning("%s was not folded into %s as the server stopped (a full disk, or a command still "
+                        "had the database open): keep the two together", wal.name, self.config.database_path.name)
 
 
 def current_server() -> Server:
