@@ -23,6 +23,7 @@ from pocketserver.config import CONFIG_FILE_NAME, ENV_PREFIX, KEYS, Config, Conf
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "--"
 MIN_FREE_BYTES = 1 << 30          # below 1 GiB of free disk the doctor warns
+FULL_BELOW_BYTES = 16 << 20       # below 16 MiB it fails: the server answers writes with 503 soon
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +173,9 @@ def check_disk(ctx: Context) -> Check:
     except OSError as exc:
         return Check("disk", WARN, f"cannot measure free space: {exc}")
     text = f"{free / (1 << 30):.1f} GiB free"
+    if free < FULL_BELOW_BYTES:
+        return Check("disk", FAIL, f"{free // (1 << 20)} MiB free: the disk is full",
+                     "free some space: the server refuses writes (503) until there is room again")
     if free < MIN_FREE_BYTES:
         return Check("disk", WARN, text + " (under 1 GiB)",
                      "free some space: SQLite needs room for its WAL, backups and media")

@@ -15,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from pocketserver.config import CONFIG_FILE_NAME, load, render_toml
-from pocketserver.doctor import FAIL, OK, diagnose, run_doctor
+from pocketserver.doctor import FAIL, OK, WARN, diagnose, run_doctor
 from pocketserver.server_key import load_or_create_signing_key
 from pocketserver.storage.database import SCHEMA_VERSION, migrate
 from tests.conftest import ROOT, free_port
@@ -207,3 +207,17 @@ def test_log_level_before_or_after_any_command(tmp_path: Path) -> None:
     serve_help = subprocess.run(cmd + ["--log-level", "info", "--help"], capture_output=True, text=True,
                                 cwd=ROOT, timeout=60, env=env)
     assert serve_help.returncode == 0 and "--log-level" in serve_help.stdout
+
+
+def test_a_full_disk_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under 16 MiB free the server is about to refuse writes: a failure, not a warning before
+    "all good" (a systemd ExecStartPre check then stops)."""
+    import shutil
+    from collections import namedtuple
+    data = make_data_dir(tmp_path)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, (10 << 30) - (1 << 20), 1 << 20))
+    assert statuses(data)["disk"] == FAIL
+    assert run_doctor(data_dir=str(data), out=io.StringIO()) == 1
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10 << 30, 0, 512 << 20))
+    assert statuses(data)["disk"] == WARN
