@@ -246,15 +246,18 @@ MAX_HASH_MEMLIMIT_KIB = 4 * 1024 * 1024      # 4 GiB a hash: more is a typo, and
 
 
 def _is_host(host: str) -> bool:
-    """An address to listen on: an IP address or a host name."""
-    for family in (socket.AF_INET, socket.AF_INET6):
+    """An address to listen on: "" (every interface), an IP address (IPv6 with a %scope too) or a
+    host name (a trailing dot too)."""
+    if host == "":
+        return True
+    for family, address in ((socket.AF_INET, host), (socket.AF_INET6, host.partition("%")[0])):
         try:
-            socket.inet_pton(family, host)
+            socket.inet_pton(family, address)
             return True
         except OSError:
             pass
     return bool(re.fullmatch(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                             r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*", host))
+                             r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?", host))
 
 
 def validate(config: Config) -> list[str]:

@@ -58,5 +58,6 @@ def test_values_that_would_turn_checks_off_or_fail_later_are_refused(tmp_path: P
     text = str(err.value)
     for key in ("rc_login_per_second", "rc_message_per_second", "password_hash_memlimit_kib", "host"):
         assert f"{key}:" in text, text
-    path.write_text('host = "::"\n')
-    assert load(path, environ={}).host == "::"
+    for host in ("::", "", "fe80::1%eth0", "pi.local."):       # every interface, a scoped address, a FQDN
+        path.write_text(f'host = "{host}"\n')
+        assert load(path, environ={}).host == host

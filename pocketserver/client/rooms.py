@@ -4,6 +4,8 @@ Spec: client-server-api, "Rooms", "Events", "Getting events for a room".
 """
 from __future__ import annotations
 
+import asyncio
+
 import json
 from collections.abc import Callable
 
@@ -83,7 +85,8 @@ async def set_room_state_with_key(room_id: str, event_type: str, state_key: str)
         return {"event_id": event_id}
     event_id = await sending.set_state(server.roomserver, requester.user_id, room_id, event_type, state_key, content)
     if event_type == "m.room.guest_access":
-        await server.membership.remove_guests(room_id)
+        # Shielded: a client that goes away now must not leave guests in a room closed to them.
+        await asyncio.shield(server.membership.remove_guests(room_id))
     return {"event_id": event_id}
 
 

@@ -175,6 +175,11 @@ class Pushers:
         for row in await store.get_all_pushers(self.db):
             pusher = Pusher.from_row(row)
             self._by_user.setdefault(pusher.user_id, []).append(pusher)
+        # Pushers backing off when the server stopped still are: what they are sent next waits behind
+        # what they were not sent yet.
+        now = now_ms()
+        self._backing_off = {pusher_id: until for pusher_id, until in (await store.get_pusher_backoffs(self.db)).items()
+                             if until > now}
 
     def for_user(self, user_id: str) -> list[Pusher]:
         return self._by_user.get(user_id, [])

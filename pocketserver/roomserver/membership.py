@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pocketserver.errors import BadJson, BadState, Forbidden, InvalidParam, MatrixError, MissingParam, NotFound
+from pocketserver.errors import (BadJson, BadState, Forbidden, GuestAccessForbidden, InvalidParam, MatrixError,
+                                 MissingParam, NotFound)
 from pocketserver.ids import InvalidIdentifier, UserID
 from pocketserver.rooms.auth_rules import auth_state_for
 from pocketserver.roomserver import EventSpec, RoomServer
@@ -142,6 +143,9 @@ class Membership:
         membership = content.get("membership")
         fields = {k: v for k, v in content.items() if k not in ("membership", "join_authorised_via_users_server")}
         target = _target(target)
+        if guest and (membership not in ("join", "leave") or target != sender):
+            # Guests join and leave; /knock, /invite, /kick and /ban refuse them, so this does too.
+            raise GuestAccessForbidden("Guests may only join and leave")
         if membership in ("join", "knock") and target != sender:
             raise Forbidden(f"Cannot {membership} for another user")
         if membership == "join":

@@ -58,23 +58,25 @@ async def send_event(rs: RoomServer, user_id: str, device_id: str, room_id: str,
                                 EventSpec(event_type, rest, redacts=target),
                                 _may_redact(rs, user_id, room_id, target), scope=scope)
     return await _send_once(rs, user_id, device_id, room_id, txn_id, EventSpec(event_type, content),
-                            _valid_relation(rs, user_id, room_id, event_type, content), scope=scope)
+                            await _valid_relation(rs, user_id, room_id, event_type, content), scope=scope)
 
 
-def _valid_relation(rs: RoomServer, user_id: str, room_id: str, event_type: str,
-                    content: Mapping[str, Any]) -> Any:
+async def _valid_relation(rs: RoomServer, user_id: str, room_id: str, event_type: str,
+                          content: Mapping[str, Any]) -> Any:
     """For an event with a relation: the check, under the room's lock, that its parent is an event
     of this room and, for an annotation, that the user has not sent the same one already; None
-    for other events."""
+    for other events. The parent is read before the lock is taken; only a parent not found yet
+    (sent a moment ago) or an annotation reads again under it."""
     relation = content.get("m.relates_to")
     if not (isinstance(relation, Mapping) and isinstance(relation.get("rel_type"), str)
             and isinstance(relation.get("event_id"), str)):
         return None
     parent, key = relation["event_id"], relation.get("key")
     annotation = relation["rel_type"] == "m.annotation" and isinstance(key, str)
+    found = await event_store.get_event(rs.db, parent)
 
     async def check(room: RoomState) -> None:
-        target = await event_store.get_event(rs.db, parent)
+        target = found
         if target is None or annotation:
             await rs.settled(room_id)     # an event (or the same reaction) sent a moment ago may not be committed yet
             target = target or await event_store.get_event(rs.db, parent)

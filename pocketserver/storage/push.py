@@ -429,6 +429,12 @@ async def delete_pushes(tx: Transaction, ids: Iterable[int]) -> None:
     await tx.executemany("DELETE FROM push_queue WHERE id = ?", [(i,) for i in ids])
 
 
+async def get_pusher_backoffs(db: Reads) -> dict[int, int]:
+    """Each pusher with queued notifications -> when the last of them is due."""
+    rows = await db.fetchall("SELECT pusher_id, MAX(next_attempt_ms) FROM push_queue GROUP BY pusher_id")
+    return {int(r[0]): int(r[1]) for r in rows}
+
+
 async def postpone_pusher(tx: Transaction, pusher_id: int, until_ms: int) -> None:
     """Nothing more to this pusher before `until_ms`: it backs off as a whole, in order."""
     await tx.execute("UPDATE push_queue SET next_attempt_ms = MAX(next_attempt_ms, ?) WHERE pusher_id = ?",

@@ -104,3 +104,25 @@ async def test_a_guest_changes_only_its_display_name(guests) -> None:
         assert (status, answer["errcode"]) == (403, "M_GUEST_ACCESS_FORBIDDEN"), (method, answer)
     status, body = await guests.call("DELETE", f"/_matrix/client/v3/profile/{guest_id}/displayname", token=guest)
     assert status == 200, body
+
+
+async def test_a_guest_writes_no_member_state_but_its_own_join_and_leave(guests) -> None:
+    """/knock, /invite, /kick and /ban refuse guests; the same memberships written as state do too."""
+    [bob] = await guests.tokens("bob")
+    guest_id, guest = await _guest(guests)
+    knockable = await guests.create_room(bob, room_version="10", initial_state=[
+        {"type": "m.room.join_rules", "state_key": "", "content": {"join_rule": "knock"}}])
+    status, body = await guests.call("PUT", STATE.format(knockable, "m.room.member", guest_id), {"membership": "knock"},
+                                      token=guest)
+    assert (status, body["errcode"]) == (403, "M_GUEST_ACCESS_FORBIDDEN"), body
+    room = await guests.create_room(bob, preset="public_chat", initial_state=[
+        {"type": "m.room.guest_access", "state_key": "", "content": {"guest_access": "can_join"}}])
+    assert (await guests.call("PUT", STATE.format(room, "m.room.member", guest_id), {"membership": "join"},
+                              token=guest))[0] == 200
+    for target, membership in (("@bob:test.local", "ban"), ("@bob:test.local", "leave"),
+                               ("@nobody:test.local", "invite")):
+        status, body = await guests.call("PUT", STATE.format(room, "m.room.member", target), {"membership": membership},
+                                         token=guest)
+        assert (status, body["errcode"]) == (403, "M_GUEST_ACCESS_FORBIDDEN"), (membership, body)
+    assert (await guests.call("PUT", STATE.format(room, "m.room.member", guest_id), {"membership": "leave"},
+                              token=guest))[0] == 200

@@ -158,6 +158,26 @@ def test_a_database_in_use_records_the_name_its_users_carry(tmp_path: Path, monk
         conn.close()
 
 
+def test_refresh_tokens_used_before_the_upgrade_stay_used(tmp_path: Path, monkeypatch) -> None:
+    """Migration 0014: the rows of refresh tokens used under the old rules (kept only to refuse a
+    replay) go, with the access tokens they issued, so the new rules (good until the successor is
+    used) cannot make them good again; the current token of each chain stays."""
+    path = tmp_path / "db.sqlite"
+    upgrade_from(path, 13, monkeypatch,
+                 "INSERT INTO users (user_id, admin, created_ts) VALUES ('@a:hs', 0, 1)",
+                 "INSERT INTO devices (user_id, device_id, created_ts) VALUES ('@a:hs', 'D', 1)",
+                 "INSERT INTO refresh_tokens (id, token_hash, user_id, device_id, next_token_id, created_ts) "
+                 "VALUES (1, x'01', '@a:hs', 'D', 2, 1), (2, x'02', '@a:hs', 'D', 3, 2), (3, x'03', '@a:hs', 'D', NULL, 3)",
+                 "INSERT INTO access_tokens (token_hash, user_id, device_id, created_ts, refresh_token_id) "
+                 "VALUES (x'a1', '@a:hs', 'D', 1, 1), (x'a3', '@a:hs', 'D', 3, 3)")
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT id FROM refresh_tokens").fetchall() == [(3,)]
+        assert conn.execute("SELECT refresh_token_id FROM access_tokens").fetchall() == [(3,)]
+    finally:
+        conn.close()
+
+
 def test_the_writer_connection_opens_a_migrated_database(tmp_path: Path) -> None:
     """The migrations' own connection closes without checkpointing: their pages wait in the WAL."""
     path = tmp_path / "db.sqlite"
