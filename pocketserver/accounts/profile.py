@@ -17,7 +17,9 @@ from pocketserver.storage import profiles
 from pocketserver.storage.database import Database
 from pocketserver.storage.writer import Transaction
 
-_KEY_NAME = re.compile(r"^(avatar_url|displayname|m\.tz|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$")
+# The Common Namespaced Identifier Grammar (appendices), as Synapse's NAMESPACED_GRAMMAR; the byte
+# limit is checked apart (M_KEY_TOO_LARGE).
+_KEY_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")
 MAX_PROFILE_BYTES = 64 * 1024
 MAX_KEY_BYTES = 255
 _MXC = re.compile(r"^mxc://[^/]+/[A-Za-z0-9_-]+$")

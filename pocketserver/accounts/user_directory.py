@@ -7,6 +7,7 @@ Spec: client-server-api, "POST /_matrix/client/v3/user_directory/search".
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Iterable
 
 from pocketserver.storage.user_directory import DirectoryUser
@@ -19,7 +20,9 @@ _WORD = re.compile(r"\w+")
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(text.casefold())
+    """Words compared case- and form-blind: NFKC makes a decomposed "é" and full-width letters the
+    characters they stand for, as Synapse's directory index does (_filter_text_for_index)."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
 def _matches(terms: list[str], user: DirectoryUser) -> bool:

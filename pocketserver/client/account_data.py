@@ -62,6 +62,9 @@ async def get_account_data(user_id: str, data_type: str) -> dict:
     """operationId getAccountData. Spec: "GET /_matrix/client/v3/user/{userId}/account_data/{type}"."""
     await _owner(user_id)
     _check(data_type)
+    if data_type == "m.push_rules":     # kept apart, yet "Servers must allow clients to read" it (spec)
+        ruleset = await current_server().push.rules.get_ruleset(user_id)
+        return {"global": ruleset.to_json()}
     found = await account_data.get_account_data(current_server().db, user_id, account_data.GLOBAL,
                                                  data_type)
     if found is None:

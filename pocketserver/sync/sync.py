@@ -117,7 +117,8 @@ class SyncService:
         account_data = await self._account_data(user_id, since, now)
         room_data: dict[str, list] = {}
         for room_id, data_type, content in account_data:
-            if room_id:
+            # The room filter's account_data (filter.yaml, RoomFilter) picks the types, as Synapse.
+            if room_id and event_matches(room_filter.get("account_data"), event_type=data_type, sender=user_id):
                 room_data.setdefault(room_id, []).append({"type": data_type, "content": content})
         joined: dict[str, tuple[int | None, bool]] = {}      # room_id -> (since, full state)
         removed = await self._removed_from(user_id, memberships, now.events, room_filter) \
@@ -145,6 +146,9 @@ class SyncService:
                     or room_id in removed):
                 rooms["leave"][room_id] = await self._left_room(user_id, device_id, room_id, since_pos if since else None,
                                                                 member_pos, room_filter, sync_filter, state_after)
+                # A left room's own account data (its tags, markers) as of the stretch (sync.yaml,
+                # LeftRoom), as Synapse sends it; it was always empty.
+                rooms["leave"][room_id]["account_data"] = {"events": room_data.get(room_id, [])}
         for room_id, entry in (await self._joined_rooms(user_id, device_id, joined, now.events, room_filter,
                                                         sync_filter, state_after, memberships)).items():
             entry["account_data"] = {"events": room_data.get(room_id, [])}

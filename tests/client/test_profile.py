@@ -49,3 +49,18 @@ async def test_cannot_change_another_users_profile(api) -> None:
                                   {"displayname": "hacked"})
     assert (status, body["errcode"]) == (401, "M_MISSING_TOKEN")
     assert (await api.call("GET", "/_matrix/client/v3/profile/@bea:test.local"))[1]["displayname"] == "bea"
+
+
+async def test_custom_keys_follow_the_namespaced_identifier_grammar(api) -> None:
+    """Any key of the Common Namespaced Identifier Grammar (appendices): hyphens, digits after a dot,
+    no dot at all; not upper case or a leading digit."""
+    me = await api.register("zed")
+    token, base = me["access_token"], "/_matrix/client/v3/profile/@zed:test.local"
+    for key in ("com.example-corp.status", "org.example.2fa", "status"):
+        status, body = await api.call("PUT", f"{base}/{key}", {key: "x"}, token=token)
+        assert status == 200, (key, body)
+        status, body = await api.call("GET", f"{base}/{key}", token=token)
+        assert (status, body) == (200, {key: "x"}), key
+    for key in ("Status", "1status", "_status"):
+        status, body = await api.call("PUT", f"{base}/{key}", {key: "x"}, token=token)
+        assert (status, body["errcode"]) == (400, "M_INVALID_PARAM"), key

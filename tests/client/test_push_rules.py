@@ -185,3 +185,14 @@ async def test_push_rules_account_data_in_sync(api) -> None:
     status, _ = await api.call("PUT", "/_matrix/client/v3/user/@alice:test.local/account_data/m.push_rules",
                                {"global": {}}, token=a)
     assert status == 405
+
+
+async def test_push_rules_read_as_account_data(api) -> None:
+    """m.push_rules cannot be put as account data, but "Servers must allow clients to read" it
+    (spec, "Client Config"): the same ruleset /pushrules/ gives."""
+    me = await api.register("ursula")
+    token = me["access_token"]
+    status, body = await api.call("GET", "/_matrix/client/v3/user/@ursula:test.local/account_data/m.push_rules",
+                                  token=token)
+    _, rules = await api.call("GET", "/_matrix/client/v3/pushrules/", token=token)
+    assert status == 200 and body == rules, body

@@ -237,3 +237,29 @@ async def test_state_a_timeline_filter_left_out_is_in_the_state_section(api) -> 
     await api.call("PUT", f"{R}/{room}/state/m.room.name", {"name": "Again"}, token=a)
     _, plain = await api.call("GET", SYNC, query={"since": incr["next_batch"]}, token=b)
     assert plain["rooms"]["join"][room]["state"]["events"] == []
+
+
+async def test_room_account_data_follows_its_filter_and_reaches_left_rooms(api) -> None:
+    """The room filter's account_data picks the types of a room's account data (filter.yaml,
+    RoomFilter); a left room carries its own (sync.yaml, LeftRoom: its tags, markers), in the
+    stretch it was left and with include_leave."""
+    (a,) = await api.tokens("alice")
+    room = await api.create_room(a)
+    base = f"/_matrix/client/v3/user/@alice:test.local/rooms/{room}"
+    for data_type in ("x.keep", "x.drop"):
+        await api.call("PUT", f"{base}/account_data/{data_type}", {"v": 1}, token=a)
+    await api.call("PUT", f"{base}/tags/u.work", {}, token=a)
+    for room_filter, wanted in (({"not_types": ["x.drop"]}, {"x.keep", "m.tag"}), ({"types": ["x.keep"]}, {"x.keep"}),
+                                ({"not_types": ["*"]}, set())):
+        _, body = await api.call("GET", SYNC, query={"filter": json.dumps({"room": {"account_data": room_filter}})},
+                                 token=a)
+        got = {e["type"] for e in body["rooms"]["join"][room]["account_data"]["events"]}
+        assert got == wanted, (room_filter, got)
+    _, first = await api.call("GET", SYNC, token=a)
+    await api.call("POST", f"{R}/{room}/leave", {}, token=a)
+    await api.call("PUT", f"{base}/tags/u.archived", {}, token=a)
+    _, incr = await api.call("GET", SYNC, query={"since": first["next_batch"]}, token=a)
+    events = incr["rooms"]["leave"][room]["account_data"]["events"]
+    assert [e["content"]["tags"] for e in events if e["type"] == "m.tag"] == [{"u.work": {}, "u.archived": {}}]
+    _, whole = await api.call("GET", SYNC, query={"filter": json.dumps({"room": {"include_leave": True}})}, token=a)
+    assert {e["type"] for e in whole["rooms"]["leave"][room]["account_data"]["events"]} == {"x.keep", "x.drop", "m.tag"}

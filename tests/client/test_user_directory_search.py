@@ -104,3 +104,16 @@ async def test_js_sdk_finds_a_room_mate(homeserver, http) -> None:
             False, [{"user_id": mate["user_id"], "display_name": "Marjorie Mate"}])
     finally:
         await js.close()
+
+
+async def test_names_are_found_whatever_their_unicode_form(api) -> None:
+    """A name typed decomposed ("e" + combining accent, as some keyboards write it) or in
+    full-width letters finds the composed name: both sides are NFKC-normalised, as Synapse's index."""
+    jose, finder = await api.register("jose"), await api.register("finder")
+    await api.call("PUT", f"{V3}/profile/{quote(jose['user_id'])}/displayname", {"displayname": "Jos\u00e9 Example"},
+                   token=jose["access_token"])
+    room = await api.create_room(jose["access_token"], preset="public_chat")
+    assert (await api.call("POST", f"{V3}/rooms/{room}/join", {}, token=finder["access_token"]))[0] == 200
+    for term in ("jos\u00e9", "jose\u0301", "\uff4a\uff4f\uff53\uff45\u0301"):
+        _, body = await api.call("POST", SEARCH, {"search_term": term}, token=finder["access_token"])
+        assert [r["user_id"] for r in body["results"]] == [jose["user_id"]], (term, body)
