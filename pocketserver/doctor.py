@@ -92,7 +92,8 @@ def check_data_dir(ctx: Context) -> Check:
 
 
 def _read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    from pocketserver.storage.database import read_only_uri
+    return sqlite3.connect(read_only_uri(path), uri=True)
 
 
 def check_database(ctx: Context) -> Check:
