@@ -162,9 +162,10 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
     elif start_state is None:
         start_state = await state_at(reader, room_id, timeline.start_position, timeline.before)
     in_timeline = {e.event_id for e in timeline.events}
+    left_out = since is not None and not full and state_left_out(timeline)
     if full or since is None:
         ids = start_state
-    elif timeline.limited or state_left_out(timeline):
+    elif timeline.limited or left_out:
         # What changed since `since`, as of the timeline's start; and, when state events were left
         # out of the timeline, as of its end too, less what the timeline shows: Synapse's answer
         # (handlers/sync.py, _calculate_state), so a change a filter hid is still sent. Spec:
@@ -172,7 +173,7 @@ async def state_section_ids(reader: RoomReader, user_id: str, room_id: str, time
         # of the timeline".
         before = await state_at(reader, room_id, since)
         states = [start_state]
-        if state_left_out(timeline) and timeline.fetched:
+        if left_out and timeline.fetched:
             newest = timeline.fetched[0]
             states.insert(0, await state_at(reader, room_id, newest.stream_ordering, newest))
         ids = {}
